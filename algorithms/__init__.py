@@ -1,0 +1,1 @@
+"""Reinforcement-learning algorithms, one folder per algorithm (relaax_zmq.algorithms)."""

@@ -1,0 +1,1 @@
+"""Environment clients and runners (relaax_zmq.envs)."""

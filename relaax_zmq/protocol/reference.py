@@ -1,0 +1,243 @@
+"""Reference RLX codec in pure Python (struct + numpy).
+
+Same API and the same checks, in the same order, as the Cython codec
+(``relaax_zmq._codec``); the test suite runs both against each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from relaax_zmq.errors import ProtocolError
+from relaax_zmq.protocol.constants import (
+    DESCRIPTOR,
+    DESCRIPTOR_SIZE,
+    DTYPE_CODES,
+    HEADER,
+    HEADER_SIZE,
+    KNOWN_EPISODE_FLAGS,
+    KNOWN_FLAGS,
+    MAGIC,
+    MAX_NDIM,
+    NUMPY_DTYPES,
+    SUPPORTED_VERSIONS,
+    Flag,
+    Role,
+    role_name,
+    type_name,
+)
+from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
+from relaax_zmq.protocol.message import Message
+from relaax_zmq.protocol.schema import ROLE_RULES, TYPE_RULES, Shape
+
+Frame = Any  # bytes, memoryview, zmq.Frame or any object with the buffer protocol
+BROADCAST_EPISODE_FLAGS = int(Flag.TERMINAL | Flag.TRUNCATED)
+
+
+def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
+    """Encode ``message`` into ZeroMQ frames: header, descriptor table, payloads.
+
+    Payload frames are the tensors' own buffers (no copy) unless a tensor is not
+    C-contiguous or not little-endian, in which case it is converted once.
+    """
+    n = message.session_count
+    for name in ("sequence", "session_id"):
+        value = getattr(message, name)
+        if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
+            raise ProtocolError(f"header.{name}", "0..2**64-1", value)
+    tensors = [(role, _as_wire_array(role, message.tensors[role])) for role in sorted(message.tensors)]
+    rule = _check_header(
+        message.version, message.type, message.flags, 0, n, len(tensors), limits
+    )
+    header = HEADER.pack(
+        MAGIC,
+        message.version,
+        message.type,
+        message.flags,
+        message.sequence,
+        message.session_id,
+        n,
+        len(tensors),
+        0,
+    )
+    frames: list[Frame] = [header]
+    if not tensors:
+        _check_required(rule, ())
+        return frames
+    table = bytearray(DESCRIPTOR_SIZE * len(tensors))
+    for i, (role, arr) in enumerate(tensors):
+        code = DTYPE_CODES[(arr.dtype.kind, arr.dtype.itemsize)]
+        shape = arr.shape + (0,) * (MAX_NDIM - arr.ndim)
+        if arr.ndim > MAX_NDIM:
+            raise ProtocolError(f"tensor[{i}].ndim", f"at most {MAX_NDIM}", arr.ndim)
+        if any(dim > 0xFFFFFFFF for dim in shape):
+            raise ProtocolError(f"tensor[{i}].shape", "dimensions below 2**32", arr.shape)
+        _check_tensor(i, role, code, arr.ndim, shape, rule, n, limits, set())
+        DESCRIPTOR.pack_into(table, i * DESCRIPTOR_SIZE, role, code, arr.ndim, 0, *shape)
+        frames.append(arr)
+    _check_required(rule, [role for role, _ in tensors])
+    _check_episode_flags(message.flags, dict(tensors), [role for role, _ in tensors])
+    frames.insert(1, bytes(table))
+    return frames
+
+
+def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
+    """Decode ZeroMQ frames into a ``Message`` whose tensors are read-only views.
+
+    Raises:
+        ProtocolError: naming the first field that breaks the protocol.
+    """
+    if len(frames) < 1:
+        raise ProtocolError("frames", "at least 1 frame (the header)", "0 frames")
+    head = _buffer(0, frames[0])
+    if head.nbytes != HEADER_SIZE:
+        raise ProtocolError("header", f"{HEADER_SIZE} bytes", f"{head.nbytes} bytes")
+    magic, version, mtype, flags, seq, sid, n, count, reserved = HEADER.unpack(head)
+    if magic != MAGIC:
+        raise ProtocolError("header.magic", MAGIC, bytes(magic))
+    rule = _check_header(version, mtype, flags, reserved, n, count, limits)
+    expected_frames = 1 + (count > 0) + count
+    if len(frames) != expected_frames:
+        raise ProtocolError("frames", f"{expected_frames} frames", f"{len(frames)} frames")
+    tensors: dict[int, np.ndarray] = {}
+    if count:
+        table = _buffer(1, frames[1])
+        if table.nbytes != DESCRIPTOR_SIZE * count:
+            raise ProtocolError(
+                "descriptors", f"{DESCRIPTOR_SIZE * count} bytes", f"{table.nbytes} bytes"
+            )
+        for i in range(count):
+            role, code, ndim, reserved_d, *shape = DESCRIPTOR.unpack_from(table, i * DESCRIPTOR_SIZE)
+            if reserved_d:
+                raise ProtocolError(f"tensor[{i}].reserved", 0, reserved_d)
+            elements = _check_tensor(i, role, code, ndim, shape, rule, n, limits, tensors)
+            tensors[role] = _view(i, frames[2 + i], NUMPY_DTYPES[code], shape[:ndim], elements)
+    _check_required(rule, tensors)
+    _check_episode_flags(flags, tensors, list(tensors))
+    return Message(
+        mtype,
+        flags=flags,
+        sequence=seq,
+        session_id=sid,
+        session_count=n,
+        tensors=tensors,
+        version=version,
+    )
+
+
+def _check_header(version, mtype, flags, reserved, n, count, limits):  # noqa: ANN001, ANN202
+    if version not in SUPPORTED_VERSIONS:
+        raise ProtocolError("header.version", f"one of {list(SUPPORTED_VERSIONS)}", version)
+    rule = TYPE_RULES.get(mtype)
+    if rule is None:
+        raise ProtocolError("header.type", "a message type 1..10", mtype)
+    if flags & ~KNOWN_FLAGS:
+        raise ProtocolError("header.flags", f"only bits {KNOWN_FLAGS:#x}", f"{flags:#x}")
+    if flags & ~rule.flags:
+        raise ProtocolError(
+            "header.flags", f"only bits {rule.flags:#x} for {type_name(mtype)}", f"{flags:#x}"
+        )
+    if reserved:
+        raise ProtocolError("header.reserved", 0, reserved)
+    if not rule.min_sessions <= n <= limits.max_sessions:
+        raise ProtocolError(
+            "header.session_count", f"{rule.min_sessions}..{limits.max_sessions}", n
+        )
+    if count > limits.max_tensors:
+        raise ProtocolError("header.tensor_count", f"at most {limits.max_tensors}", count)
+    return rule
+
+
+def _check_tensor(i, role, code, ndim, shape, rule, n, limits, seen) -> int:  # noqa: ANN001
+    """Validate one descriptor; return its element count."""
+    field = f"tensor[{i}]"
+    if role not in ROLE_RULES:
+        raise ProtocolError(f"{field}.role", "a role 1..12", role)
+    if role not in rule.roles:
+        allowed = ", ".join(sorted(role_name(r) for r in rule.roles)) or "none"
+        raise ProtocolError(f"{field}.role", f"one of: {allowed}", role_name(role))
+    if role in seen:
+        raise ProtocolError(f"{field}.role", "each role at most once", f"{role_name(role)} again")
+    role_rule = ROLE_RULES[role]
+    if code not in NUMPY_DTYPES:
+        raise ProtocolError(f"{field}.dtype", "a dtype code 1..12", code)
+    if code not in role_rule.dtypes:
+        allowed = ", ".join(str(NUMPY_DTYPES[c]) for c in sorted(role_rule.dtypes))
+        raise ProtocolError(f"{field}.dtype", f"one of {allowed} for {role_name(role)}", str(NUMPY_DTYPES[code]))
+    if ndim > MAX_NDIM:
+        raise ProtocolError(f"{field}.ndim", f"at most {MAX_NDIM}", ndim)
+    if any(shape[ndim:]):
+        raise ProtocolError(f"{field}.shape", "unused dimensions 0", list(shape))
+    elements = math.prod(shape[:ndim])
+    if elements > limits.max_elements:
+        raise ProtocolError(f"{field}.elements", f"at most {limits.max_elements}", elements)
+    _check_shape(field, role_rule.shape, tuple(shape[:ndim]), n)
+    return elements
+
+
+def _check_shape(field: str, shape_rule: Shape, shape: tuple[int, ...], n: int) -> None:
+    if shape_rule is Shape.SESSION_VECTOR:
+        ok, want = shape == (n,), f"({n},)"
+    elif shape_rule is Shape.PER_SESSION:
+        ok, want = len(shape) >= 1 and shape[0] == n, f"({n}, ...)"
+    elif shape_rule is Shape.VECTOR:
+        ok, want = len(shape) == 1, "one dimension"
+    else:
+        ok, want = shape == (), "a scalar ()"
+    if not ok:
+        raise ProtocolError(f"{field}.shape", want, shape)
+
+
+def _check_required(rule, roles) -> None:  # noqa: ANN001
+    missing = [role_name(r) for r in sorted(rule.required) if r not in roles]
+    if missing:
+        raise ProtocolError("tensors", f"a {missing[0]} tensor", "none")
+
+
+def _check_episode_flags(flags: int, tensors, roles) -> None:  # noqa: ANN001
+    if Role.EPISODE_FLAGS not in roles:
+        return
+    if flags & BROADCAST_EPISODE_FLAGS:
+        raise ProtocolError(
+            "header.flags", "no terminal/truncated bits beside an episode_flags tensor", f"{flags:#x}"
+        )
+    values = np.asarray(tensors[Role.EPISODE_FLAGS])
+    if values.size and int(values.max()) & ~KNOWN_EPISODE_FLAGS:
+        raise ProtocolError("episode_flags", f"only bits {KNOWN_EPISODE_FLAGS:#x}", f"{int(values.max()):#x}")
+
+
+def _buffer(index: int, frame: Frame) -> memoryview:
+    """A flat byte view of one frame, or ProtocolError if it is not a contiguous buffer."""
+    try:
+        buf = memoryview(frame)
+    except TypeError:
+        raise ProtocolError(f"frames[{index}]", "a bytes-like object", type(frame).__name__) from None
+    if not buf.c_contiguous:
+        raise ProtocolError(f"frames[{index}]", "a contiguous buffer", "a strided buffer")
+    return buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf
+
+
+def _view(i: int, frame: Frame, dtype: np.dtype, shape: tuple, elements: int) -> np.ndarray:
+    buf = _buffer(2 + i, frame)
+    expected = elements * dtype.itemsize
+    if buf.nbytes != expected:
+        raise ProtocolError(f"tensor[{i}].payload", f"{expected} bytes", f"{buf.nbytes} bytes")
+    arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+    arr.flags.writeable = False
+    return arr
+
+
+def _as_wire_array(role: int, value: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    key = (arr.dtype.kind, arr.dtype.itemsize)
+    if key not in DTYPE_CODES:
+        raise ProtocolError(
+            f"{role_name(role)}.dtype", "bool, (u)int8..64 or float16/32/64", str(arr.dtype)
+        )
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,72 @@
+"""Build script: the Cython extensions and the package layout.
+
+Switches (environment variables), in the spirit of msgspec's setup.py:
+  RELAAX_ZMQ_DEBUG=1          build with -O0 -g and Cython bounds checks on
+  RELAAX_ZMQ_SANITIZE=address build with a sanitizer (address, undefined, ...)
+  RELAAX_ZMQ_NATIVE=1         tune for the build machine (-march=native)
+"""
+
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("RELAAX_ZMQ_DEBUG") == "1"
+SANITIZE = os.environ.get("RELAAX_ZMQ_SANITIZE", "")
+NATIVE = os.environ.get("RELAAX_ZMQ_NATIVE") == "1"
+
+compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-math-errno"]
+link_args: list[str] = []
+if NATIVE:
+    compile_args.append("-march=native")
+if SANITIZE:
+    compile_args += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer"]
+    link_args.append(f"-fsanitize={SANITIZE}")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": DEBUG,
+}
+
+
+def extension(name: str, source: str) -> Extension:
+    return Extension(
+        name,
+        [source],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+
+
+setup(
+    packages=[
+        "relaax_zmq",
+        "relaax_zmq.protocol",
+        "relaax_zmq.kernels",
+        "relaax_zmq.config",
+        "relaax_zmq.broker",
+        "relaax_zmq.algorithms",
+        "relaax_zmq.envs",
+    ],
+    package_dir={
+        "relaax_zmq": "relaax_zmq",
+        "relaax_zmq.broker": "broker",
+        "relaax_zmq.algorithms": "algorithms",
+        "relaax_zmq.envs": "envs",
+    },
+    package_data={"relaax_zmq": ["py.typed"], "relaax_zmq.protocol": ["vectors/*.txt"]},
+    ext_modules=cythonize(
+        [
+            extension("relaax_zmq._codec", "ext/codec.pyx"),
+            extension("relaax_zmq._kernels", "ext/kernels.pyx"),
+        ],
+        compiler_directives=directives,
+    ),
+    zip_safe=False,
+)
