@@ -95,7 +95,9 @@ NUMPY_DTYPES: dict[int, np.dtype] = {
 }
 
 #: (numpy kind, itemsize) -> wire dtype code; byte order is handled separately
-DTYPE_CODES: dict[tuple[str, int], int] = {(dt.kind, dt.itemsize): code for code, dt in NUMPY_DTYPES.items()}
+DTYPE_CODES: dict[tuple[str, int], int] = {
+    (dt.kind, dt.itemsize): code for code, dt in NUMPY_DTYPES.items()
+}
 
 
 class Role(IntEnum):

@@ -30,7 +30,9 @@ class Limits:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"protocol.{name}", f"expected an int in [{low}, {high}], got {value!r}")
+                raise ConfigError(
+                    f"protocol.{name}", f"expected an int in [{low}, {high}], got {value!r}"
+                )
 
     @property
     def max_ndim(self) -> int:

@@ -49,10 +49,10 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
         value = getattr(message, name)
         if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
             raise ProtocolError(f"header.{name}", "0..2**64-1", value)
-    tensors = [(role, _as_wire_array(role, message.tensors[role])) for role in sorted(message.tensors)]
-    rule = _check_header(
-        message.version, message.type, message.flags, 0, n, len(tensors), limits
-    )
+    tensors = [
+        (role, _as_wire_array(role, message.tensors[role])) for role in sorted(message.tensors)
+    ]
+    rule = _check_header(message.version, message.type, message.flags, 0, n, len(tensors), limits)
     header = HEADER.pack(
         MAGIC,
         message.version,
@@ -111,7 +111,9 @@ def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
                 "descriptors", f"{DESCRIPTOR_SIZE * count} bytes", f"{table.nbytes} bytes"
             )
         for i in range(count):
-            role, code, ndim, reserved_d, *shape = DESCRIPTOR.unpack_from(table, i * DESCRIPTOR_SIZE)
+            role, code, ndim, reserved_d, *shape = DESCRIPTOR.unpack_from(
+                table, i * DESCRIPTOR_SIZE
+            )
             if reserved_d:
                 raise ProtocolError(f"tensor[{i}].reserved", 0, reserved_d)
             elements = _check_tensor(i, role, code, ndim, shape, rule, n, limits, tensors)
@@ -167,7 +169,9 @@ def _check_tensor(i, role, code, ndim, shape, rule, n, limits, seen) -> int:  # 
         raise ProtocolError(f"{field}.dtype", "a dtype code 1..12", code)
     if code not in role_rule.dtypes:
         allowed = ", ".join(str(NUMPY_DTYPES[c]) for c in sorted(role_rule.dtypes))
-        raise ProtocolError(f"{field}.dtype", f"one of {allowed} for {role_name(role)}", str(NUMPY_DTYPES[code]))
+        raise ProtocolError(
+            f"{field}.dtype", f"one of {allowed} for {role_name(role)}", str(NUMPY_DTYPES[code])
+        )
     if ndim > MAX_NDIM:
         raise ProtocolError(f"{field}.ndim", f"at most {MAX_NDIM}", ndim)
     if any(shape[ndim:]):
@@ -203,11 +207,15 @@ def _check_episode_flags(flags: int, tensors, roles) -> None:  # noqa: ANN001
         return
     if flags & BROADCAST_EPISODE_FLAGS:
         raise ProtocolError(
-            "header.flags", "no terminal/truncated bits beside an episode_flags tensor", f"{flags:#x}"
+            "header.flags",
+            "no terminal/truncated bits beside an episode_flags tensor",
+            f"{flags:#x}",
         )
     values = np.asarray(tensors[Role.EPISODE_FLAGS])
     if values.size and int(values.max()) & ~KNOWN_EPISODE_FLAGS:
-        raise ProtocolError("episode_flags", f"only bits {KNOWN_EPISODE_FLAGS:#x}", f"{int(values.max()):#x}")
+        raise ProtocolError(
+            "episode_flags", f"only bits {KNOWN_EPISODE_FLAGS:#x}", f"{int(values.max()):#x}"
+        )
 
 
 def _buffer(index: int, frame: Frame) -> memoryview:
@@ -215,7 +223,9 @@ def _buffer(index: int, frame: Frame) -> memoryview:
     try:
         buf = memoryview(frame)
     except TypeError:
-        raise ProtocolError(f"frames[{index}]", "a bytes-like object", type(frame).__name__) from None
+        raise ProtocolError(
+            f"frames[{index}]", "a bytes-like object", type(frame).__name__
+        ) from None
     if not buf.c_contiguous:
         raise ProtocolError(f"frames[{index}]", "a contiguous buffer", "a strided buffer")
     return buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf
@@ -240,4 +250,4 @@ def _as_wire_array(role: int, value: Any) -> np.ndarray:
         )
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")  # keeps 0-d scalars 0-d

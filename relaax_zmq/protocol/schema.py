@@ -77,7 +77,9 @@ TYPE_RULES: dict[int, TypeRule] = {
         _NONE,
         1,
     ),
-    MessageType.ACTION: TypeRule(Flag.RESTART, frozenset({Role.ACTION}), frozenset({Role.ACTION}), 1),
+    MessageType.ACTION: TypeRule(
+        Flag.RESTART, frozenset({Role.ACTION}), frozenset({Role.ACTION}), 1
+    ),
     MessageType.RESET: TypeRule(0, _NONE, _NONE, 1),
     MessageType.DONE: TypeRule(Flag.RESTART, _NONE, _NONE, 0),
     MessageType.METRICS: TypeRule(0, _METRICS, _NONE, 0),

@@ -1,0 +1,426 @@
+"""Regenerate relaax_zmq/protocol/testdata/rlx_v1_vectors.txt.
+
+Run from the repository root: ``python scripts/make_protocol_vectors.py``.
+The file is checked in; tests require every codec to reproduce it byte for
+byte, so regenerate it only when the protocol version changes.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from relaax_zmq.protocol import reference
+from relaax_zmq.protocol import messages as m
+from relaax_zmq.protocol.constants import DType, ErrorCode, Flag, MessageType, Role
+from relaax_zmq.protocol.message import Message
+from relaax_zmq.protocol.vectors import VECTOR_FILE, Vector, format_vectors
+
+U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+def valid_cases() -> list[tuple[str, str, Message]]:
+    f32 = np.float32
+    image = np.arange(3 * 2 * 3 * 4, dtype=np.uint8).reshape(3, 2, 3, 4)
+    return [
+        ("init_single", "init: one session, training mode", m.init(1)),
+        (
+            "init_exploit_batch",
+            "init: 64 sessions in exploit mode",
+            m.init(64, exploit=True, sequence=1),
+        ),
+        (
+            "init_resume",
+            "init: resume the block of 4 sessions starting at 0x0123456789abcdef",
+            m.init(4, session_id=0x0123456789ABCDEF, sequence=2),
+        ),
+        (
+            "ready_single",
+            "ready: session 1000 granted, server speaks versions [1]",
+            m.ready(1000, 1, versions=[1]),
+        ),
+        (
+            "ready_exploit_batch",
+            "ready: 64 exploit sessions from 5000",
+            m.ready(5000, 64, exploit=True, sequence=1),
+        ),
+        (
+            "update_first_step",
+            "update: first step of an episode: a state, no reward",
+            m.update(1000, state=np.array([[0.5, -0.25, 0.125, 2.0]], f32), sequence=3),
+        ),
+        (
+            "update_single_terminal",
+            "update: reward and state of one session, episode over",
+            m.update(
+                1000,
+                reward=np.array([1.0], f32),
+                state=np.array([[1, 2, 3, 4]], f32),
+                terminal=True,
+                sequence=4,
+            ),
+        ),
+        (
+            "update_truncated",
+            "update: time limit reached (truncated), float64 reward",
+            m.update(
+                1000,
+                reward=np.array([-0.5]),
+                state=np.array([[0.0, 1.0]]),
+                truncated=True,
+                sequence=5,
+            ),
+        ),
+        (
+            "update_batch_images",
+            "update: 3 sessions, uint8 images (3,2,3,4), per-session episode flags",
+            m.update(
+                7,
+                reward=np.array([0.0, 1.5, -1.0]),
+                state=image,
+                terminal=[False, True, False],
+                truncated=[False, False, True],
+                sequence=6,
+            ),
+        ),
+        (
+            "update_int32_state",
+            "update: int32 state",
+            m.update(1, state=np.array([[1, -2, 3], [2**31 - 1, -(2**31), 0]], np.int32)),
+        ),
+        (
+            "update_int64_state",
+            "update: int64 state",
+            m.update(1, state=np.array([[2**63 - 1, -(2**63)]], np.int64)),
+        ),
+        (
+            "update_bool_state",
+            "update: bool state",
+            m.update(1, state=np.array([[True, False, True, True, False]])),
+        ),
+        (
+            "update_uint8_state",
+            "update: uint8 state",
+            m.update(1, state=np.array([[0, 255, 7]], np.uint8)),
+        ),
+        (
+            "update_small_ints",
+            "update: int8 state with float32 reward",
+            m.update(1, reward=np.array([2.5], f32), state=np.array([[-128, 127]], np.int8)),
+        ),
+        (
+            "update_wide_ints",
+            "update: int16 state",
+            m.update(1, state=np.array([[-32768, 32767]], np.int16)),
+        ),
+        (
+            "update_uint16_state",
+            "update: uint16 state",
+            m.update(1, state=np.array([[65535, 1]], np.uint16)),
+        ),
+        (
+            "update_uint32_state",
+            "update: uint32 state",
+            m.update(1, state=np.array([[2**32 - 1]], np.uint32)),
+        ),
+        (
+            "update_uint64_state",
+            "update: uint64 state",
+            m.update(1, state=np.array([[U64_MAX]], np.uint64)),
+        ),
+        (
+            "update_float16_state",
+            "update: float16 state",
+            m.update(1, state=np.array([[0.5, -2.0, 65504.0]], np.float16)),
+        ),
+        (
+            "update_float64_specials",
+            "update: float64 state with nan and infinities",
+            m.update(1, state=np.array([[np.nan, np.inf, -np.inf, -0.0]])),
+        ),
+        (
+            "update_empty_state",
+            "update: an empty state (2, 0) for 2 sessions",
+            m.update(1, state=np.zeros((2, 0), f32)),
+        ),
+        (
+            "update_eight_dims",
+            "update: a state of 8 dimensions",
+            m.update(1, state=np.arange(2, dtype=f32).reshape(1, 1, 1, 1, 1, 1, 1, 2)),
+        ),
+        (
+            "action_discrete",
+            "action: one discrete action (int64)",
+            m.action(1000, np.array([1], np.int64), sequence=3),
+        ),
+        (
+            "action_continuous_batch",
+            "action: 2 sessions, 3 continuous dimensions",
+            m.action(7, np.array([[0.1, -0.2, 0.3], [1.0, 0.0, -1.0]], f32), sequence=6),
+        ),
+        (
+            "action_restart",
+            "action: the session was re-homed: restart the episode",
+            m.action(1000, np.array([0], np.int32), sequence=9, restart=True),
+        ),
+        (
+            "reset",
+            "reset: end the episodes of a block",
+            m.simple(MessageType.RESET, 1000, 1, sequence=10),
+        ),
+        (
+            "done",
+            "done: reply to reset, metrics or close",
+            m.simple(MessageType.DONE, 1000, 1, sequence=10),
+        ),
+        (
+            "done_restart",
+            "done with restart: the server lost the session",
+            m.simple(MessageType.DONE, 1000, 1, sequence=11, restart=True),
+        ),
+        ("close", "close: the client leaves", m.simple(MessageType.CLOSE, 1000, 1, sequence=12)),
+        (
+            "heartbeat",
+            "heartbeat: no session, largest sequence number",
+            m.simple(MessageType.HEARTBEAT, 0, 0, sequence=U64_MAX),
+        ),
+        (
+            "metrics_scalars",
+            "metrics: two scalars",
+            m.metrics(1000, {"episode_reward": 195.0, "steps_per_second": 1234.5}, sequence=13),
+        ),
+        (
+            "metrics_histograms",
+            "metrics: a scalar and two histograms",
+            m.metrics(1000, {"loss": 0.25}, {"actions": [0, 1, 1], "values": [0.5]}, sequence=14),
+        ),
+        ("metrics_empty", "metrics: nothing to report", m.metrics(1000, sequence=15)),
+        (
+            "error_busy",
+            "error: admission refused, retry later",
+            m.error(ErrorCode.BUSY, "no worker capacity; retry", sequence=1),
+        ),
+        (
+            "error_version",
+            "error: unsupported version, the server speaks [1]",
+            m.error(ErrorCode.UNSUPPORTED_VERSION, "version 2 unsupported", versions=[1]),
+        ),
+        (
+            "error_code_only",
+            "error: a scalar uint16 code alone",
+            m.error(ErrorCode.INTERNAL, session_id=5, session_count=1),
+        ),
+    ]
+
+
+def _header(message_type: int = MessageType.UPDATE, **fields: int) -> bytes:
+    values = dict(
+        magic=b"RLXP",
+        version=1,
+        type=message_type,
+        flags=0,
+        sequence=0,
+        session_id=1,
+        session_count=1,
+        tensor_count=0,
+        reserved=0,
+    )
+    values.update(fields)
+    return struct.pack("<4sBBHQQIHH", *values.values())
+
+
+def _descriptor(
+    role: int, dtype: int, shape: tuple[int, ...], reserved: int = 0, ndim: int | None = None
+) -> bytes:
+    dims = list(shape) + [0] * (8 - len(shape))
+    return struct.pack(
+        "<HBBI8I", role, dtype, len(shape) if ndim is None else ndim, reserved, *dims
+    )
+
+
+def invalid_cases() -> list[tuple[str, str, str, list[bytes]]]:
+    one = _header(tensor_count=1)
+    reward = _descriptor(Role.REWARD, DType.FLOAT32, (1,))
+    ok_payload = b"\x00\x00\x80\x3f"
+    return [
+        ("no_frames", "no frame at all", "frames", []),
+        ("header_short", "a 31-byte header", "header", [_header()[:31]]),
+        ("header_long", "a 33-byte header", "header", [_header() + b"\x00"]),
+        ("bad_magic", "magic RLXQ", "header.magic", [b"RLXQ" + _header()[4:]]),
+        ("version_2", "protocol version 2", "header.version", [_header(version=2)]),
+        ("version_0", "protocol version 0", "header.version", [_header(version=0)]),
+        ("type_0", "message type 0", "header.type", [_header(0)]),
+        ("type_11", "message type 11", "header.type", [_header(11)]),
+        ("unknown_flag", "flag bit 0x10", "header.flags", [_header(flags=0x10)]),
+        (
+            "flag_not_for_type",
+            "exploit flag on an update",
+            "header.flags",
+            [_header(flags=Flag.EXPLOIT)],
+        ),
+        (
+            "header_reserved",
+            "reserved header bytes not zero",
+            "header.reserved",
+            [_header(reserved=1)],
+        ),
+        (
+            "no_sessions",
+            "an update for 0 sessions",
+            "header.session_count",
+            [_header(session_count=0)],
+        ),
+        (
+            "too_many_sessions",
+            "4097 sessions, above the default limit",
+            "header.session_count",
+            [_header(MessageType.INIT, session_count=4097)],
+        ),
+        (
+            "too_many_tensors",
+            "65 tensors, above the default limit",
+            "header.tensor_count",
+            [_header(tensor_count=65)],
+        ),
+        ("missing_frames", "1 tensor announced, no table or payload", "frames", [one]),
+        (
+            "extra_frame",
+            "a message without tensors followed by a frame",
+            "frames",
+            [_header(), b""],
+        ),
+        (
+            "table_size",
+            "a descriptor table of 39 bytes",
+            "descriptors",
+            [one, reward[:39], ok_payload],
+        ),
+        (
+            "unknown_role",
+            "role 99",
+            "tensor[0].role",
+            [one, _descriptor(99, DType.FLOAT32, (1,)), ok_payload],
+        ),
+        (
+            "role_not_for_type",
+            "an action tensor in an update",
+            "tensor[0].role",
+            [one, _descriptor(Role.ACTION, DType.FLOAT32, (1,)), ok_payload],
+        ),
+        (
+            "duplicate_role",
+            "two reward tensors",
+            "tensor[1].role",
+            [_header(tensor_count=2), reward + reward, ok_payload, ok_payload],
+        ),
+        (
+            "unknown_dtype",
+            "dtype code 13",
+            "tensor[0].dtype",
+            [one, _descriptor(Role.REWARD, 13, (1,)), ok_payload],
+        ),
+        (
+            "dtype_not_for_role",
+            "an int32 reward",
+            "tensor[0].dtype",
+            [one, _descriptor(Role.REWARD, DType.INT32, (1,)), ok_payload],
+        ),
+        (
+            "ndim_9",
+            "9 dimensions",
+            "tensor[0].ndim",
+            [one, _descriptor(Role.STATE, DType.FLOAT32, (1,) * 8, ndim=9), ok_payload],
+        ),
+        (
+            "descriptor_reserved",
+            "reserved descriptor bytes not zero",
+            "tensor[0].reserved",
+            [one, _descriptor(Role.REWARD, DType.FLOAT32, (1,), reserved=7), ok_payload],
+        ),
+        (
+            "unused_dim",
+            "a dimension set beyond ndim",
+            "tensor[0].shape",
+            [
+                one,
+                _descriptor(Role.REWARD, DType.FLOAT32, (1,))[:12]
+                + struct.pack("<I", 5)
+                + b"\x00" * 24,
+                ok_payload,
+            ],
+        ),
+        (
+            "too_many_elements",
+            "2**31 x 2**31 elements",
+            "tensor[0].elements",
+            [one, _descriptor(Role.STATE, DType.UINT8, (1, 2**31, 2**31)), b""],
+        ),
+        (
+            "shape_not_sessions",
+            "a reward of 2 for 1 session",
+            "tensor[0].shape",
+            [one, _descriptor(Role.REWARD, DType.FLOAT32, (2,)), ok_payload * 2],
+        ),
+        (
+            "payload_short",
+            "payload of 3 bytes for one float32",
+            "tensor[0].payload",
+            [one, reward, ok_payload[:3]],
+        ),
+        (
+            "payload_long",
+            "payload of 8 bytes for one float32",
+            "tensor[0].payload",
+            [one, reward, ok_payload * 2],
+        ),
+        (
+            "action_missing",
+            "an action message without an action tensor",
+            "tensors",
+            [_header(MessageType.ACTION)],
+        ),
+        (
+            "episode_flags_and_header",
+            "terminal in the header beside an episode_flags tensor",
+            "header.flags",
+            [
+                _header(flags=Flag.TERMINAL, tensor_count=1),
+                _descriptor(Role.EPISODE_FLAGS, DType.UINT8, (1,)),
+                b"\x01",
+            ],
+        ),
+        (
+            "episode_flags_bits",
+            "episode_flags value 4",
+            "episode_flags",
+            [one, _descriptor(Role.EPISODE_FLAGS, DType.UINT8, (1,)), b"\x04"],
+        ),
+    ]
+
+
+def build() -> list[Vector]:
+    vectors = [
+        Vector(name, [bytes(memoryview(f)) for f in reference.encode(msg)], msg, comment=comment)
+        for name, comment, msg in valid_cases()
+    ]
+    for name, comment, field, frames in invalid_cases():
+        try:
+            reference.decode(frames)
+        except Exception as exc:  # noqa: BLE001 - the generator checks its own cases
+            if getattr(exc, "field", None) != field:
+                raise SystemExit(f"{name}: expected {field}, got {exc!r}") from exc
+        else:
+            raise SystemExit(f"{name}: decoded without error")
+        vectors.append(Vector(name, frames, error_field=field, comment=comment))
+    return vectors
+
+
+if __name__ == "__main__":
+    header = (
+        "# RLX protocol version 1 test vectors (docs/protocol.md). Generated by\n"
+        "# scripts/make_protocol_vectors.py; every codec must reproduce each valid\n"
+        "# vector byte for byte and refuse each invalid one naming the same field.\n\n"
+    )
+    VECTOR_FILE.write_text(header + format_vectors(build()))
+    print(f"wrote {VECTOR_FILE}")

@@ -1,0 +1,41 @@
+"""Shared fixtures: both codec backends, and a guard for the compiled one.
+
+CI sets RELAAX_ZMQ_REQUIRE_EXTENSION=1 so that a missing extension fails the
+run instead of silently skipping the compiled half of the suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+
+def compiled_module(name: str) -> ModuleType:
+    """Import an extension module, skipping (or failing in CI) when it is absent."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if os.environ.get("RELAAX_ZMQ_REQUIRE_EXTENSION") == "1":
+            raise
+        pytest.skip(f"extension {name} not built: {exc}")
+
+
+@pytest.fixture(params=["python", "cython"])
+def codec(request: pytest.FixtureRequest) -> ModuleType:
+    """Each codec backend in turn: the reference and the compiled one."""
+    if request.param == "python":
+        return importlib.import_module("relaax_zmq.protocol.reference")
+    return compiled_module("relaax_zmq._codec")
+
+
+@pytest.fixture
+def reference_codec() -> ModuleType:
+    return importlib.import_module("relaax_zmq.protocol.reference")
+
+
+@pytest.fixture
+def compiled_codec() -> ModuleType:
+    return compiled_module("relaax_zmq._codec")
