@@ -178,8 +178,11 @@ cdef object _view(object frame, int code, int ndim, const uint32_t* dims, uint64
         if len(<bytes>frame) != <Py_ssize_t>(elements * dtype_size[code]):
             return None
     else:
-        base = memoryview(frame)
-        PyObject_GetBuffer(base, &view, PyBUF_SIMPLE)
+        try:
+            base = memoryview(frame)
+            PyObject_GetBuffer(base, &view, PyBUF_SIMPLE)
+        except Exception:
+            return None
         data = <char*>view.buf
         try:
             if view.len != <Py_ssize_t>(elements * dtype_size[code]):
@@ -212,7 +215,7 @@ cdef object _decode_fast(object frames, _CachedLimits lim):
         return None
     try:
         PyObject_GetBuffer(frames[0], &hbuf, PyBUF_SIMPLE)
-    except (TypeError, BufferError):
+    except Exception:  # not a contiguous buffer: the reference names the problem
         return None
     ok = hbuf.len == HEADER_SIZE
     if ok:
@@ -240,7 +243,7 @@ cdef object _decode_fast(object frames, _CachedLimits lim):
     if count:
         try:
             PyObject_GetBuffer(frames[1], &tbuf, PyBUF_SIMPLE)
-        except (TypeError, BufferError):
+        except Exception:
             return None
         try:
             if tbuf.len != DESCRIPTOR_SIZE * count:
