@@ -33,14 +33,16 @@ directives = {
 }
 
 
-def extension(name: str, source: str) -> Extension:
+def extension(name: str, source: str, openmp: bool = False) -> Extension:
+    # openmp: parallel loops (cython.parallel.prange); without it they run serially
+    omp = ["-fopenmp"] if openmp else []
     return Extension(
         name,
         [source],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
+        extra_compile_args=compile_args + omp,
+        extra_link_args=link_args + omp,
     )
 
 
@@ -60,11 +62,11 @@ setup(
         "relaax_zmq.algorithms": "algorithms",
         "relaax_zmq.envs": "envs",
     },
-    package_data={"relaax_zmq": ["py.typed"], "relaax_zmq.protocol": ["vectors/*.txt"]},
+    package_data={"relaax_zmq": ["py.typed"], "relaax_zmq.protocol": ["testdata/*.txt"]},
     ext_modules=cythonize(
         [
             extension("relaax_zmq._codec", "ext/codec.pyx"),
-            extension("relaax_zmq._kernels", "ext/kernels.pyx"),
+            extension("relaax_zmq._kernels", "ext/kernels.pyx", openmp=True),
         ],
         compiler_directives=directives,
     ),

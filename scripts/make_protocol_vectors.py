@@ -11,8 +11,8 @@ import struct
 
 import numpy as np
 
-from relaax_zmq.protocol import reference
 from relaax_zmq.protocol import messages as m
+from relaax_zmq.protocol import reference
 from relaax_zmq.protocol.constants import DType, ErrorCode, Flag, MessageType, Role
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.protocol.vectors import VECTOR_FILE, Vector, format_vectors

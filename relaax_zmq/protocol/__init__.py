@@ -5,7 +5,8 @@ compiled codec when it loads, else from the pure Python reference
 (``RELAAX_ZMQ_BACKEND=python|cython`` forces one). ``BACKEND`` says which.
 """
 
-from relaax_zmq.backend import backend_name, load
+from typing import Any
+
 from relaax_zmq.protocol import messages
 from relaax_zmq.protocol.constants import (
     MAGIC,
@@ -21,10 +22,15 @@ from relaax_zmq.protocol.constants import (
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
 
-_codec = load("relaax_zmq._codec", "relaax_zmq.protocol.reference")
-encode = _codec.encode
-decode = _codec.decode
-BACKEND = backend_name(_codec)
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that the extension module can import this package's submodules.
+    if name in ("encode", "decode", "BACKEND"):
+        from relaax_zmq.protocol import codec
+
+        return getattr(codec, name)
+    raise AttributeError(f"module 'relaax_zmq.protocol' has no attribute {name!r}")
+
 
 __all__ = [
     "BACKEND",
