@@ -1,0 +1,89 @@
+"""The whole app config and the rules that span its sections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from relaax_zmq.config.convert import option
+from relaax_zmq.config.parameter_servers import ParameterServersConfig
+from relaax_zmq.config.sections import (
+    AlgorithmConfig,
+    BrokerConfig,
+    EnvironmentConfig,
+    MetricsConfig,
+    ProtocolConfig,
+    SecurityConfig,
+    WorkersConfig,
+)
+from relaax_zmq.config.values import check_port_ranges
+from relaax_zmq.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig:
+    """One app: what the YAML file says, typed, checked and frozen.
+
+    ``app_dir`` (the YAML file's folder, against which relative paths were
+    resolved) and ``source`` (the file name) are not YAML keys.
+    """
+
+    version: Literal[1] = option(1, doc="version of this config format")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = option("INFO", doc="daemons' log")
+    environment: EnvironmentConfig = option(factory=EnvironmentConfig, doc="environment")
+    broker: BrokerConfig = option(factory=BrokerConfig, doc="broker")
+    workers: WorkersConfig = option(factory=WorkersConfig, doc="workers")
+    parameter_servers: ParameterServersConfig = option(
+        factory=ParameterServersConfig, doc="parameter servers"
+    )
+    metrics: MetricsConfig = option(factory=MetricsConfig, doc="metrics")
+    algorithm: AlgorithmConfig = option(doc="algorithm (required)")
+    protocol: ProtocolConfig = option(factory=ProtocolConfig, doc="protocol limits")
+    security: SecurityConfig = option(factory=SecurityConfig, doc="security")
+    app_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
+    source: str = field(default="<mapping>", metadata={"internal": True})
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Every endpoint of the app by key path, shard endpoints included."""
+        found = {
+            "broker.frontend": str(self.broker.frontend),
+            "broker.backend": str(self.broker.backend),
+            "broker.admin": str(self.broker.admin),
+            "metrics.endpoint": str(self.metrics.endpoint),
+        }
+        ps = self.parameter_servers
+        for shard in range(ps.shards):
+            found[f"parameter_servers[{shard}].gradients"] = ps.gradients_endpoint(shard)
+            found[f"parameter_servers[{shard}].weights"] = ps.weights_endpoint(shard)
+        return found
+
+    def validate_config(self, path: str) -> None:
+        fixed = [
+            (key, endpoint.port, endpoint.port)
+            for key, endpoint in (
+                ("broker.frontend", self.broker.frontend),
+                ("broker.backend", self.broker.backend),
+                ("broker.admin", self.broker.admin),
+                ("metrics.endpoint", self.metrics.endpoint),
+            )
+            if endpoint.port is not None
+        ]
+        check_port_ranges(fixed + self.parameter_servers.port_ranges("parameter_servers"))
+        if self.metrics.endpoint in (self.broker.frontend, self.broker.backend, self.broker.admin):
+            raise ConfigError("metrics.endpoint", f"{self.metrics.endpoint!r} is a broker endpoint")
+        env, limit = self.environment, self.protocol.max_sessions
+        if env.vectorized and env.clients > limit:
+            raise ConfigError(
+                "environment.clients",
+                f"a vectorized client sends every session in one message; expected an int "
+                f"<= protocol.max_sessions ({limit}), got {env.clients}",
+            )
+        cap = self.broker.max_message_bytes
+        if cap is not None and cap > self.protocol.max_message_bytes:
+            raise ConfigError(
+                "broker.max_message_bytes",
+                f"expected an int <= protocol.max_message_bytes "
+                f"({self.protocol.max_message_bytes}), got {cap}",
+            )
