@@ -1,0 +1,1 @@
+"""Benchmarks of the hot paths, each against a baseline measured in the same run."""
