@@ -15,14 +15,22 @@ and the same error messages.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython.parallel cimport prange
-from libc.math cimport isfinite, isinf, sqrt, sqrtf
+from libc.math cimport isfinite, sqrt, sqrtf
 from libc.string cimport memset
 
 cimport numpy as cnp
 
-import operator
-
-import numpy as np
+from relaax_zmq.kernel_checks import (
+    INF,
+    adam_hyper,
+    check_array,
+    optimizer_buffers,
+    overlap_error,
+    real,
+    rmsprop_hyper,
+    sequence,
+    sgd_hyper,
+)
 
 cnp.import_array()
 
@@ -31,13 +39,9 @@ cdef enum:
     BLOCK = 4096  # elements summed in a stack block (16 KiB, stays in L1)
     PARALLEL_MIN = 262144  # below this many elements one thread is faster
 
-cdef object _FLOAT32 = np.dtype(np.float32)
-
 # --------------------------------------------------------------- validation
-
-
-cdef str _label(str name, Py_ssize_t index):
-    return name if index < 0 else f"{name}[{index}]"
+# The checks and their messages live in ``relaax_zmq.kernel_checks``, shared with
+# the reference; only the pointer extraction and the overlap test need C.
 
 
 cdef float* _data(
@@ -47,30 +51,8 @@ cdef float* _data(
 
     ``size`` < 0 accepts any length. ``name`` and ``index`` label errors.
     """
-    if not isinstance(a, np.ndarray):
-        raise TypeError(
-            f"{_label(name, index)}: expected a numpy.ndarray, got {type(a).__name__}"
-        )
-    cdef cnp.ndarray arr = <cnp.ndarray> a
-    if arr.dtype != _FLOAT32:
-        raise TypeError(f"{_label(name, index)}: expected float32, got {arr.dtype}")
-    if cnp.PyArray_NDIM(arr) != 1:
-        raise ValueError(
-            f"{_label(name, index)}: expected a 1-D array, got {cnp.PyArray_NDIM(arr)}-D"
-        )
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        raise ValueError(
-            f"{_label(name, index)}: expected a C-contiguous array, got a strided one"
-        )
-    if not cnp.PyArray_ISALIGNED(arr):
-        raise ValueError(f"{_label(name, index)}: expected an aligned array, got an unaligned one")
-    if writeable and not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"{_label(name, index)}: expected a writeable array, got a read-only one")
-    if size >= 0 and cnp.PyArray_DIM(arr, 0) != size:
-        raise ValueError(
-            f"{_label(name, index)}: expected {size} elements, got {cnp.PyArray_DIM(arr, 0)}"
-        )
-    return <float*> cnp.PyArray_DATA(arr)
+    check_array(a, name, index, size, writeable)
+    return <float*> cnp.PyArray_DATA(<cnp.ndarray> a)
 
 
 cdef int _disjoint(
@@ -78,47 +60,13 @@ cdef int _disjoint(
 ) except -1:
     """Refuse two buffers of ``n`` elements whose memory overlaps."""
     if n > 0 and a < b + n and b < a + n:
-        raise ValueError(f"{a_name}: must not overlap {_label(b_name, b_index)}")
+        raise overlap_error(a_name, b_name, b_index)
     return 0
-
-
-cdef str _range_text(double low, double high, bint high_open):
-    """How an accepted range reads in an error message."""
-    if isinf(high):
-        return "a finite number" if isinf(low) else f"a finite number >= {low}"
-    return f"a number in [{low}, {high}{')' if high_open else ']'}"
-
-
-cdef double _real(object value, str name, double low, double high, bint high_open=False) except? -1:
-    """``value`` as a finite float in [low, high] (or [low, high) when ``high_open``)."""
-    cdef double x
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}") from None
-    if not isfinite(x) or x < low or x > high or (high_open and x == high):
-        raise ValueError(f"{name}: expected {_range_text(low, high, high_open)}, got {value!r}")
-    return x
-
-
-cdef tuple _sequence(object arrays, str name):
-    """``arrays`` as a tuple, refusing a bare array or a non-iterable."""
-    if isinstance(arrays, (np.ndarray, str, bytes)):
-        raise TypeError(f"{name}: expected a sequence of arrays, got {type(arrays).__name__}")
-    try:
-        return tuple(arrays)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected a sequence of arrays, got {type(arrays).__name__}"
-        ) from None
 
 
 cdef Py_ssize_t _length(object a, str name) except -1:
     """Number of elements of a fit buffer ``a`` (validates it)."""
-    _data(a, name, -1, -1, True)
-    return cnp.PyArray_DIM(<cnp.ndarray> a, 0)
+    return check_array(a, name)
 
 
 # ------------------------------------------------------------- parallel loop
@@ -199,7 +147,7 @@ cdef void _sum_range(void* p, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
 cdef int _aggregate(object out, object grads, bint mean) except -1:
     """out[:] = sum (or mean) of ``grads``, validated, with the GIL released."""
     cdef Py_ssize_t n = _length(out, "out")
-    cdef tuple arrays = _sequence(grads, "grads")
+    cdef tuple arrays = sequence(grads, "grads")
     cdef Py_ssize_t k, count = len(arrays)
     cdef SumArgs args
     if count == 0 and mean:
@@ -286,7 +234,7 @@ def scaled_add(out, x, alpha):
     cdef Py_ssize_t n = _length(out, "out")
     cdef float* o = _data(out, "out", -1, n, True)
     cdef float* xp = _data(x, "x", -1, n, False)
-    cdef float a = <float> _real(alpha, "alpha", float("-inf"), float("inf"))
+    cdef float a = <float> real(alpha, "alpha", -INF, INF)
     _disjoint(o, "out", xp, "x", -1, n)
     with nogil:
         _axpy(o, xp, a, n)
@@ -349,7 +297,7 @@ cdef double _global_norm(
 
 cdef double _norm_and_clip(object buffers, double max_norm, bint clip) except -1:
     """Global norm of ``buffers``; scale them to ``max_norm`` when ``clip`` and above it."""
-    cdef tuple arrays = _sequence(buffers, "buffers")
+    cdef tuple arrays = sequence(buffers, "buffers")
     cdef Py_ssize_t k, count = len(arrays)
     cdef double norm
     cdef float scale
@@ -395,7 +343,7 @@ def clip_by_global_norm(buffers, max_norm):
     Returns:
         The global norm before clipping.
     """
-    return _norm_and_clip(buffers, _real(max_norm, "max_norm", 0, float("inf")), True)
+    return _norm_and_clip(buffers, real(max_norm, "max_norm", 0, INF), True)
 
 
 # --------------------------------------------------------------- optimizers
@@ -408,11 +356,9 @@ cdef Py_ssize_t _check_optimizer(
 
     ``ptrs`` receives param, grad then each state buffer.
     """
-    cdef Py_ssize_t n = _length(param, "param")
-    cdef Py_ssize_t i, j, count = 2 + len(states)
-    names = ("param", "grad") + state_names
-    arrays = (param, grad) + states
-    for i in range(count):
+    cdef Py_ssize_t n, i, j
+    n, names, arrays = optimizer_buffers(param, grad, state_names, states)
+    for i in range(len(arrays)):
         ptrs[i] = _data(arrays[i], names[i], -1, n, i != 1)
         for j in range(i):
             _disjoint(ptrs[i], names[i], ptrs[j], names[j], -1, n)
@@ -464,15 +410,12 @@ def sgd_step(
     """
     cdef SgdArgs args
     cdef float* ptrs[3]
-    args.lr = _real(lr, "lr", 0, float("inf"))
-    args.momentum = _real(momentum, "momentum", 0, float("inf"))
-    damp = _real(dampening, "dampening", 0, 1)
+    args.lr, args.momentum, damp, args.weight_decay = sgd_hyper(
+        lr, momentum, dampening, weight_decay, nesterov
+    )
     args.damp_keep = 1 - damp
-    args.weight_decay = _real(weight_decay, "weight_decay", 0, float("inf"))
     args.nesterov = bool(nesterov)
     args.first_step = bool(first_step)
-    if args.nesterov and (args.momentum == 0 or damp != 0):
-        raise ValueError("nesterov: expected momentum > 0 and dampening 0, got other values")
     if args.momentum == 0:
         states = () if momentum_buf is None else (momentum_buf,)
         n = _check_optimizer(param, grad, ("momentum_buf",), states, ptrs)
@@ -529,11 +472,9 @@ def rmsprop_step(param, grad, square_avg, lr, decay=0.99, eps=1e-8, eps_inside_s
     """
     cdef RmsArgs args
     cdef float* ptrs[3]
-    args.lr = _real(lr, "lr", 0, float("inf"))
-    rho = _real(decay, "decay", 0, 1)
+    args.lr, rho, args.eps = rmsprop_hyper(lr, decay, eps)
     args.decay = rho
     args.decay_weight = 1 - rho
-    args.eps = _real(eps, "eps", 0, float("inf"))
     args.eps_inside_sqrt = bool(eps_inside_sqrt)
     n = _check_optimizer(param, grad, ("square_avg",), (square_avg,), ptrs)
     args.param, args.grad, args.square_avg = ptrs[0], ptrs[1], ptrs[2]
@@ -591,17 +532,9 @@ def adam_step(
     """
     cdef AdamArgs args
     cdef float* ptrs[4]
-    try:
-        t = operator.index(step)
-    except TypeError:
-        raise TypeError(f"step: expected an integer, got {type(step).__name__}") from None
-    if t < 1:
-        raise ValueError(f"step: expected an integer >= 1, got {t}")
-    rate = _real(lr, "lr", 0, float("inf"))
-    b1 = _real(beta1, "beta1", 0, 1, True)
-    b2 = _real(beta2, "beta2", 0, 1, True)
-    args.eps = _real(eps, "eps", 0, float("inf"))
-    args.weight_decay = _real(weight_decay, "weight_decay", 0, float("inf"))
+    t, rate, b1, b2, args.eps, args.weight_decay = adam_hyper(
+        step, lr, beta1, beta2, eps, weight_decay
+    )
     n = _check_optimizer(param, grad, ("exp_avg", "exp_avg_sq"), (exp_avg, exp_avg_sq), ptrs)
     args.param, args.grad, args.exp_avg, args.exp_avg_sq = ptrs[0], ptrs[1], ptrs[2], ptrs[3]
     args.beta1_weight = 1 - b1

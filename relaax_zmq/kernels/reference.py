@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
+from relaax_zmq import kernel_checks as checks
+
 _CHUNK = 65536  # elements converted to float64 at a time by global_norm
-_INF = math.inf
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -32,86 +32,30 @@ def _quiet(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def _label(name: str, index: int) -> str:
-    return name if index < 0 else f"{name}[{index}]"
-
-
-def _check(a: object, name: str, size: int = -1, writeable: bool = True, index: int = -1) -> int:
-    """Validate a 1-D C-contiguous aligned float32 buffer and return its length."""
-    label = _label(name, index)
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{label}: expected a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype != np.float32:
-        raise TypeError(f"{label}: expected float32, got {a.dtype}")
-    if a.ndim != 1:
-        raise ValueError(f"{label}: expected a 1-D array, got {a.ndim}-D")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{label}: expected a C-contiguous array, got a strided one")
-    if not a.flags.aligned:
-        raise ValueError(f"{label}: expected an aligned array, got an unaligned one")
-    if writeable and not a.flags.writeable:
-        raise ValueError(f"{label}: expected a writeable array, got a read-only one")
-    if size >= 0 and a.shape[0] != size:
-        raise ValueError(f"{label}: expected {size} elements, got {a.shape[0]}")
-    return a.shape[0]
-
-
 def _disjoint(a: object, a_name: str, b: object, b_name: str, b_index: int = -1) -> None:
     """Refuse two buffers whose memory overlaps."""
     if np.may_share_memory(a, b):
-        raise ValueError(f"{a_name}: must not overlap {_label(b_name, b_index)}")
+        raise checks.overlap_error(a_name, b_name, b_index)
 
 
-def _range_text(low: float, high: float, high_open: bool) -> str:
-    """How an accepted range reads in an error message."""
-    if math.isinf(high):
-        return "a finite number" if math.isinf(low) else f"a finite number >= {float(low)}"
-    return f"a number in [{float(low)}, {float(high)}{')' if high_open else ']'}"
-
-
-def _real(value: object, name: str, low: float, high: float, high_open: bool = False) -> float:
-    """``value`` as a finite float in [low, high] (or [low, high) when ``high_open``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}") from None
-    if not math.isfinite(x) or x < low or x > high or (high_open and x == high):
-        raise ValueError(f"{name}: expected {_range_text(low, high, high_open)}, got {value!r}")
-    return x
-
-
-def _sequence(arrays: Any, name: str) -> tuple:
-    """``arrays`` as a tuple, refusing a bare array or a non-iterable."""
-    if isinstance(arrays, (np.ndarray, str, bytes)):
-        raise TypeError(f"{name}: expected a sequence of arrays, got {type(arrays).__name__}")
-    try:
-        return tuple(arrays)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected a sequence of arrays, got {type(arrays).__name__}"
-        ) from None
-
-
-def _check_optimizer(param: object, grad: object, states: dict[str, object]) -> None:
+def _check_optimizer(
+    param: object, grad: object, state_names: tuple[str, ...], states: tuple[object, ...]
+) -> None:
     """Validate ``param``, ``grad`` and the named state buffers, all of one length, disjoint."""
-    n = _check(param, "param")
-    checked: dict[str, object] = {}
-    for name, a in {"param": param, "grad": grad, **states}.items():
-        _check(a, name, n, writeable=name != "grad")
-        for other_name, other in checked.items():
-            _disjoint(a, name, other, other_name)
-        checked[name] = a
+    n, names, arrays = checks.optimizer_buffers(param, grad, state_names, states)
+    for i, a in enumerate(arrays):
+        checks.check_array(a, names[i], -1, n, writeable=i != 1)
+        for j in range(i):
+            _disjoint(a, names[i], arrays[j], names[j])
 
 
 def _aggregate(out: np.ndarray, grads: Sequence[np.ndarray], mean: bool) -> None:
-    n = _check(out, "out")
-    arrays = _sequence(grads, "grads")
+    n = checks.check_array(out, "out")
+    arrays = checks.sequence(grads, "grads")
     if mean and not arrays:
         raise ValueError("grads: expected at least one array, got none")
     for k, g in enumerate(arrays):
-        _check(g, "grads", n, writeable=False, index=k)
+        checks.check_array(g, "grads", k, n, writeable=False)
         _disjoint(out, "out", g, "grads", k)
     if not arrays:
         out.fill(0)
@@ -154,9 +98,9 @@ def scaled_add(out: np.ndarray, x: np.ndarray, alpha: float) -> None:
         x: 1-D C-contiguous float32 array of the same length, not overlapping ``out``.
         alpha: finite real scale.
     """
-    n = _check(out, "out")
-    _check(x, "x", n, writeable=False)
-    a = np.float32(_real(alpha, "alpha", -_INF, _INF))
+    n = checks.check_array(out, "out")
+    checks.check_array(x, "x", -1, n, writeable=False)
+    a = np.float32(checks.real(alpha, "alpha", -checks.INF, checks.INF))
     _disjoint(out, "out", x, "x")
     out += a * x
 
@@ -170,9 +114,9 @@ def _sum_squares(x: np.ndarray) -> float:
 
 
 def _norm(buffers: Sequence[np.ndarray], writeable: bool) -> tuple[tuple, float]:
-    arrays = _sequence(buffers, "buffers")
+    arrays = checks.sequence(buffers, "buffers")
     for k, b in enumerate(arrays):
-        _check(b, "buffers", writeable=writeable, index=k)
+        checks.check_array(b, "buffers", k, writeable=writeable)
     return arrays, math.sqrt(sum(_sum_squares(b) for b in arrays))
 
 
@@ -202,7 +146,7 @@ def clip_by_global_norm(buffers: Sequence[np.ndarray], max_norm: float) -> float
     Returns:
         The global norm before clipping.
     """
-    limit = _real(max_norm, "max_norm", 0, _INF)
+    limit = checks.real(max_norm, "max_norm", 0, checks.INF)
     arrays, norm = _norm(buffers, writeable=True)
     if math.isfinite(norm) and norm > limit:
         scale = np.float32(limit / norm)
@@ -234,14 +178,14 @@ def sgd_step(
         nesterov: Nesterov momentum; needs momentum > 0 and dampening 0, as in torch.
         first_step: the buffer is set to the gradient, as torch does on its first step.
     """
-    neg_lr = np.float32(-_real(lr, "lr", 0, _INF))
-    mu = np.float32(_real(momentum, "momentum", 0, _INF))
-    damp = _real(dampening, "dampening", 0, 1)
-    wd = np.float32(_real(weight_decay, "weight_decay", 0, _INF))
-    if nesterov and (mu == 0 or damp != 0):
-        raise ValueError("nesterov: expected momentum > 0 and dampening 0, got other values")
-    states = {} if mu == 0 and momentum_buf is None else {"momentum_buf": momentum_buf}
-    _check_optimizer(param, grad, states)
+    rate, momentum, damp, weight_decay = checks.sgd_hyper(
+        lr, momentum, dampening, weight_decay, nesterov
+    )
+    neg_lr = np.float32(-rate)
+    mu = np.float32(momentum)
+    wd = np.float32(weight_decay)
+    states = () if mu == 0 and momentum_buf is None else (momentum_buf,)
+    _check_optimizer(param, grad, ("momentum_buf",), states)
     g = grad + wd * param if wd != 0 else grad
     if mu != 0 and momentum_buf is not None:  # validated: not None when mu != 0
         if first_step:
@@ -276,10 +220,10 @@ def rmsprop_step(
         square_avg: float32 running mean of squared gradients, updated in place.
         lr, eps: finite numbers >= 0; decay: in [0, 1].
     """
-    neg_lr = np.float32(-_real(lr, "lr", 0, _INF))
-    rho = _real(decay, "decay", 0, 1)
-    e = np.float32(_real(eps, "eps", 0, _INF))
-    _check_optimizer(param, grad, {"square_avg": square_avg})
+    rate, rho, eps = checks.rmsprop_hyper(lr, decay, eps)
+    neg_lr = np.float32(-rate)
+    e = np.float32(eps)
+    _check_optimizer(param, grad, ("square_avg",), (square_avg,))
     square_avg *= np.float32(rho)
     square_avg += np.float32(1 - rho) * grad * grad
     denom = np.sqrt(square_avg + e) if eps_inside_sqrt else np.sqrt(square_avg) + e
@@ -317,18 +261,12 @@ def adam_step(
         lr, eps, weight_decay: finite numbers >= 0 (L2 weight decay, not AdamW).
         beta1, beta2: in [0, 1).
     """
-    try:
-        t = operator.index(step)
-    except TypeError:
-        raise TypeError(f"step: expected an integer, got {type(step).__name__}") from None
-    if t < 1:
-        raise ValueError(f"step: expected an integer >= 1, got {t}")
-    rate = _real(lr, "lr", 0, _INF)
-    b1 = _real(beta1, "beta1", 0, 1, high_open=True)
-    b2 = _real(beta2, "beta2", 0, 1, high_open=True)
-    e = np.float32(_real(eps, "eps", 0, _INF))
-    wd = np.float32(_real(weight_decay, "weight_decay", 0, _INF))
-    _check_optimizer(param, grad, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq})
+    t, rate, b1, b2, eps, weight_decay = checks.adam_hyper(
+        step, lr, beta1, beta2, eps, weight_decay
+    )
+    e = np.float32(eps)
+    wd = np.float32(weight_decay)
+    _check_optimizer(param, grad, ("exp_avg", "exp_avg_sq"), (exp_avg, exp_avg_sq))
     g = grad + wd * param if wd != 0 else grad
     _lerp_(exp_avg, g, np.float32(1 - b1))
     exp_avg_sq *= np.float32(b2)
