@@ -26,7 +26,6 @@ from relaax_zmq.protocol import reference
 from relaax_zmq.protocol.constants import (
     DTYPE_CODES,
     KNOWN_EPISODE_FLAGS,
-    KNOWN_FLAGS,
     MAGIC,
     NUMPY_DTYPES,
     SUPPORTED_VERSIONS,
@@ -60,7 +59,6 @@ cdef int dtype_typenum[TABLE_SLOTS]
 cdef Py_ssize_t dtype_size[TABLE_SLOTS]
 cdef uint8_t code_of_typenum[TYPENUM_SLOTS]
 cdef bint version_ok[256]
-cdef uint16_t known_flags = KNOWN_FLAGS
 cdef uint16_t broadcast_episode_flags = int(Flag.TERMINAL | Flag.TRUNCATED)
 cdef uint8_t known_episode_flags = KNOWN_EPISODE_FLAGS
 cdef int role_episode_flags = Role.EPISODE_FLAGS
@@ -296,11 +294,7 @@ cdef object _decode_fast(object frames, _CachedLimits lim):
 
 
 def decode(frames, limits=DEFAULT_LIMITS):
-    """Decode ZeroMQ frames into a ``Message`` whose tensors are read-only views.
-
-    Raises:
-        ProtocolError: naming the first field that breaks the protocol.
-    """
+    """``relaax_zmq.protocol.reference.decode``, compiled: same contract and errors."""
     message = _decode_fast(frames, _limits(limits))
     if message is None:
         _stats["decode_fallbacks"] += 1
@@ -362,9 +356,7 @@ cdef object _encode_fast(object message, _CachedLimits lim):
         return [header] if type_required[mtype] == 0 else None
     i = 0
     for key in <dict>tensors:
-        if type(key) is not int and not isinstance(key, int):
-            return None
-        if key < 0 or key >= TABLE_SLOTS:
+        if not isinstance(key, int) or key < 0 or key >= TABLE_SLOTS:
             return None
         role = key
         if (seen >> role) & 1:
@@ -424,11 +416,7 @@ cdef object _encode_fast(object message, _CachedLimits lim):
 
 
 def encode(message, limits=DEFAULT_LIMITS):
-    """Encode ``message`` into ZeroMQ frames: header, descriptor table, payloads.
-
-    Payload frames are the tensors' own buffers (no copy) unless a tensor is not
-    C-contiguous or not little-endian, in which case it is converted once.
-    """
+    """``relaax_zmq.protocol.reference.encode``, compiled: same contract and errors."""
     frames = _encode_fast(message, _limits(limits))
     if frames is None:
         _stats["encode_fallbacks"] += 1

@@ -174,22 +174,12 @@ cdef int _aggregate(object out, object grads, bint mean) except -1:
 
 
 def sum_into(out, grads):
-    """Write the element-wise sum of ``grads`` into ``out`` (zeros when empty).
-
-    Args:
-        out: 1-D C-contiguous float32 array, overwritten; must not overlap a gradient.
-        grads: sequence of 1-D C-contiguous float32 arrays of the length of ``out``.
-    """
+    """``relaax_zmq.kernels.reference.sum_into``, compiled: same contract and errors."""
     _aggregate(out, grads, False)
 
 
 def mean_into(out, grads):
-    """Write the element-wise mean of ``grads`` into ``out``.
-
-    Args:
-        out: 1-D C-contiguous float32 array, overwritten; must not overlap a gradient.
-        grads: non-empty sequence of 1-D C-contiguous float32 arrays of the length of ``out``.
-    """
+    """``relaax_zmq.kernels.reference.mean_into``, compiled: same contract and errors."""
     _aggregate(out, grads, True)
 
 
@@ -224,13 +214,7 @@ cdef void _axpy(float* out, const float* x, float alpha, Py_ssize_t n) noexcept 
 
 
 def scaled_add(out, x, alpha):
-    """``out += alpha * x`` in float32.
-
-    Args:
-        out: 1-D C-contiguous float32 array, updated in place.
-        x: 1-D C-contiguous float32 array of the same length, not overlapping ``out``.
-        alpha: finite real scale.
-    """
+    """``relaax_zmq.kernels.reference.scaled_add``, compiled: same contract and errors."""
     cdef Py_ssize_t n = _length(out, "out")
     cdef float* o = _data(out, "out", -1, n, True)
     cdef float* xp = _data(x, "x", -1, n, False)
@@ -320,29 +304,12 @@ cdef double _norm_and_clip(object buffers, double max_norm, bint clip) except -1
 
 
 def global_norm(buffers):
-    """Square root of the sum of squares over all ``buffers``, accumulated in float64.
-
-    Args:
-        buffers: sequence of 1-D C-contiguous float32 arrays of any lengths.
-
-    Returns:
-        The norm as a Python float (0.0 for no buffers; inf or nan when an element is).
-    """
+    """``relaax_zmq.kernels.reference.global_norm``, compiled: same contract and errors."""
     return _norm_and_clip(buffers, 0.0, False)
 
 
 def clip_by_global_norm(buffers, max_norm):
-    """Scale ``buffers`` in place by ``max_norm / norm`` when their global norm exceeds it.
-
-    A non-finite norm leaves the buffers untouched (the caller decides to skip the update).
-
-    Args:
-        buffers: sequence of writeable 1-D C-contiguous float32 arrays.
-        max_norm: finite number >= 0.
-
-    Returns:
-        The global norm before clipping.
-    """
+    """``relaax_zmq.kernels.reference.clip_by_global_norm``, compiled: same contract and errors."""
     return _norm_and_clip(buffers, real(max_norm, "max_norm", 0, INF), True)
 
 
@@ -397,17 +364,7 @@ def sgd_step(
     param, grad, momentum_buf, lr, momentum=0.0, dampening=0.0, nesterov=False,
     weight_decay=0.0, first_step=False,
 ):
-    """One ``torch.optim.SGD`` step (maximize=False) on flat buffers, in place.
-
-    Args:
-        param: writeable 1-D C-contiguous float32 parameters.
-        grad: float32 gradient of the same length.
-        momentum_buf: float32 momentum buffer of the same length, updated in place;
-            may be None when ``momentum`` is 0.
-        lr, momentum, dampening, weight_decay: finite numbers >= 0 (dampening <= 1).
-        nesterov: Nesterov momentum; needs momentum > 0 and dampening 0, as in torch.
-        first_step: the buffer is set to the gradient, as torch does on its first step.
-    """
+    """``relaax_zmq.kernels.reference.sgd_step``, compiled: same contract and errors."""
     cdef SgdArgs args
     cdef float* ptrs[3]
     args.lr, args.momentum, damp, args.weight_decay = sgd_hyper(
@@ -457,19 +414,7 @@ cdef void _rmsprop_range(void* p, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
 
 
 def rmsprop_step(param, grad, square_avg, lr, decay=0.99, eps=1e-8, eps_inside_sqrt=True):
-    """One RMSProp step on flat buffers, in place.
-
-    ``square_avg = decay * square_avg + (1 - decay) * grad**2``, then
-    ``param -= lr * grad / sqrt(square_avg + eps)`` when ``eps_inside_sqrt`` (the
-    A3C / TensorFlow variant), else ``lr * grad / (sqrt(square_avg) + eps)``, which is
-    ``torch.optim.RMSprop(alpha=decay, eps=eps)`` without centering or momentum.
-
-    Args:
-        param: writeable 1-D C-contiguous float32 parameters.
-        grad: float32 gradient of the same length.
-        square_avg: float32 running mean of squared gradients, updated in place.
-        lr, eps: finite numbers >= 0; decay: in [0, 1].
-    """
+    """``relaax_zmq.kernels.reference.rmsprop_step``, compiled: same contract and errors."""
     cdef RmsArgs args
     cdef float* ptrs[3]
     args.lr, rho, args.eps = rmsprop_hyper(lr, decay, eps)
@@ -520,16 +465,7 @@ def adam_step(
     param, grad, exp_avg, exp_avg_sq, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     weight_decay=0.0,
 ):
-    """One ``torch.optim.Adam`` step (amsgrad=False, maximize=False) in one fused pass.
-
-    Args:
-        param: writeable 1-D C-contiguous float32 parameters.
-        grad: float32 gradient of the same length.
-        exp_avg, exp_avg_sq: float32 first and second moment estimates, updated in place.
-        step: 1-based number of this step (bias corrections ``1 - beta**step``).
-        lr, eps, weight_decay: finite numbers >= 0 (L2 weight decay, not AdamW).
-        beta1, beta2: in [0, 1).
-    """
+    """``relaax_zmq.kernels.reference.adam_step``, compiled: same contract and errors."""
     cdef AdamArgs args
     cdef float* ptrs[4]
     t, rate, b1, b2, args.eps, args.weight_decay = adam_hyper(

@@ -30,15 +30,18 @@ def check_port(port: int, path: str) -> None:
 
 def check_host(host: str, path: str) -> None:
     """A host name, an IPv4 address, ``*`` (every interface) or a bracketed IPv6 address."""
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-            return
-        except ValueError:
-            pass
-    elif _HOST.match(host):
+    bracketed = host.startswith("[") and host.endswith("]")
+    if _is_ipv6(host[1:-1]) if bracketed else _HOST.match(host) is not None:
         return
     raise ConfigError(path, f"expected a host name, IPv4 address, * or [IPv6], got {host!r}")
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def expand_path(text: str, path: str) -> Path:

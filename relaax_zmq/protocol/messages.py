@@ -69,24 +69,22 @@ def update(
     """
     tensors: dict[int, np.ndarray] = {}
     if reward is not None:
-        tensors[Role.REWARD] = (
-            np.asarray(reward, dtype=np.float32) if not _is_float(reward) else np.asarray(reward)
-        )
+        # float32/float64 arrays travel as they are; anything else (lists, ints) as float32
+        keep = isinstance(reward, np.ndarray) and reward.dtype in (np.float32, np.float64)
+        tensors[Role.REWARD] = reward if keep else np.asarray(reward, np.float32)
     if state is not None:
         tensors[Role.STATE] = np.asarray(state)
+    n = _session_count(tensors, session_count, terminal, truncated)
     flags = 0
     if np.ndim(terminal) == 0 and np.ndim(truncated) == 0:
         flags = (Flag.TERMINAL if terminal else 0) | (Flag.TRUNCATED if truncated else 0)
     else:
-        n = _session_count(tensors, session_count, terminal, truncated)
         term = np.broadcast_to(np.asarray(terminal, bool), (n,))
         trunc = np.broadcast_to(np.asarray(truncated, bool), (n,))
         ends = np.where(term, int(EpisodeFlag.TERMINAL), 0) | np.where(
             trunc, int(EpisodeFlag.TRUNCATED), 0
         )
-        ends = ends.astype(np.uint8)
-        tensors[Role.EPISODE_FLAGS] = ends
-    n = _session_count(tensors, session_count, terminal, truncated)
+        tensors[Role.EPISODE_FLAGS] = ends.astype(np.uint8)
     return Message(
         MessageType.UPDATE,
         flags=int(flags),
@@ -218,10 +216,6 @@ def read_error(message: Message) -> tuple[int, str, tuple[int, ...]]:
     text = _utf8(text_bytes, "text") if text_bytes is not None else ""
     versions = message.tensors.get(Role.VERSIONS)
     return code, text, tuple(int(v) for v in versions) if versions is not None else ()
-
-
-def _is_float(value: ArrayLike) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float64)
 
 
 def _session_count(tensors: Mapping[int, np.ndarray], given: int | None, *flags: object) -> int:

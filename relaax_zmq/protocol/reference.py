@@ -49,9 +49,9 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
         value = getattr(message, name)
         if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
             raise ProtocolError(f"header.{name}", "0..2**64-1", value)
-    tensors = [
-        (role, _as_wire_array(role, message.tensors[role])) for role in sorted(message.tensors)
-    ]
+    tensors = {
+        role: _as_wire_array(role, message.tensors[role]) for role in sorted(message.tensors)
+    }
     rule = _check_header(message.version, message.type, message.flags, 0, n, len(tensors), limits)
     header = HEADER.pack(
         MAGIC,
@@ -64,25 +64,19 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
         len(tensors),
         0,
     )
-    frames: list[Frame] = [header]
-    if not tensors:
-        _check_required(rule, ())
-        return frames
     table = bytearray(DESCRIPTOR_SIZE * len(tensors))
-    for i, (role, arr) in enumerate(tensors):
-        code = DTYPE_CODES[(arr.dtype.kind, arr.dtype.itemsize)]
-        shape = arr.shape + (0,) * (MAX_NDIM - arr.ndim)
+    for i, (role, arr) in enumerate(tensors.items()):
         if arr.ndim > MAX_NDIM:
             raise ProtocolError(f"tensor[{i}].ndim", f"at most {MAX_NDIM}", arr.ndim)
-        if any(dim > 0xFFFFFFFF for dim in shape):
+        if any(dim > 0xFFFFFFFF for dim in arr.shape):
             raise ProtocolError(f"tensor[{i}].shape", "dimensions below 2**32", arr.shape)
-        _check_tensor(i, role, code, arr.ndim, shape, rule, n, limits, set())
+        code = DTYPE_CODES[(arr.dtype.kind, arr.dtype.itemsize)]
+        shape = arr.shape + (0,) * (MAX_NDIM - arr.ndim)
+        _check_tensor(i, role, code, arr.ndim, shape, rule, n, limits, ())
         DESCRIPTOR.pack_into(table, i * DESCRIPTOR_SIZE, role, code, arr.ndim, 0, *shape)
-        frames.append(arr)
-    _check_required(rule, [role for role, _ in tensors])
-    _check_episode_flags(message.flags, dict(tensors), [role for role, _ in tensors])
-    frames.insert(1, bytes(table))
-    return frames
+    _check_required(rule, tensors)
+    _check_episode_flags(message.flags, tensors)
+    return [header, bytes(table), *tensors.values()] if tensors else [header]
 
 
 def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
@@ -119,7 +113,7 @@ def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
             elements = _check_tensor(i, role, code, ndim, shape, rule, n, limits, tensors)
             tensors[role] = _view(i, frames[2 + i], NUMPY_DTYPES[code], shape[:ndim], elements)
     _check_required(rule, tensors)
-    _check_episode_flags(flags, tensors, list(tensors))
+    _check_episode_flags(flags, tensors)
     return Message(
         mtype,
         flags=flags,
@@ -202,8 +196,8 @@ def _check_required(rule, roles) -> None:  # noqa: ANN001
         raise ProtocolError("tensors", f"a {missing[0]} tensor", "none")
 
 
-def _check_episode_flags(flags: int, tensors, roles) -> None:  # noqa: ANN001
-    if Role.EPISODE_FLAGS not in roles:
+def _check_episode_flags(flags: int, tensors: dict[int, np.ndarray]) -> None:
+    if Role.EPISODE_FLAGS not in tensors:
         return
     if flags & BROADCAST_EPISODE_FLAGS:
         raise ProtocolError(
