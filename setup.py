@@ -10,7 +10,7 @@ import os
 
 import numpy
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 DEBUG = os.environ.get("RELAAX_ZMQ_DEBUG") == "1"
 SANITIZE = os.environ.get("RELAAX_ZMQ_SANITIZE", "")
@@ -46,22 +46,25 @@ def extension(name: str, source: str, openmp: bool = False) -> Extension:
     )
 
 
+#: Top-level source folders installed under relaax_zmq (the layout the design names).
+MAPPED = {
+    "relaax_zmq.broker": "broker",
+    "relaax_zmq.algorithms": "algorithms",
+    "relaax_zmq.envs": "envs",
+}
+
+
+def _packages() -> list[str]:
+    """Every package under relaax_zmq/ and the mapped folders, subpackages included."""
+    found = ["relaax_zmq"] + [f"relaax_zmq.{p}" for p in find_packages("relaax_zmq")]
+    for name, folder in MAPPED.items():
+        found += [name] + [f"{name}.{p}" for p in find_packages(folder)]
+    return found
+
+
 setup(
-    packages=[
-        "relaax_zmq",
-        "relaax_zmq.protocol",
-        "relaax_zmq.kernels",
-        "relaax_zmq.config",
-        "relaax_zmq.broker",
-        "relaax_zmq.algorithms",
-        "relaax_zmq.envs",
-    ],
-    package_dir={
-        "relaax_zmq": "relaax_zmq",
-        "relaax_zmq.broker": "broker",
-        "relaax_zmq.algorithms": "algorithms",
-        "relaax_zmq.envs": "envs",
-    },
+    packages=_packages(),
+    package_dir={"relaax_zmq": "relaax_zmq", **MAPPED},
     package_data={"relaax_zmq": ["py.typed"], "relaax_zmq.protocol": ["testdata/*.txt"]},
     ext_modules=cythonize(
         [

@@ -36,3 +36,34 @@ class ConfigError(RelaaxError):
 
 class AuthError(RelaaxError):
     """A peer failed authentication or a key is missing or unsafe."""
+
+
+class AgentError(RelaaxError):
+    """The server refused a client's request: ``code`` (``ErrorCode``) and the server's text.
+
+    ``code`` is None when no reply came at all (the request timed out).
+    """
+
+    def __init__(self, code: int | None, text: str) -> None:
+        self.code = code
+        self.text = text
+        name = _error_name(code)
+        super().__init__(f"{name}: {text}" if text else name)
+
+
+class EpisodeRestart(RelaaxError):
+    """The server lost or moved the session: reset the environment, start a new episode.
+
+    The next update of the session carries no reward.
+    """
+
+
+def _error_name(code: int | None) -> str:
+    if code is None:
+        return "TIMEOUT"
+    from relaax_zmq.protocol.constants import ErrorCode
+
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"error {code}"

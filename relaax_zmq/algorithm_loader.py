@@ -1,0 +1,75 @@
+"""Find an algorithm package by ``algorithm.name`` or ``algorithm.path`` and build its agent."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from relaax_zmq.agent import Agent, AgentContext
+from relaax_zmq.config.sections import AlgorithmConfig
+from relaax_zmq.errors import ConfigError
+
+
+def algorithm_package(algorithm: AlgorithmConfig) -> ModuleType:
+    """The package of the configured algorithm, imported."""
+    if algorithm.name is not None:
+        name = f"relaax_zmq.algorithms.{algorithm.name}"
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            raise ConfigError(
+                "algorithm.name", f"built-in algorithm {algorithm.name!r} is not installed"
+            ) from None
+    assert algorithm.path is not None  # AlgorithmConfig guarantees one of the two
+    return _import_folder(algorithm.path)
+
+
+def load_agent(algorithm: AlgorithmConfig, context: AgentContext) -> Agent:
+    """Import ``<package>.agent`` and call its ``make_agent(context)``."""
+    package = algorithm_package(algorithm)
+    where = "algorithm.name" if algorithm.name is not None else "algorithm.path"
+    try:
+        module = importlib.import_module(f"{package.__name__}.agent")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package.__name__}.agent":
+            raise
+        raise ConfigError(where, f"expected an 'agent' module in {package.__name__}") from None
+    make_agent = getattr(module, "make_agent", None)
+    if not callable(make_agent):
+        raise ConfigError(where, f"expected {module.__name__}.make_agent(context) -> Agent")
+    agent = make_agent(context)
+    if not isinstance(agent, Agent):
+        raise ConfigError(
+            where, f"expected make_agent to return an Agent, got {type(agent).__name__}"
+        )
+    return agent
+
+
+def _import_folder(folder: Path) -> ModuleType:
+    """Import ``folder`` as a package under a name unique to its absolute path."""
+    folder = folder.resolve()
+    init = folder / "__init__.py"
+    if not init.is_file():
+        raise ConfigError("algorithm.path", f"expected a package folder with {init}")
+    digest = hashlib.sha1(str(folder).encode()).hexdigest()[:10]
+    name = f"relaax_app_algorithm_{folder.name}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, init, submodule_search_locations=[str(folder)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

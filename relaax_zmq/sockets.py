@@ -1,0 +1,88 @@
+"""The socket map: every socket of the exchange, built from the config in one place.
+
+``socket_map(config)`` says, for each named socket, its ZeroMQ type, whether it
+binds or connects, its endpoint, its high-water marks and its maximum message
+size; ``open_socket`` creates one in the calling thread (sockets are never
+shared between threads). ``socket_map(config, inproc=True)`` is the same map
+over ``inproc://`` endpoints, for running every component as a thread of one
+process (tests, debugging).
+
+Names: ``broker.frontend`` / ``broker.backend`` / ``broker.admin`` (the
+broker's ROUTERs), ``worker.backend`` (a worker's DEALER to the broker),
+``client.frontend`` (a client's DEALER to the broker), ``admin.client`` (a
+DEALER talking to the admin endpoint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import zmq
+
+from relaax_zmq.config import AppConfig
+
+#: Messages queued per peer before ZeroMQ blocks or drops (0 would mean unlimited).
+DEFAULT_HWM = 10_000
+#: Control and admin messages are small; anything above this is a misbehaving peer.
+ADMIN_MAX_MESSAGE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class SocketSpec:
+    """How one socket is made: type, endpoint, bind or connect, limits."""
+
+    name: str
+    type: int
+    endpoint: str
+    bind: bool
+    max_message_bytes: int
+    hwm: int = DEFAULT_HWM
+    linger_ms: int = 0
+
+
+def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSpec]:
+    """Every exchange socket of ``config`` by name (see the module docstring)."""
+    b = config.broker
+    limit = b.max_message_bytes or config.protocol.max_message_bytes
+    specs = [
+        SocketSpec("broker.frontend", zmq.ROUTER, b.frontend, True, limit),
+        SocketSpec("broker.backend", zmq.ROUTER, b.backend, True, limit),
+        SocketSpec("broker.admin", zmq.ROUTER, b.admin, True, ADMIN_MAX_MESSAGE_BYTES),
+        SocketSpec("worker.backend", zmq.DEALER, b.backend, False, limit),
+        SocketSpec("client.frontend", zmq.DEALER, b.frontend, False, limit),
+        SocketSpec("admin.client", zmq.DEALER, b.admin, False, ADMIN_MAX_MESSAGE_BYTES),
+    ]
+    if inproc:
+        specs = [replace(s, endpoint=_inproc(s.endpoint)) for s in specs]
+    return {s.name: s for s in specs}
+
+
+def open_socket(
+    context: zmq.Context, spec: SocketSpec, *, identity: bytes | None = None
+) -> zmq.Socket:
+    """Create, configure and bind or connect the socket ``spec`` describes."""
+    sock = context.socket(spec.type)
+    try:
+        sock.setsockopt(zmq.LINGER, spec.linger_ms)
+        sock.setsockopt(zmq.SNDHWM, spec.hwm)
+        sock.setsockopt(zmq.RCVHWM, spec.hwm)
+        sock.setsockopt(zmq.MAXMSGSIZE, spec.max_message_bytes)
+        if identity is not None:
+            sock.setsockopt(zmq.IDENTITY, identity)
+        if spec.type == zmq.ROUTER:
+            # a reply to a vanished peer is an error we can count, not a silent drop
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if spec.bind:
+            sock.bind(spec.endpoint)
+        else:
+            sock.connect(spec.endpoint)
+    except BaseException:
+        sock.close(0)
+        raise
+    return sock
+
+
+def _inproc(endpoint: str) -> str:
+    """``tcp://127.0.0.1:7000`` -> ``inproc://127.0.0.1-7000`` (same name on both sides)."""
+    rest = endpoint.partition("://")[2]
+    return "inproc://" + rest.replace(":", "-").replace("/", "_")

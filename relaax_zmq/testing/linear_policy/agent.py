@@ -1,0 +1,77 @@
+"""The agent side of the linear test policy (see the package docstring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from relaax_zmq.agent import Agent, AgentContext, StepBatch
+
+
+class LinearPolicyAgent(Agent):
+    """Acts with a fixed linear map of the flattened observation; counts what it sees."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        unknown = set(config) - {"actions", "action_size", "seed", "torch"}
+        if unknown:
+            raise ValueError(f"linear_policy: unknown config keys {sorted(unknown)}")
+        self.discrete = "action_size" not in config
+        self.outputs = int(config.get("actions", 2) if self.discrete else config["action_size"])
+        self.seed = int(config.get("seed", 0))
+        self.use_torch = bool(config.get("torch", False))
+        self.weights: np.ndarray | None = None
+        self.sessions: dict[int, bool] = {}
+        self.counters = {"steps": 0, "episodes": 0, "batches": 0, "exploit_steps": 0}
+
+    def open_sessions(self, session_ids: np.ndarray, *, exploit: bool) -> None:
+        for sid in session_ids.tolist():
+            self.sessions[sid] = exploit
+
+    def close_sessions(self, session_ids: np.ndarray) -> None:
+        for sid in session_ids.tolist():
+            self.sessions.pop(sid, None)
+
+    def end_episodes(self, session_ids: np.ndarray) -> None:
+        self.counters["episodes"] += len(session_ids)
+
+    def act(self, batch: StepBatch) -> np.ndarray:
+        self.counters["batches"] += 1
+        self.counters["steps"] += len(batch)
+        self.counters["exploit_steps"] += int(batch.exploit.sum())
+        self.counters["episodes"] += int((batch.terminal | batch.truncated).sum())
+        if batch.states is None:
+            return self._empty(len(batch))
+        flat = np.asarray(batch.states, np.float32).reshape(len(batch), -1)
+        logits = self._forward(flat)
+        if self.discrete:
+            return logits.argmax(axis=1).astype(np.int64)
+        return np.tanh(logits).astype(np.float32)
+
+    def stats(self) -> dict[str, float]:
+        return {**self.counters, "sessions": len(self.sessions)}
+
+    def _forward(self, flat: np.ndarray) -> np.ndarray:
+        if self.weights is None:
+            rng = np.random.default_rng(self.seed)
+            self.weights = rng.standard_normal((flat.shape[1], self.outputs)).astype(np.float32)
+        if flat.shape[1] != self.weights.shape[0]:
+            raise ValueError(
+                f"expected observations of {self.weights.shape[0]} values, got {flat.shape[1]}"
+            )
+        if self.use_torch:
+            import torch
+
+            with torch.no_grad():
+                return (torch.from_numpy(flat) @ torch.from_numpy(self.weights)).numpy()
+        return flat @ self.weights
+
+    def _empty(self, n: int) -> np.ndarray:
+        if self.discrete:
+            return np.zeros(n, np.int64)
+        return np.zeros((n, self.outputs), np.float32)
+
+
+def make_agent(context: AgentContext) -> Agent:
+    """Build the agent from ``algorithm.config``."""
+    return LinearPolicyAgent(dict(context.config))
