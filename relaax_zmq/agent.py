@@ -104,5 +104,5 @@ class Agent(ABC):
         """Numbers for the worker's status (steps, episodes, ...); none by default."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release resources when the worker stops (flush, join threads)."""
