@@ -110,7 +110,12 @@ def _config(extra: dict | None = None):
         **(extra or {}),
     }
     return parse_config(
-        {"version": 1, "algorithm": {"path": str(LINEAR_POLICY_PATH)}, "broker": broker}
+        {
+            "version": 1,
+            "environment": {"run": "bandit"},
+            "algorithm": {"path": str(LINEAR_POLICY_PATH)},
+            "broker": broker,
+        }
     )
 
 
