@@ -154,17 +154,19 @@ class Exchange:
 
 @contextmanager
 def running_exchange(
-    folder: Path, workers: int = 2, **sections: dict[str, Any]
+    folder: Path, worker_count: int = 2, **sections: dict[str, Any]
 ) -> Iterator[Exchange]:
-    """Broker + ``workers`` worker processes, registered; everything stopped afterwards."""
+    """Broker + ``worker_count`` worker processes, registered; everything stopped afterwards."""
     config, endpoints = write_app(folder, **sections)
     ex = Exchange(config, endpoints, start_daemon("broker", "relaax_zmq.broker", config))
     try:
-        for i in range(workers):
+        for i in range(worker_count):
             name = f"w{i}"
             ex.workers[name] = start_daemon(name, "relaax_zmq.worker", config, "--name", name)
         try:
-            wait_until(lambda: len(live_workers(ex.admin)) == workers, 30, "workers to register")
+            wait_until(
+                lambda: len(live_workers(ex.admin)) == worker_count, 30, "workers to register"
+            )
         except AssertionError:
             print(ex.logs())
             raise
