@@ -38,6 +38,8 @@ class SocketSpec:
     max_message_bytes: int
     hwm: int = DEFAULT_HWM
     linger_ms: int = 0
+    #: a ROUTER hands a known identity over to its newest connection (a worker that reconnects)
+    handover: bool = False
 
 
 def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSpec]:
@@ -46,7 +48,7 @@ def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSp
     limit = b.max_message_bytes or config.protocol.max_message_bytes
     specs = [
         SocketSpec("broker.frontend", zmq.ROUTER, b.frontend, True, limit),
-        SocketSpec("broker.backend", zmq.ROUTER, b.backend, True, limit),
+        SocketSpec("broker.backend", zmq.ROUTER, b.backend, True, limit, handover=True),
         SocketSpec("broker.admin", zmq.ROUTER, b.admin, True, ADMIN_MAX_MESSAGE_BYTES),
         SocketSpec("worker.backend", zmq.DEALER, b.backend, False, limit),
         SocketSpec("client.frontend", zmq.DEALER, b.frontend, False, limit),
@@ -72,6 +74,7 @@ def open_socket(
         if spec.type == zmq.ROUTER:
             # a reply to a vanished peer is an error we can count, not a silent drop
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            sock.setsockopt(zmq.ROUTER_HANDOVER, int(spec.handover))
         if spec.bind:
             sock.bind(spec.endpoint)
         else:

@@ -1,0 +1,30 @@
+"""``python -m relaax_zmq.worker --config app.yaml [--name NAME]``: run one worker.
+
+Stops on SIGTERM or SIGINT (sends BYE to the broker) and exits 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from relaax_zmq.daemon import StopFlag, load_daemon_config, parse_daemon_args
+from relaax_zmq.errors import ConfigError
+from relaax_zmq.worker.worker import Worker
+
+PROG = "relaax-zmq-worker"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a worker until a signal stops it; the exit status."""
+    args = parse_daemon_args(PROG, "Host agent sessions for the broker.", argv, with_name=True)
+    config = load_daemon_config(args.config, PROG)
+    stop = StopFlag().install()
+    try:
+        Worker(config, name=args.name).run(stop)
+    except ConfigError as exc:
+        raise SystemExit(f"{PROG}: {exc}") from None
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
