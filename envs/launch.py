@@ -1,0 +1,247 @@
+"""``python -m relaax_zmq.envs --config app.yaml``: run the app's environment clients.
+
+``environment.clients`` sessions, each seeded ``seed + i``, each running
+``max_episodes`` episodes (forever when null):
+
+- ``vectorized: true``: one process, one ``VectorRunner`` block of all sessions;
+- otherwise one child process per session (``--index I`` runs session I alone;
+  ``--threads`` runs the sessions as threads of this process instead).
+
+``run`` picks the runner: ``gym`` (``GymRunner`` on ``environment.name``),
+``bandit`` (``BanditRunner``), or ``path/to/module.py:ClassName`` naming either a
+``TrainingBase`` subclass, built as ``Class(proxy, **env_kwargs, seed=...,
+max_episode_steps=..., episode_timeout=..., exploit=...)``, or a ``gymnasium.Env``
+subclass, built as ``Class(**env_kwargs)`` and driven by ``GymRunner``.
+Episode rewards are logged as they come and summed up on stdout at the end;
+the exit status is 0 when every session finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import importlib.util
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import yaml
+
+from relaax_zmq.client import AgentProxy, TrainingBase, VectorAgentProxy
+from relaax_zmq.config import AppConfig, EnvironmentConfig, load_config
+from relaax_zmq.errors import ConfigError, RelaaxError
+
+from .bandit import BanditEnv, BanditRunner
+from .gym_runner import GymRunner
+from .vector_runner import VectorRunner
+
+log = logging.getLogger("relaax_zmq.envs")
+
+Runner = TrainingBase | VectorRunner
+
+
+def load_class(spec: str) -> type:
+    """The class a ``module.py:ClassName`` or ``dotted.module:ClassName`` runner spec names."""
+    module_name, _, attr = spec.rpartition(":")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        name = "relaax_zmq_runner_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+        module = sys.modules.get(name)
+        if module is None:
+            file_spec = importlib.util.spec_from_file_location(name, path)
+            if file_spec is None or file_spec.loader is None:
+                raise ConfigError("environment.run", f"cannot load {str(path)!r}")
+            module = importlib.util.module_from_spec(file_spec)
+            if str(path.parent) not in sys.path:
+                sys.path.append(str(path.parent))  # the runner may import its neighbours
+            sys.modules[name] = module
+            file_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    found = getattr(module, attr, None)
+    if not isinstance(found, type):
+        raise ConfigError("environment.run", f"{spec!r}: no class {attr!r} in {module_name}")
+    return found
+
+
+def session_options(env: EnvironmentConfig, index: int) -> dict[str, Any]:
+    """``TrainingBase`` options of session ``index``."""
+    return {
+        "seed": None if env.seed is None else env.seed + index,
+        "max_episode_steps": env.max_episode_steps,
+        "episode_timeout": env.episode_timeout,
+        "exploit": env.exploit,
+    }
+
+
+def make_runner(config: AppConfig, index: int, **proxy_options: Any) -> TrainingBase:
+    """The runner of session ``index`` (not vectorized)."""
+    env = config.environment
+    proxy = AgentProxy.from_config(config, **proxy_options)
+    options = session_options(env, index)
+    if env.run == "gym":
+        return GymRunner(proxy, str(env.name), env_kwargs=env.env_kwargs, **options)
+    if env.run == "bandit":
+        return BanditRunner(proxy, **env.env_kwargs, **options)
+    cls = load_class(env.run)
+    if issubclass(cls, TrainingBase):
+        return cls(proxy, **env.env_kwargs, **options)
+    if issubclass(cls, gymnasium.Env):
+        return GymRunner(proxy, cls(**env.env_kwargs), **options)
+    raise ConfigError("environment.run", f"{env.run!r}: expected a TrainingBase or gymnasium.Env")
+
+
+def env_factory(config: AppConfig) -> Callable[[], gymnasium.Env]:
+    """How a vectorized client builds each of its environments."""
+    env = config.environment
+    kwargs = dict(env.env_kwargs)
+    if env.run == "gym":
+        return lambda: gymnasium.make(str(env.name), **kwargs)
+    if env.run == "bandit":
+        return lambda: BanditEnv(**kwargs)
+    cls = load_class(env.run)
+    if issubclass(cls, gymnasium.Env):
+        return lambda: cls(**kwargs)
+    raise ConfigError(
+        "environment.vectorized",
+        f"{env.run!r} drives one session; a vectorized client needs a gymnasium.Env class",
+    )
+
+
+def make_vector_runner(config: AppConfig, **proxy_options: Any) -> VectorRunner:
+    """One runner for all ``environment.clients`` sessions, batched."""
+    env = config.environment
+    proxy = VectorAgentProxy.from_config(config, env.clients, **proxy_options)
+    return VectorRunner.make(proxy, env_factory(config), **session_options(env, 0))
+
+
+def run_sessions(runners: Sequence[Runner], max_episodes: int | None) -> list[list[float] | None]:
+    """Run each runner in its own thread (one: in this one); None for a session that failed."""
+    results: list[list[float] | None] = [None] * len(runners)
+
+    def target(i: int) -> None:
+        try:
+            results[i] = runners[i].run(max_episodes)
+        except RelaaxError as exc:  # AgentError, ProtocolError
+            log.error("session %d failed: %s", i, exc)
+
+    if len(runners) == 1:
+        target(0)
+        return results
+    threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(len(runners))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)  # wakes up for signals
+    return results
+
+
+def report(first_index: int, results: Sequence[list[float] | None]) -> bool:
+    """Print each session's episode rewards; True when every session finished."""
+    for i, rewards in enumerate(results, first_index):
+        if rewards is None:
+            print(f"session {i}: failed", flush=True)
+            continue
+        mean = sum(rewards) / len(rewards) if rewards else float("nan")
+        values = " ".join(f"{r:g}" for r in rewards)
+        print(f"session {i}: {len(rewards)} episodes, mean reward {mean:g}: {values}", flush=True)
+    return all(r is not None for r in results)
+
+
+def spawn_sessions(argv: Sequence[str], clients: int) -> int:
+    """One child process per session; forwards SIGTERM/SIGINT; 0 when all exit 0."""
+    base = [sys.executable, "-m", "relaax_zmq.envs", *argv]
+    children = [subprocess.Popen([*base, "--index", str(i)]) for i in range(clients)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        codes = [child.wait() for child in children]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m relaax_zmq.envs", description="Run the app's environment clients."
+    )
+    parser.add_argument("--config", required=True, type=Path, help="app YAML file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (YAML value), e.g. environment.clients=2",
+    )
+    parser.add_argument("--index", type=int, default=None, help="run only session INDEX")
+    parser.add_argument("--threads", action="store_true", help="sessions as threads, not processes")
+    return parser.parse_args(argv)
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set: expected KEY=VALUE, got {pair!r}")
+        found[key.strip()] = yaml.safe_load(value)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m relaax_zmq.envs``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, _overrides(args.set))
+    except ConfigError as exc:
+        print(f"relaax_zmq.envs: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s envs[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    env = config.environment
+    if args.index is not None and not 0 <= args.index < env.clients:
+        print(f"relaax_zmq.envs: --index must be in 0..{env.clients - 1}", file=sys.stderr)
+        return 2
+    if not env.vectorized and args.index is None and env.clients > 1 and not args.threads:
+        return spawn_sessions(argv, env.clients)
+    try:
+        if env.vectorized:
+            runners: list[Runner] = [make_vector_runner(config)]
+        else:
+            indices = [args.index] if args.index is not None else list(range(env.clients))
+            runners = [make_runner(config, i) for i in indices]
+    except (ConfigError, TypeError, ValueError, gymnasium.error.Error) as exc:
+        print(f"relaax_zmq.envs: {exc}", file=sys.stderr)
+        return 2
+
+    def stop(_signum: int, _frame: object) -> None:
+        for runner in runners:
+            runner.stop()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        results = run_sessions(runners, env.max_episodes)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    first = args.index if args.index is not None else 0
+    return 0 if report(first, results) else 1

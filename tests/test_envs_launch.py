@@ -1,0 +1,135 @@
+"""``python -m relaax_zmq.envs``: sessions from the app config, against a fake RLX server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from test_client_fake_server import FakeServer
+
+import relaax_zmq.envs.template
+from relaax_zmq.envs.launch import main
+from relaax_zmq.protocol import ErrorCode, MessageType, Role, messages
+
+CUSTOM_ENV = '''
+import gymnasium
+import numpy as np
+
+
+class Coin(gymnasium.Env):
+    """One step per episode: reward 1 for action 1."""
+
+    def __init__(self, bias=0.0):
+        self.observation_space = gymnasium.spaces.Box(-1, 1, (2,), np.float32)
+        self.action_space = gymnasium.spaces.Discrete(2)
+        self.bias = bias
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.full(2, self.bias, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), float(action == 1), True, False, {}
+'''
+
+
+@pytest.fixture
+def server():
+    with FakeServer() as fake:
+        yield fake
+
+
+def app(tmp_path: Path, server: FakeServer, **environment: object) -> Path:
+    data = {
+        "algorithm": {"name": "reinforce"},
+        "log_level": "WARNING",
+        "broker": {"frontend": server.endpoint, "client_request_timeout": 2.0},
+        "environment": environment,
+    }
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_threads_run_every_session_with_its_seed(tmp_path, server, capsys) -> None:
+    config = app(tmp_path, server, run="bandit", clients=2, seed=7, max_episodes=2)
+    argv = ["--config", str(config), "--threads", "--set", "environment.max_episode_steps=5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "session 0: 2 episodes" in out and "session 1: 2 episodes" in out
+    inits = server.messages(MessageType.INIT)
+    assert len(inits) == 2 and all(m.session_count == 1 for m in inits)
+    assert len(set(server.identities(MessageType.INIT))) == 2
+    assert len(server.messages(MessageType.UPDATE)) == 2 * 2 * 6
+
+
+def test_vectorized_gym_is_one_block(tmp_path, server, capsys) -> None:
+    config = app(
+        tmp_path, server, run="gym", name="CartPole-v1", clients=3, vectorized=True,
+        max_episodes=1, seed=0,
+    )  # fmt: skip
+    assert main(["--config", str(config)]) == 0
+    assert "session 0: 3 episodes" in capsys.readouterr().out
+    (init,) = server.messages(MessageType.INIT)
+    assert init.session_count == 3
+    assert all(u.session_count == 3 for u in server.messages(MessageType.UPDATE))
+
+
+def test_custom_runner_from_a_file(tmp_path, server, capsys) -> None:
+    server.action_fn = lambda m: np.ones(m.session_count, np.int64)
+    template = Path(relaax_zmq.envs.template.__file__)
+    config = app(
+        tmp_path, server, run=f"{template}:WalkRunner", env_kwargs={"size": 2}, max_episodes=2
+    )
+    assert main(["--config", str(config)]) == 0
+    assert "session 0: 2 episodes, mean reward 0.8" in capsys.readouterr().out
+
+
+def test_custom_gymnasium_env_vectorized(tmp_path, server, capsys) -> None:
+    server.action_fn = lambda m: np.ones(m.session_count, np.int64)
+    (tmp_path / "coin.py").write_text(CUSTOM_ENV)
+    config = app(
+        tmp_path, server, run="coin.py:Coin", env_kwargs={"bias": 0.5}, clients=2,
+        vectorized=True, max_episodes=3,
+    )  # fmt: skip
+    assert main(["--config", str(config)]) == 0
+    assert "session 0: 6 episodes, mean reward 1" in capsys.readouterr().out
+    first = server.messages(MessageType.UPDATE)[0]
+    np.testing.assert_array_equal(first.tensors[Role.STATE], np.full((2, 2), 0.5, np.float32))
+
+
+def test_bad_setups_exit_2(tmp_path, server, capsys) -> None:
+    template = Path(relaax_zmq.envs.template.__file__)
+    vector = app(tmp_path, server, run=f"{template}:WalkRunner", clients=2, vectorized=True)
+    assert main(["--config", str(vector)]) == 2
+    assert "needs a gymnasium.Env class" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["--config", str(vector), "--index", "5"]) == 2
+    assert server.messages() == []
+
+
+def test_a_failed_session_exits_1(tmp_path, server, capsys) -> None:
+    server.handler = lambda i, m: messages.error(ErrorCode.AUTH, "who are you")
+    config = app(tmp_path, server, run="bandit", max_episodes=1)
+    assert main(["--config", str(config)]) == 1
+    assert "session 0: failed" in capsys.readouterr().out
+
+
+def test_module_entry_point_spawns_one_process_per_session(tmp_path, server) -> None:
+    config = app(tmp_path, server, run="bandit", clients=2, max_episodes=1, max_episode_steps=3)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "relaax_zmq.envs", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "session 0: 1 episodes" in done.stdout and "session 1: 1 episodes" in done.stdout
+    assert len(set(server.identities(MessageType.INIT))) == 2
