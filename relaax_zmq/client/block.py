@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import numpy as np
 import zmq
@@ -41,6 +41,9 @@ from relaax_zmq.protocol import messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role, type_name
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
+
+if TYPE_CHECKING:
+    from relaax_zmq.client.inprocess import InProcessConnection
 
 log = logging.getLogger("relaax_zmq.client")
 
@@ -79,6 +82,8 @@ class BlockProxy:
         max_message_bytes: ``MAXMSGSIZE`` of the socket.
         limits: decoder limits of replies.
         backoff: a ready ``Backoff`` (tests inject one with a fake rng and sleep).
+        connection: a ready channel instead of a socket to ``endpoint`` (the
+            in-process path, ``relaax_zmq.client.inprocess``).
     """
 
     def __init__(
@@ -94,12 +99,13 @@ class BlockProxy:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         limits: Limits = DEFAULT_LIMITS,
         backoff: Backoff | None = None,
+        connection: Connection | InProcessConnection | None = None,
     ) -> None:
         if n < 1:
             raise ValueError(f"a block has at least one session, got {n}")
         self.n = n
         self.retry_deadline = retry_deadline
-        self.connection = Connection(
+        self.connection = connection or Connection(
             client_spec(endpoint, max_message_bytes),
             timeout=request_timeout,
             context=context,

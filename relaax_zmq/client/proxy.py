@@ -33,6 +33,13 @@ class AgentProxy(BlockProxy):
         options = config_options(config) | overrides
         return cls(options.pop("endpoint"), **options)
 
+    @classmethod
+    def in_process(cls, host: Any, **options: Any) -> AgentProxy:
+        """A proxy whose requests go straight to ``host`` (a ``SessionHost``), no sockets."""
+        from relaax_zmq.client.inprocess import InProcessConnection
+
+        return cls("inproc://in-process", connection=InProcessConnection(host), **options)
+
     def update(
         self,
         reward: float | None = None,

@@ -26,6 +26,13 @@ class VectorAgentProxy(BlockProxy):
         options = config_options(config) | overrides
         return cls(options.pop("endpoint"), n or config.environment.clients, **options)
 
+    @classmethod
+    def in_process(cls, host: Any, n: int, **options: Any) -> VectorAgentProxy:
+        """A block of ``n`` sessions whose requests go straight to ``host`` (a ``SessionHost``)."""
+        from relaax_zmq.client.inprocess import InProcessConnection
+
+        return cls("inproc://in-process", n, connection=InProcessConnection(host), **options)
+
     def update(
         self,
         rewards: ArrayLike | None = None,
