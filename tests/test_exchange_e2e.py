@@ -172,17 +172,19 @@ def test_malformed_and_oversized_messages_are_answered_and_others_served(tmp_pat
         try:
             bad.send_multipart([b"RLXP" + b"\x00" * 28])
             code, text, _ = messages.read_error(_reply(bad))
-            assert code == ErrorCode.MALFORMED and "header.version" in text
+            assert code == ErrorCode.UNSUPPORTED_VERSION and "header.version" in text
             bad.send_multipart([b"hello"])
             code, text, _ = messages.read_error(_reply(bad))
             assert code == ErrorCode.MALFORMED and "header" in text
             bad.send_multipart(encode(messages.init()))
             ready = _reply(bad)
             assert ready.type == MessageType.READY
-            big = np.zeros((1, 20000), np.float32)  # 80 kB > 64 KiB
-            bad.send_multipart(encode(messages.update(ready.session_id, state=big)))
+            n = 4000  # every frame below 64 KiB, the message above it
+            reward, state = np.zeros(n, np.float32), np.zeros((n, 4), np.float32)
+            big = messages.update(ready.session_id, reward=reward, state=state)
+            bad.send_multipart(encode(big))
             code, text, _ = messages.read_error(_reply(bad))
-            assert code == ErrorCode.TOO_LARGE
+            assert code == ErrorCode.TOO_LARGE and "65536" in text
             # a payload that breaks the spec beyond the header: the worker answers it
             frames = encode(messages.update(ready.session_id, state=np.zeros((1, 4), np.float32)))
             frames[-1] = b"\x00" * 3
@@ -194,6 +196,25 @@ def test_malformed_and_oversized_messages_are_answered_and_others_served(tmp_pat
             bad.close()
             good.disconnect()
         assert ex.broker.proc.poll() is None
+
+
+def test_a_frame_above_the_socket_limit_drops_only_that_peer(tmp_path) -> None:
+    with running_exchange(tmp_path, worker_count=1, broker={"max_message_bytes": 65536}) as ex:
+        ctx = zmq.Context.instance()
+        good = AgentProxy(ex.frontend)
+        good.init()
+        bad = _raw_client(ctx, ex.frontend)
+        try:
+            bad.send_multipart(encode(messages.init()))
+            sid = _reply(bad).session_id
+            huge = np.zeros((1, 20000), np.float32)  # one 80 kB frame > MAXMSGSIZE
+            bad.send_multipart(encode(messages.update(sid, state=huge)))
+            assert not bad.poll(1000), "ZeroMQ drops the connection instead of answering"
+            assert int(good.update(state=np.zeros(4, np.float32))) in (0, 1)
+            assert ex.broker.proc.poll() is None
+        finally:
+            bad.close()
+            good.disconnect()
 
 
 def test_a_client_that_vanishes_mid_session_is_released(tmp_path) -> None:

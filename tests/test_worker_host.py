@@ -9,8 +9,9 @@ from relaax_zmq.agent import StepBatch
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import Limits, decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role
+from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.testing.linear_policy.agent import LinearPolicyAgent
-from relaax_zmq.worker.host import Request, SessionHost, decode_error_reply
+from relaax_zmq.worker.host import Request, SessionHost
 
 
 class RecordingAgent(LinearPolicyAgent):
@@ -361,7 +362,7 @@ def test_decode_errors_map_to_malformed_too_large_or_version():
     big = encode(messages.update(1, state=np.zeros((8, 1), np.float32), sequence=77))
     with pytest.raises(ProtocolError) as info:
         decode(big, limits)
-    reply = decode_error_reply(info.value, big, limits)
+    reply = refusal(info.value, big, limits)
     code, text = error_of(reply)
     assert code == ErrorCode.TOO_LARGE and "session_count" in text and reply.sequence == 77
 
@@ -369,7 +370,7 @@ def test_decode_errors_map_to_malformed_too_large_or_version():
     frames[2] = b"\0" * 4  # payload of the wrong size
     with pytest.raises(ProtocolError) as info:
         decode(frames)
-    reply = decode_error_reply(info.value, frames, limits)
+    reply = refusal(info.value, frames, limits)
     code, text = error_of(reply)
     assert code == ErrorCode.MALFORMED and "payload" in text and reply.sequence == 5
 
@@ -377,5 +378,5 @@ def test_decode_errors_map_to_malformed_too_large_or_version():
     head[4] = 2
     with pytest.raises(ProtocolError) as info:
         decode([bytes(head)])
-    code, _ = error_of(decode_error_reply(info.value, [bytes(head)], limits))
+    code, _ = error_of(refusal(info.value, [bytes(head)], limits))
     assert code == ErrorCode.UNSUPPORTED_VERSION

@@ -31,6 +31,7 @@ from relaax_zmq.protocol.constants import (
 )
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
+from relaax_zmq.protocol.refusal import refusal
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class SessionHost:
         try:
             message = decode(frames, self.limits)
         except ProtocolError as exc:
-            reply = decode_error_reply(exc, frames, self.limits)
+            reply = refusal(exc, frames, self.limits)
         else:
             reply = self.handle_one(message)
         return encode(reply, self.limits)
@@ -439,53 +440,6 @@ class SessionHost:
         return any(
             session_id < b.session_id + b.count and b.session_id < end for b in self.blocks.values()
         )
-
-
-def decode_error_reply(exc: ProtocolError, frames: Sequence[Any], limits: Limits) -> Message:
-    """The error reply to frames the decoder refused: MALFORMED, TOO_LARGE or a version error.
-
-    The reply echoes the header's sequence and block when frame 0 is a header.
-    """
-    sequence, session_id, session_count = salvage_header(frames)
-    versions = None
-    if exc.field == "header.version":
-        code = ErrorCode.UNSUPPORTED_VERSION
-        versions = SUPPORTED_VERSIONS
-    elif _is_limit(exc, limits):
-        code = ErrorCode.TOO_LARGE
-    else:
-        code = ErrorCode.MALFORMED
-    return messages.error(
-        code,
-        str(exc),
-        sequence=sequence,
-        session_id=session_id,
-        session_count=session_count if session_count <= limits.max_sessions else 0,
-        versions=versions,
-    )
-
-
-def salvage_header(frames: Sequence[Any]) -> tuple[int, int, int]:
-    """(sequence, session_id, session_count) of frame 0 when it looks like a header, else zeros."""
-    from relaax_zmq.protocol.constants import HEADER, HEADER_SIZE, MAGIC
-
-    try:
-        head = bytes(memoryview(frames[0]))
-    except (IndexError, TypeError):
-        return 0, 0, 0
-    if len(head) != HEADER_SIZE or head[:4] != MAGIC:
-        return 0, 0, 0
-    _, _, _, _, sequence, session_id, session_count, _, _ = HEADER.unpack(head)
-    return sequence, session_id, session_count
-
-
-def _is_limit(exc: ProtocolError, limits: Limits) -> bool:
-    """Whether the decoder refused a message for exceeding a configured limit."""
-    if exc.field == "header.tensor_count" or exc.field.endswith(".elements"):
-        return True
-    if exc.field == "header.session_count":
-        return isinstance(exc.actual, int) and exc.actual > limits.max_sessions
-    return False
 
 
 def _stack(group: list[_Step], rows: int) -> StepBatch:

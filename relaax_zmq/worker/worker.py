@@ -35,8 +35,9 @@ from relaax_zmq.link import (
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType
 from relaax_zmq.protocol.message import Message
+from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.sockets import open_socket, socket_map
-from relaax_zmq.worker.host import Request, SessionHost, decode_error_reply
+from relaax_zmq.worker.host import Request, SessionHost
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class Worker:
         except ProtocolError as exc:
             self.counters["malformed"] += 1
             log.debug("malformed request: %s", exc)
-            self._reply(identity, decode_error_reply(exc, rlx, self.limits))
+            self._reply(identity, refusal(exc, rlx, self.limits))
             return
         self._pending.append(Request(identity, message))
         self._pending_blocks.add(message.session_id)
