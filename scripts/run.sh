@@ -1,28 +1,12 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh) and run the main job.
-# Until the broker, workers and parameter servers land, the job is: load the
-# default app, check every RLX test vector with the selected codec, and run the
-# hot-path benchmarks (their figures end each benchmark as one JSON line).
+# Until the parameter servers and learning algorithms land, the job is the
+# exchange on its own: a broker, two workers with a fixed policy and 64
+# CartPole environments in one vectorised client (conf/exchange.yaml), run to
+# the end with the broker's figures printed. Pass another app file to run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-APP=${1:-conf/app.yaml}
-python - "$APP" <<'PY'
-import sys
-
-from relaax_zmq import protocol
-from relaax_zmq.config import load_config
-from relaax_zmq.protocol.vectors import load_vectors
-
-app = load_config(sys.argv[1])
-print(f"app {sys.argv[1]}: environment {app.environment.run!r}, algorithm {app.algorithm.name or app.algorithm.path!r}")
-vectors = load_vectors()
-for vector in vectors:
-    if vector.message is not None:
-        assert [bytes(memoryview(f)) for f in protocol.encode(vector.message)] == vector.frames, vector.name
-        assert protocol.decode(vector.frames) == vector.message, vector.name
-print(f"RLX v1: {len(vectors)} test vectors checked with the {protocol.BACKEND} codec")
-PY
-python -m bench.codec
-python -m bench.kernels
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+python scripts/exchange_demo.py "${1:-conf/exchange.yaml}"

@@ -1,0 +1,86 @@
+"""Run an app's exchange on this machine: broker, workers and environment clients.
+
+``python scripts/exchange_demo.py conf/exchange.yaml``: starts the broker and
+``workers.count`` workers as subprocesses, waits until every worker has
+registered, runs the environment clients (``python -m relaax_zmq.envs``) to the
+end, prints the broker's figures and stops everything with SIGTERM. The
+``relaax-zmq run`` command of the admin CLI will supersede it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import zmq
+
+from relaax_zmq.config import load_config
+
+
+def status(admin: str) -> dict:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(admin)
+    try:
+        sock.send(b'{"command": "status"}')
+        if not sock.poll(2000):
+            raise RuntimeError(f"the broker's admin endpoint {admin} does not answer")
+        return json.loads(sock.recv())["status"]
+    finally:
+        sock.close()
+
+
+def wait_for_workers(admin: str, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if sum(w["alive"] for w in status(admin)["workers"]) >= count:
+                return
+        except RuntimeError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"exchange_demo: {count} workers did not register in {timeout} s")
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main(path: str) -> int:
+    config = load_config(path)
+    python = sys.executable
+    daemons = [subprocess.Popen([python, "-m", "relaax_zmq.broker", "--config", path])]
+    try:
+        for i in range(config.workers.count):
+            name = f"worker-{i}"
+            cmd = [python, "-m", "relaax_zmq.worker", "--config", path, "--name", name]
+            daemons.append(subprocess.Popen(cmd))
+        admin = str(config.broker.admin)
+        wait_for_workers(admin, config.workers.count)
+        start = time.monotonic()
+        clients = subprocess.run([python, "-m", "relaax_zmq.envs", "--config", path], check=False)
+        wall = time.monotonic() - start
+        figures = status(admin)
+        counters = figures["counters"]
+        print(f"clients exited {clients.returncode} after {wall:.1f} s")
+        for worker in figures["workers"]:
+            steps = worker["stats"].get("steps", 0)
+            print(f"worker {worker['name']}: {steps} steps, {worker['sessions']} sessions now")
+        print(f"broker: {counters['requests']} requests, errors {counters.get('errors', {})}")
+        return clients.returncode
+    finally:
+        stop(daemons)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else str(Path("conf/exchange.yaml"))))
