@@ -39,3 +39,12 @@ def reference_codec() -> ModuleType:
 @pytest.fixture
 def compiled_codec() -> ModuleType:
     return compiled_module("relaax_zmq._codec")
+
+
+@pytest.fixture
+def server():
+    """A running ``FakeServer`` (tests/fake_server.py), stopped afterwards."""
+    from fake_server import FakeServer
+
+    with FakeServer() as fake:
+        yield fake

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from test_client_fake_server import FakeServer
+from fake_server import FakeServer
 
 from relaax_zmq.client import AgentProxy, Backoff, VectorAgentProxy
 from relaax_zmq.config import parse_config
@@ -15,12 +15,6 @@ from relaax_zmq.errors import AgentError, EpisodeRestart
 from relaax_zmq.protocol import ErrorCode, Flag, Message, MessageType, Role, messages
 
 FAST = {"request_timeout": 2.0, "retry_deadline": 2.0}
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as fake:
-        yield fake
 
 
 def proxy(server: FakeServer, **options) -> AgentProxy:

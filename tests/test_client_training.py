@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytest
-from test_client_fake_server import FakeServer
+from fake_server import FakeServer, agent
 
 from relaax_zmq.client import AgentProxy, TrainingBase
 from relaax_zmq.protocol import Flag, Message, MessageType, Role, messages
@@ -35,16 +34,6 @@ class Countdown(TrainingBase):
 
     def close_env(self) -> None:
         self.closed = True
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as fake:
-        yield fake
-
-
-def agent(server: FakeServer) -> AgentProxy:
-    return AgentProxy(server.endpoint, request_timeout=2.0, retry_deadline=2.0)
 
 
 def test_run_reports_every_episode_and_disconnects(server: FakeServer) -> None:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from test_client_fake_server import FakeServer
+from fake_server import FakeServer
 
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.envs.bandit import DEFAULT_ARMS, BanditEnv, BanditRunner

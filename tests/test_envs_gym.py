@@ -7,10 +7,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
+from fake_server import FakeServer, agent
 from gymnasium import spaces
-from test_client_fake_server import FakeServer
 
-from relaax_zmq.client import AgentProxy
 from relaax_zmq.envs.gym_runner import GymRunner
 from relaax_zmq.envs.spaces import action_converter, observation_converter
 from relaax_zmq.protocol import Flag, MessageType, Role
@@ -33,16 +32,6 @@ class TinyImageEnv(gymnasium.Env):
         assert isinstance(action, int)
         self.t += 1
         return np.full((8, 8, 3), self.t, np.uint8), float(action), self.t >= 4, False, {}
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as fake:
-        yield fake
-
-
-def agent(server: FakeServer) -> AgentProxy:
-    return AgentProxy(server.endpoint, request_timeout=2.0, retry_deadline=2.0)
 
 
 def test_cartpole_runs_seeded_episodes(server: FakeServer) -> None:

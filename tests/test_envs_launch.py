@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
-from test_client_fake_server import FakeServer
+from fake_server import FakeServer
 
 import relaax_zmq.envs.template
 from relaax_zmq.envs.launch import main
@@ -36,12 +35,6 @@ class Coin(gymnasium.Env):
     def step(self, action):
         return np.zeros(2, np.float32), float(action == 1), True, False, {}
 '''
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as fake:
-        yield fake
 
 
 def app(tmp_path: Path, server: FakeServer, **environment: object) -> Path:

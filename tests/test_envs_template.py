@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_client_fake_server import FakeServer
+from fake_server import FakeServer
 
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.envs.template import Walk, WalkRunner

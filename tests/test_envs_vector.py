@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 import pytest
-from test_client_fake_server import FakeServer
+from fake_server import FakeServer
 
 from relaax_zmq.client import AgentProxy, VectorAgentProxy
 from relaax_zmq.envs.gym_runner import GymRunner
@@ -13,12 +13,6 @@ from relaax_zmq.envs.vector_runner import VectorRunner
 from relaax_zmq.protocol import Message, MessageType, Role, messages
 
 OPTIONS = {"request_timeout": 2.0, "retry_deadline": 2.0}
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as fake:
-        yield fake
 
 
 def cartpoles(server: FakeServer, n: int, **options) -> VectorRunner:
