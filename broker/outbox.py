@@ -73,6 +73,10 @@ class Outbox:
             reason = "queue full"
         except zmq.ZMQError as exc:
             reason = str(exc)
+            if exc.errno == zmq.EHOSTUNREACH and sock is self.frontend:
+                # a client that left (after close, or vanished) is routine, not a warning
+                log.debug("reply to a client that left dropped: %s", reason)
+                return False
         peer = bytes(frames[0]) if frames else b""
         self.throttle.warn("send to %r dropped: %s", peer[:32], reason)
         return False

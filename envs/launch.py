@@ -45,6 +45,8 @@ from .vector_runner import VectorRunner
 log = logging.getLogger("relaax_zmq.envs")
 
 Runner = TrainingBase | VectorRunner
+#: Episode rewards printed per session in the final report (the mean covers them all).
+SHOWN_REWARDS = 20
 
 
 def load_class(spec: str) -> type:
@@ -151,8 +153,10 @@ def report(first_index: int, results: Sequence[list[float] | None]) -> bool:
             print(f"session {i}: failed", flush=True)
             continue
         mean = sum(rewards) / len(rewards) if rewards else float("nan")
-        values = " ".join(f"{r:g}" for r in rewards)
-        print(f"session {i}: {len(rewards)} episodes, mean reward {mean:g}: {values}", flush=True)
+        shown = " ".join(f"{r:g}" for r in rewards[:SHOWN_REWARDS])
+        more = " ..." if len(rewards) > SHOWN_REWARDS else ""
+        line = f"session {i}: {len(rewards)} episodes, mean reward {mean:g}: {shown}{more}"
+        print(line, flush=True)
     return all(r is not None for r in results)
 
 
