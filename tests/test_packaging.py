@@ -44,6 +44,15 @@ def test_design_folders_map_into_the_package(wheel) -> None:
     names = set(wheel.namelist())
     for package in ("broker", "algorithms", "envs", "protocol", "kernels", "config"):
         assert f"relaax_zmq/{package}/__init__.py" in names
+    # subpackages and modules found on their own (setup.py lists no package by hand)
+    for module in (
+        "broker/__main__.py",
+        "worker/__main__.py",
+        "client/proxy.py",
+        "envs/gym_runner.py",
+        "testing/linear_policy/agent.py",
+    ):
+        assert f"relaax_zmq/{module}" in names
 
 
 def test_extensions_and_data_are_shipped(wheel) -> None:
