@@ -70,7 +70,9 @@ def main(path: str) -> int:
         start = time.monotonic()
         clients = subprocess.run([python, "-m", "relaax_zmq.envs", "--config", path], check=False)
         wall = time.monotonic() - start
-        time.sleep(2 * config.broker.heartbeat_interval)  # workers report their counts in heartbeats
+        time.sleep(
+            2 * config.broker.heartbeat_interval
+        )  # workers report their counts in heartbeats
         figures = status(admin)
         counters = figures["counters"]
         print(f"clients exited {clients.returncode} after {wall:.1f} s")
