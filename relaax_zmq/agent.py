@@ -7,15 +7,22 @@ calls ``Agent.act`` once: one forward pass for every waiting session.
 
 What an agent does with the experience is its own business: it may keep
 per-session state (recurrent state, partial trajectories) keyed by session id,
-compute gradients every k steps, or ship whole trajectories; the
-parameter-server link is handed to it in ``AgentContext`` once it exists.
-Sessions opened with ``exploit=True`` act with the latest weights and must not
-produce gradients or trajectories.
+compute gradients every k steps, or ship whole trajectories. An algorithm with a
+parameter-server side (``relaax_zmq.learner``) gets its link to the shards in
+``AgentContext.parameters`` (a ``relaax_zmq.ps.ParameterClient``): read weights
+with ``weights()`` (``ready`` says whether they are fit for a forward pass; see
+docs/parameter_servers.md for the version rules), push gradients with ``push``.
+The worker polls the client once per loop turn (at least every 0.1 s); an agent
+may call ``poll()`` itself before a forward pass for the newest weights. Sessions
+opened with ``exploit=True`` act with the latest weights and must not produce
+gradients or trajectories.
 
 An algorithm is a Python package (a folder with ``__init__.py``) whose
-``agent`` module defines ``make_agent(context: AgentContext) -> Agent``.
-Built-ins live in ``relaax_zmq.algorithms.<name>``; an app-local one is loaded
-from ``algorithm.path`` (``load_agent``).
+``agent`` module defines ``make_agent(context: AgentContext) -> Agent``
+(and, optionally, whose ``parameter_server`` module defines
+``make_parameter_server``; see ``relaax_zmq.learner``). Built-ins live in
+``relaax_zmq.algorithms.<name>``; an app-local one is loaded from
+``algorithm.path`` (``load_agent``).
 """
 
 from __future__ import annotations
@@ -23,9 +30,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from relaax_zmq.ps.client import ParameterClient
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class AgentContext:
         device: torch device string (``cpu``, ``cuda:0`` ...).
         seed: base seed of the app, or None.
         max_batch: most sessions the worker puts into one ``act`` call.
+        parameters: the worker's link to the parameter-server shards; None when the
+            algorithm has no ``parameter_server`` module.
     """
 
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -45,6 +57,7 @@ class AgentContext:
     device: str = "cpu"
     seed: int | None = None
     max_batch: int = 64
+    parameters: ParameterClient | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Find an algorithm package by ``algorithm.name`` or ``algorithm.path`` and build its agent."""
+"""Find an algorithm package by ``algorithm.name`` or ``algorithm.path``; build its parts.
+
+``load_agent`` builds the agent side (``<package>.agent``), ``load_parameter_server``
+the parameter-server side (``<package>.parameter_server``, optional).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from types import ModuleType
 from relaax_zmq.agent import Agent, AgentContext
 from relaax_zmq.config.sections import AlgorithmConfig
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.learner import ParameterServerContext, ParameterServerSpec
 
 
 def algorithm_package(algorithm: AlgorithmConfig) -> ModuleType:
@@ -49,6 +54,34 @@ def load_agent(algorithm: AlgorithmConfig, context: AgentContext) -> Agent:
             where, f"expected make_agent to return an Agent, got {type(agent).__name__}"
         )
     return agent
+
+
+def load_parameter_server(
+    algorithm: AlgorithmConfig, context: ParameterServerContext
+) -> ParameterServerSpec | None:
+    """``<package>.parameter_server.make_parameter_server(context)``; None without the module."""
+    package = algorithm_package(algorithm)
+    where = "algorithm.name" if algorithm.name is not None else "algorithm.path"
+    name = f"{package.__name__}.parameter_server"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+    make = getattr(module, "make_parameter_server", None)
+    if not callable(make):
+        raise ConfigError(
+            where, f"expected {name}.make_parameter_server(context) -> ParameterServerSpec"
+        )
+    spec = make(context)
+    if not isinstance(spec, ParameterServerSpec):
+        raise ConfigError(
+            where,
+            f"expected make_parameter_server to return a ParameterServerSpec, "
+            f"got {type(spec).__name__}",
+        )
+    return spec
 
 
 def _import_folder(folder: Path) -> ModuleType:

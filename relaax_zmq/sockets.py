@@ -10,7 +10,10 @@ process (tests, debugging).
 Names: ``broker.frontend`` / ``broker.backend`` / ``broker.admin`` (the
 broker's ROUTERs), ``worker.backend`` (a worker's DEALER to the broker),
 ``client.frontend`` (a client's DEALER to the broker), ``admin.client`` (a
-DEALER talking to the admin endpoint).
+DEALER talking to the admin endpoint); per parameter-server shard i,
+``ps[i].gradients`` (the shard's PULL) and ``ps[i].weights`` (its PUB), and
+``worker.ps[i].gradients`` / ``worker.ps[i].weights`` (a worker's PUSH and SUB
+to it; docs/parameter_servers.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from relaax_zmq.config import AppConfig
 DEFAULT_HWM = 10_000
 #: Control and admin messages are small; anything above this is a misbehaving peer.
 ADMIN_MAX_MESSAGE_BYTES = 1 << 20
+#: Gradient slices a worker queues per shard before its pushes are dropped (and counted).
+PS_GRADIENTS_HWM = 256
+#: Weight publications queued per subscriber; a slow one misses versions and asks again.
+PS_WEIGHTS_HWM = 16
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class SocketSpec:
     linger_ms: int = 0
     #: a ROUTER hands a known identity over to its newest connection (a worker that reconnects)
     handover: bool = False
+    #: queue messages only on completed connections (ZMQ_IMMEDIATE): nothing waits for a dead peer
+    immediate: bool = False
 
 
 def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSpec]:
@@ -54,9 +63,33 @@ def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSp
         SocketSpec("client.frontend", zmq.DEALER, b.frontend, False, limit),
         SocketSpec("admin.client", zmq.DEALER, b.admin, False, ADMIN_MAX_MESSAGE_BYTES),
     ]
+    specs += _parameter_server_specs(config)
     if inproc:
         specs = [replace(s, endpoint=_inproc(s.endpoint)) for s in specs]
     return {s.name: s for s in specs}
+
+
+def _parameter_server_specs(config: AppConfig) -> list[SocketSpec]:
+    ps, limit = config.parameter_servers, config.protocol.max_message_bytes
+    grads_hwm, weights_hwm = PS_GRADIENTS_HWM, PS_WEIGHTS_HWM
+    specs = []
+    for i in range(ps.shards):
+        grads, weights = ps.gradients_endpoint(i), ps.weights_endpoint(i)
+        specs += [
+            SocketSpec(f"ps[{i}].gradients", zmq.PULL, grads, True, limit, hwm=grads_hwm),
+            SocketSpec(f"ps[{i}].weights", zmq.PUB, weights, True, limit, hwm=weights_hwm),
+            SocketSpec(
+                f"worker.ps[{i}].gradients",
+                zmq.PUSH,
+                grads,
+                False,
+                limit,
+                hwm=grads_hwm,
+                immediate=True,
+            ),
+            SocketSpec(f"worker.ps[{i}].weights", zmq.SUB, weights, False, limit, hwm=weights_hwm),
+        ]
+    return specs
 
 
 def open_socket(
@@ -71,6 +104,8 @@ def open_socket(
         sock.setsockopt(zmq.MAXMSGSIZE, spec.max_message_bytes)
         if identity is not None:
             sock.setsockopt(zmq.IDENTITY, identity)
+        if spec.immediate:
+            sock.setsockopt(zmq.IMMEDIATE, 1)
         if spec.type == zmq.ROUTER:
             # a reply to a vanished peer is an error we can count, not a silent drop
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)

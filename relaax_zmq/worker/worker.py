@@ -6,6 +6,10 @@ every waiting one without blocking, applies control messages in arrival order
 and answers all the drained requests with one agent call per group. A broker
 silent for ``heartbeat_liveness`` intervals makes it drop its sessions, open a
 fresh socket and register again.
+
+An algorithm with a parameter-server side gets a ``ParameterClient`` (built
+before the agent, handed to it in ``AgentContext.parameters``); the loop polls it
+once per turn, so weights and heartbeats flow while the worker waits.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.protocol.refusal import refusal
+from relaax_zmq.ps.client import ParameterClient
+from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.sockets import open_socket, socket_map
 from relaax_zmq.worker.host import Request, SessionHost
 
@@ -78,6 +84,8 @@ class Worker:
         self.config = config
         self.name = name or default_name()
         self.spec = socket_map(config, inproc=inproc)["worker.backend"]
+        self.inproc = inproc
+        self.parameters: ParameterClient | None = None
         self.limits = config.protocol.limits()
         self.host: SessionHost | None = None
         self.counters = {"reconnects": 0, "malformed": 0, "dropped_replies": 0, "ignored": 0}
@@ -92,12 +100,18 @@ class Worker:
 
     def run(self, stop: StopFlag) -> None:
         """Serve until ``stop`` is set; then send BYE, close the agent and the socket."""
-        agent = self._agent if self._agent is not None else self._load_agent()
-        self._set_torch_threads()
-        self.host = SessionHost(agent, self.limits, max_batch=self.config.workers.max_batch)
         own_context = self._context is None
         context = zmq.Context() if own_context else self._context
         assert context is not None
+        try:
+            agent = self._agent if self._agent is not None else self._load_agent(context)
+        except BaseException:
+            self._close_parameters()
+            if own_context:
+                context.term()
+            raise
+        self._set_torch_threads()
+        self.host = SessionHost(agent, self.limits, max_batch=self.config.workers.max_batch)
         try:
             self._connect(context)
             self._loop(stop, context)
@@ -106,16 +120,32 @@ class Worker:
             if own_context:
                 context.term()
 
-    def _load_agent(self) -> Agent:
+    def _load_agent(self, zmq_context: zmq.Context) -> Agent:
         c = self.config
+        spec = load_spec(c)
+        if spec is not None:
+            self.parameters = ParameterClient(
+                c,
+                spec.param_count,
+                self.name,
+                context=zmq_context,
+                allow_mixed_versions=spec.allow_mixed_versions,
+                inproc=self.inproc,
+            )
         context = AgentContext(
             config=c.algorithm.config,
             worker_id=self.name,
             device=c.workers.device,
             seed=c.environment.seed,
             max_batch=c.workers.max_batch,
+            parameters=self.parameters,
         )
         return load_agent(c.algorithm, context)
+
+    def _close_parameters(self) -> None:
+        parameters, self.parameters = self.parameters, None
+        if parameters is not None:
+            parameters.close()
 
     def _set_torch_threads(self) -> None:
         threads = self.config.workers.torch_threads
@@ -156,6 +186,7 @@ class Worker:
             agent.close()
         except Exception:
             log.exception("agent.close failed")
+        self._close_parameters()
         if sock is not None:
             sock.close(linger=BYE_LINGER_MS)
         log.info("worker %s stopped", self.name)
@@ -173,6 +204,8 @@ class Worker:
             if self._socket.poll(int(wait * 1000), zmq.POLLIN):
                 last_heard = time.monotonic()
                 self._drain()
+            if self.parameters is not None:
+                self.parameters.poll()
             now = time.monotonic()
             if now >= next_beat:
                 self._send(control(Command.HEARTBEAT, **self.stats()))
@@ -314,4 +347,6 @@ class Worker:
     def stats(self) -> dict[str, Any]:
         """What the worker's heartbeats carry: the host's stats and the link counters."""
         host = self.host.stats() if self.host is not None else {}
+        if self.parameters is not None:
+            host["parameters"] = self.parameters.stats()
         return {**host, **self.counters}

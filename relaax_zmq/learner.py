@@ -1,0 +1,119 @@
+"""The algorithm plugin API, parameter-server side: what a shard asks of an algorithm.
+
+An algorithm whose agents learn through the parameter servers adds a module
+``<package>.parameter_server`` next to ``<package>.agent``, defining
+``make_parameter_server(context: ParameterServerContext) -> ParameterServerSpec``.
+Every shard and every worker calls it (workers for the vector's length and the
+version rule): it must be cheap and deterministic.
+
+The model's parameters are one flat float32 vector of ``param_count`` elements;
+shard i owns the contiguous slice ``relaax_zmq.ps.shard_bounds(param_count,
+shards)[i]`` and its optimizer state. ``initial_parameters(seed)`` returns the
+whole vector and must return the same vector for the same seed in every process
+(each shard keeps its own slice of it). Workers push gradients *of the loss*
+(shards step against them) and read weights from ``AgentContext.parameters``
+(``relaax_zmq.ps.ParameterClient``).
+
+An algorithm without a ``parameter_server`` module (the fixed
+``relaax_zmq.testing.linear_policy``) runs without shards;
+``AgentContext.parameters`` is then None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+#: Hyperparameters each optimizer accepts (the keyword arguments of its kernel).
+OPTIMIZER_HYPERPARAMETERS: dict[str, frozenset[str]] = {
+    "sgd": frozenset({"lr", "momentum", "dampening", "nesterov", "weight_decay"}),
+    "rmsprop": frozenset({"lr", "decay", "eps", "eps_inside_sqrt"}),
+    "adam": frozenset({"lr", "beta1", "beta2", "eps", "weight_decay"}),
+}
+
+
+@dataclass(frozen=True)
+class ParameterServerContext:
+    """What a parameter-server spec is built from.
+
+    Attributes:
+        config: ``algorithm.config`` of the app (checked by the algorithm's own dataclass).
+        seed: ``environment.seed``, or 0 when it is null: every process must agree on it.
+        shard: the shard asking (None in a worker).
+        shards: ``parameter_servers.shards``.
+    """
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    shard: int | None = None
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """The optimizer every shard runs over its slice (``relaax_zmq.kernels``).
+
+    Attributes:
+        name: ``sgd`` (``kernels.sgd_step``: torch.optim.SGD), ``rmsprop``
+            (``kernels.rmsprop_step``) or ``adam`` (``kernels.adam_step``: torch.optim.Adam).
+        hyperparameters: keyword arguments of that kernel (``lr`` is required;
+            ``OPTIMIZER_HYPERPARAMETERS`` lists the others).
+    """
+
+    name: Literal["sgd", "rmsprop", "adam"]
+    hyperparameters: Mapping[str, float | bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        allowed = OPTIMIZER_HYPERPARAMETERS.get(self.name)
+        if allowed is None:
+            names = ", ".join(OPTIMIZER_HYPERPARAMETERS)
+            raise ValueError(f"optimizer: expected one of {names}, got {self.name!r}")
+        unknown = set(self.hyperparameters) - allowed
+        if unknown:
+            raise ValueError(
+                f"optimizer {self.name}: unknown hyperparameters {sorted(unknown)}; "
+                f"expected some of {sorted(allowed)}"
+            )
+        if "lr" not in self.hyperparameters:
+            raise ValueError(f"optimizer {self.name}: lr is required")
+
+
+@dataclass(frozen=True)
+class ParameterServerSpec:
+    """The parameter-server side of an algorithm.
+
+    Attributes:
+        param_count: length of the flat parameter vector.
+        initial_parameters: ``seed -> (param_count,) float32``, deterministic.
+        optimizer: how shards apply gradients.
+        allow_mixed_versions: with ``parameter_servers.update: async``, the agents may
+            run a forward pass on slices of different versions (a weight vector
+            assembled while shards advance); False makes them wait for one version
+            across all shards, as ``update: sync`` always does.
+    """
+
+    param_count: int
+    initial_parameters: Callable[[int], np.ndarray]
+    optimizer: OptimizerSpec
+    allow_mixed_versions: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.param_count, bool) or not isinstance(self.param_count, int):
+            raise TypeError(f"param_count: expected an int, got {type(self.param_count).__name__}")
+        if self.param_count < 1:
+            raise ValueError(f"param_count: expected an int >= 1, got {self.param_count}")
+
+    def initial_vector(self, seed: int) -> np.ndarray:
+        """``initial_parameters(seed)`` checked: a (param_count,) float32 vector, finite."""
+        vector = np.asarray(self.initial_parameters(seed))
+        if vector.shape != (self.param_count,) or vector.dtype != np.float32:
+            raise ValueError(
+                f"initial_parameters: expected ({self.param_count},) float32, "
+                f"got {vector.shape} {vector.dtype}"
+            )
+        if not np.isfinite(vector).all():
+            raise ValueError("initial_parameters: expected finite values")
+        return np.ascontiguousarray(vector)

@@ -1,0 +1,395 @@
+"""One parameter-server shard: a PULL for gradient slices, a PUB for weight slices.
+
+The shard owns slice ``shard_bounds(param_count, shards)[shard]`` of the model and
+its optimizer state (``SliceUpdater``). Its loop waits for worker messages, drains
+every waiting one, applies them by the configured rule and publishes the new
+weights once per drain. Every ``heartbeat_interval`` it publishes a heartbeat, and
+republishes its weights when nothing was published for that long (late
+subscribers); a HELLO makes it republish at once. A malformed or misplaced message
+is counted and dropped: a shard never dies of a peer's mistake.
+
+Counters: every shard sums the environment steps and episodes its gradients cover;
+shard 0's ``global_step`` is the one workers read. When it reaches
+``max_global_step`` the shard stops accepting gradients, publishes stopping
+heartbeats for ``heartbeat_liveness`` intervals (the other shards hear of it from
+the workers' heartbeats) and its ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from relaax_zmq.config import AppConfig
+from relaax_zmq.daemon import StopFlag
+from relaax_zmq.errors import ConfigError, ProtocolError
+from relaax_zmq.learner import ParameterServerSpec
+from relaax_zmq.ps import wire
+from relaax_zmq.ps.optimizer import Optimizer
+from relaax_zmq.ps.partition import shard_bounds
+from relaax_zmq.ps.plugin import initial_seed, load_spec
+from relaax_zmq.ps.state import ShardCheckpoints, ShardState
+from relaax_zmq.ps.updates import APPLIED, DROP_REASONS, QUEUED, SliceUpdater
+from relaax_zmq.sockets import open_socket, socket_map
+
+log = logging.getLogger(__name__)
+
+#: Longest single wait, so that a stop request is noticed quickly (seconds).
+POLL_CAP = 0.05
+#: Messages handled in one drain at most before weights are published.
+DRAIN_MESSAGES = 1024
+#: Seconds between the shard's INFO log lines with its figures.
+STATS_LOG_INTERVAL = 10.0
+#: How long closing the PUB may take to deliver the last heartbeats (milliseconds).
+CLOSE_LINGER_MS = 500
+
+
+@dataclass
+class WorkerSeen:
+    """What a shard knows about one worker."""
+
+    last_heard: float
+    gradients: int = 0
+
+
+class Shard:
+    """Shard ``shard`` of ``config.parameter_servers`` (see the module docstring).
+
+    Args:
+        config: the app config (parameter servers, algorithm, workers.count, environment.seed).
+        shard: this shard's index.
+        spec: the algorithm's parameter-server side; default: from ``config.algorithm``.
+        context: ZeroMQ context; default: a private one, terminated by ``run``.
+        checkpoints: where checkpoints go (``relaax_zmq.ps.state``); None: none.
+        inproc: bind ``inproc://`` endpoints (components as threads of one process).
+    """
+
+    def __init__(
+        self,
+        config: AppConfig,
+        shard: int,
+        *,
+        spec: ParameterServerSpec | None = None,
+        context: zmq.Context | None = None,
+        checkpoints: ShardCheckpoints | None = None,
+        inproc: bool = False,
+    ) -> None:
+        ps = config.parameter_servers
+        if not 0 <= shard < ps.shards:
+            raise ConfigError("--shard", f"expected 0..{ps.shards - 1}, got {shard}")
+        spec = spec if spec is not None else load_spec(config, shard)
+        if spec is None:
+            raise ConfigError(
+                "algorithm", "the algorithm has no parameter_server module: it needs no shards"
+            )
+        self.config, self.ps, self.shard, self.spec = config, ps, shard, spec
+        self.slice = shard_bounds(spec.param_count, ps.shards)[shard]
+        initial = spec.initial_vector(initial_seed(config))[self.slice.offset : self.slice.stop]
+        optimizer = Optimizer(spec.optimizer, self.slice.count)
+        sync_workers = ps.sync_workers or config.workers.count
+        self.updater = SliceUpdater(ps, initial, optimizer, sync_workers=sync_workers)
+        self.incarnation = secrets.randbits(64) or 1
+        self.global_step = 0
+        self.episodes = 0
+        self.stopping = False
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("gradients", "applied", "queued", "hellos", "heartbeats", "malformed", "errors")
+            + DROP_REASONS
+            + ("dropped_stopping", "published", "republished", "adopted"),
+            0,
+        )
+        self.workers: dict[str, WorkerSeen] = {}
+        self.checkpoints = checkpoints
+        self._specs = socket_map(config, inproc=inproc)
+        self._context = context
+        self._pull: zmq.Socket | None = None
+        self._pub: zmq.Socket | None = None
+        self._republish = False
+        self._published_version = -1
+        self._published_at = -float("inf")
+        self._stop_at: float | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self, stop: StopFlag) -> None:
+        """Serve until ``stop`` is set or training stopped; the last state is checkpointed."""
+        own_context = self._context is None
+        context = zmq.Context() if own_context else self._context
+        assert context is not None
+        try:
+            self._checkpoint(start=True)
+            self._pull = open_socket(context, self._specs[f"ps[{self.shard}].gradients"])
+            self._pub = open_socket(context, self._specs[f"ps[{self.shard}].weights"])
+            log.info(
+                "shard %d/%d: elements %d..%d of %d, %s/%s, incarnation %016x, version %d",
+                self.shard,
+                self.ps.shards,
+                self.slice.offset,
+                self.slice.stop,
+                self.spec.param_count,
+                self.ps.update,
+                self.ps.effective_combine,
+                self.incarnation,
+                self.updater.version,
+            )
+            self._loop(stop)
+            self._checkpoint(final=True)
+        finally:
+            for sock, linger in ((self._pull, 0), (self._pub, CLOSE_LINGER_MS)):
+                if sock is not None:
+                    sock.close(linger=linger)
+            self._pull = self._pub = None
+            if own_context:
+                context.term()
+            log.info("shard %d stopped: %s", self.shard, self._summary())
+
+    def _checkpoint(self, *, start: bool = False, final: bool = False) -> None:
+        """The one place checkpoints happen: restore at start, save when due and at the end."""
+        hook = self.checkpoints
+        if hook is None:
+            return
+        try:
+            if start:
+                state = hook.restore()
+                if state is not None:
+                    self.load_state(state)
+                    log.info("shard %d restored version %d", self.shard, self.updater.version)
+            elif final or hook.due(self.global_step):
+                hook.save(self.state())
+        except Exception:
+            if start:
+                raise
+            log.exception("shard %d: checkpoint failed", self.shard)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _loop(self, stop: StopFlag) -> None:
+        assert self._pull is not None
+        interval = self.ps.heartbeat_interval
+        grace = interval * self.ps.heartbeat_liveness
+        now = time.monotonic()
+        self._publish_weights(now)
+        next_beat, next_log = now, now + STATS_LOG_INTERVAL
+        while not stop.is_set():
+            wait = min(max(0.0, next_beat - now), POLL_CAP)
+            if self._pull.poll(int(wait * 1000), zmq.POLLIN):
+                self._drain(time.monotonic())
+            now = time.monotonic()
+            if self.updater.sync and self.updater.close_round(self._live_workers(now)):
+                self.counters["applied"] += 1
+            if self._republish or self.updater.version != self._published_version:
+                self._publish_weights(now)
+            if now >= next_beat:
+                self._beat(now, interval)
+                next_beat = now + interval
+            if now >= next_log:
+                log.info("shard %d: %s", self.shard, self._summary())
+                next_log = now + STATS_LOG_INTERVAL
+            if self._stop_at is None:
+                self._check_stop(now)
+            elif now - self._stop_at >= grace:
+                break
+            if not self.stopping:
+                self._checkpoint()
+
+    def _drain(self, now: float) -> None:
+        assert self._pull is not None
+        for _ in range(DRAIN_MESSAGES):
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                self._on_message(wire.decode_to_shard(frames, self.shard), now)
+            except ProtocolError as exc:
+                self.counters["malformed"] += 1
+                n = self.counters["malformed"]
+                _throttled(n, "shard %d dropped a message: %s", self.shard, exc)
+            except Exception:  # a bug must not take the shard down with it
+                self.counters["errors"] += 1
+                log.exception("shard %d: handling a message failed", self.shard)
+
+    def _on_message(self, message: wire.ToShard, now: float) -> None:
+        seen = self.workers.get(message.worker)
+        if seen is None:
+            seen = self.workers[message.worker] = WorkerSeen(now)
+        seen.last_heard = now
+        if isinstance(message, wire.Gradient):
+            self._on_gradient(message, seen, now)
+        elif isinstance(message, wire.Hello):
+            self.counters["hellos"] += 1
+            self._republish = True
+            if self.updater.adopt_version(message.known_version):
+                self.counters["adopted"] += 1
+                version = self.updater.version
+                log.info(
+                    "shard %d: version %d adopted from %s", self.shard, version, message.worker
+                )
+        else:
+            self.counters["heartbeats"] += 1
+            limit = self.ps.max_global_step
+            relayed = limit is not None and message.global_step >= limit
+            if (message.stopping or relayed) and self.shard != 0:
+                self._begin_stop(now, f"worker {message.worker} relays shard 0's stop")
+
+    def _on_gradient(self, message: wire.Gradient, seen: WorkerSeen, now: float) -> None:
+        if message.offset != self.slice.offset:
+            raise ProtocolError("ps.gradient.offset", self.slice.offset, message.offset)
+        if message.values.size != self.slice.count:
+            raise ProtocolError("ps.gradient.count", self.slice.count, message.values.size)
+        if self.stopping:
+            self.counters["dropped_stopping"] += 1
+            return
+        self.counters["gradients"] += 1
+        seen.gradients += 1
+        self.global_step += message.steps
+        self.episodes += message.episodes
+        live = self._live_workers(now)
+        outcome = self.updater.offer(message.worker, message.base_version, message.values, live)
+        if outcome == APPLIED:
+            self.counters["applied"] += 1
+        elif outcome == QUEUED:
+            self.counters["queued"] += 1
+        else:
+            self.counters[outcome] += 1
+
+    def _live_workers(self, now: float) -> int:
+        silence = self.ps.heartbeat_interval * self.ps.heartbeat_liveness
+        return sum(1 for w in list(self.workers.values()) if now - w.last_heard <= silence)
+
+    def _check_stop(self, now: float) -> None:
+        limit = self.ps.max_global_step
+        if limit is not None and self.global_step >= limit:
+            self._begin_stop(now, f"global step {self.global_step} >= max_global_step {limit}")
+
+    def _begin_stop(self, now: float, why: str) -> None:
+        if self.stopping:
+            return
+        log.info("shard %d stopping: %s", self.shard, why)
+        self.stopping = True
+        self._stop_at = now
+        self._publish_weights(now)
+        self._publish(self._heartbeat())
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def _publish_weights(self, now: float) -> None:
+        """The slice as it is now (a copy: ZeroMQ sends it later, the slice keeps changing)."""
+        republish = self.updater.version == self._published_version
+        message = wire.Weights(
+            self.shard,
+            self.incarnation,
+            self.updater.version,
+            self.global_step,
+            self.episodes,
+            self.slice.offset,
+            self.spec.param_count,
+            self.updater.params.copy(),
+        )
+        if self._publish(message):
+            self.counters["republished" if republish else "published"] += 1
+        self._published_version = self.updater.version
+        self._published_at = now
+        self._republish = False
+
+    def _beat(self, now: float, interval: float) -> None:
+        self._publish(self._heartbeat())
+        if now - self._published_at >= interval:
+            self._publish_weights(now)
+        silence = 10 * interval * self.ps.heartbeat_liveness
+        for name in [n for n, w in self.workers.items() if now - w.last_heard > silence]:
+            del self.workers[name]
+
+    def _heartbeat(self) -> wire.ShardHeartbeat:
+        return wire.ShardHeartbeat(
+            self.shard,
+            self.incarnation,
+            self.updater.version,
+            self.global_step,
+            self.episodes,
+            self.stopping,
+        )
+
+    def _publish(self, message: wire.ToWorker) -> bool:
+        assert self._pub is not None
+        try:
+            self._pub.send_multipart(wire.encode(message), zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as exc:  # a PUB drops rather than block; anything else is logged
+            log.warning("shard %d: publishing failed: %s", self.shard, exc)
+            return False
+        return True
+
+    # -- state --------------------------------------------------------------------------------
+
+    def state(self) -> ShardState:
+        """A copy of everything needed to resume (see ``relaax_zmq.ps.state``)."""
+        return ShardState(
+            shard=self.shard,
+            shards=self.ps.shards,
+            offset=self.slice.offset,
+            param_count=self.spec.param_count,
+            params=self.updater.params.copy(),
+            version=self.updater.version,
+            global_step=self.global_step,
+            optimizer=self.updater.optimizer.state(),
+            counters={"episodes": self.episodes, "gradients": self.counters["gradients"]},
+        )
+
+    def load_state(self, state: ShardState) -> None:
+        """Resume from ``state``: same shard of the same partition of the same model."""
+        expected = (self.shard, self.ps.shards, self.slice.offset, self.spec.param_count)
+        got = (state.shard, state.shards, state.offset, state.param_count)
+        if got != expected:
+            raise ValueError(
+                f"state of shard {got[0]}/{got[1]} at offset {got[2]} of {got[3]} parameters; "
+                f"this is shard {expected[0]}/{expected[1]} at {expected[2]} of {expected[3]}"
+            )
+        params = np.asarray(state.params, np.float32)
+        self.updater.optimizer.load_state(state.optimizer)
+        self.updater.load(params, state.version)
+        self.global_step = int(state.global_step)
+        self.episodes = int(state.counters.get("episodes", 0))
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for logs and metrics: version, counters, staleness, workers.
+
+        Safe to call from another thread (tests, a metrics reporter): it only reads.
+        """
+        now = time.monotonic()
+        staleness = self.updater.staleness
+        return {
+            "shard": self.shard,
+            "version": self.updater.version,
+            "global_step": self.global_step,
+            "episodes": self.episodes,
+            "stopping": self.stopping,
+            "staleness_mean": staleness.mean,
+            "staleness_max": staleness.max,
+            "pending": self.updater.pending(),
+            "workers_live": self._live_workers(now),
+            "worker_gradients": {n: w.gradients for n, w in list(self.workers.items())},
+            **self.counters,
+        }
+
+    def _summary(self) -> str:
+        s = self.stats()
+        mean, top = self.updater.staleness.take_recent()
+        drops = " ".join(f"{k}={s[k]}" for k in DROP_REASONS if s[k])
+        workers = " ".join(f"{n}:{g}" for n, g in sorted(s["worker_gradients"].items()))
+        return (
+            f"version {s['version']} global_step {s['global_step']} episodes {s['episodes']} "
+            f"gradients {s['gradients']} applied {s['applied']} staleness mean {mean:.2f} "
+            f"max {top} malformed {s['malformed']} {drops} workers [{workers}]"
+        )
+
+
+def _throttled(count: int, text: str, *args: object) -> None:
+    """Warn for the first few, then every 1000th (a flood must not flood the log)."""
+    if count <= 10 or count % 1000 == 0:
+        log.warning(text, *args)

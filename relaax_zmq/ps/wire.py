@@ -1,0 +1,325 @@
+"""The parameter-server wire: what workers and shards send each other (docs/parameter_servers.md).
+
+Worker -> shard (PUSH -> PULL), one message per frame list:
+
+- ``GRADIENT``: ``[header, payload]``: a gradient slice and what it covers;
+- ``HELLO``: ``[header]``: send me your current weights;
+- ``WORKER_HEARTBEAT``: ``[header]``: I am alive (and what I heard from shard 0).
+
+Shard -> workers (PUB -> SUB), the first frame is the shard's topic:
+
+- ``WEIGHTS``: ``[topic, header, payload]``: a versioned weight slice;
+- ``SHARD_HEARTBEAT``: ``[topic, header]``: incarnation, version, counters, stopping.
+
+Every header starts with the same 8 bytes (``PREFIX``: magic, wire version, kind,
+shard) followed by the kind's fixed little-endian fields; worker messages end with
+the worker's UTF-8 name. Payloads are raw little-endian float32, one frame each,
+sent without a copy and read back as read-only numpy views on the frames. Every
+decoder checks every field and raises ``ProtocolError`` naming the first wrong
+one; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+from relaax_zmq.errors import ProtocolError
+
+MAGIC = b"RXPS"
+WIRE_VERSION = 1
+#: Longest worker name in bytes (UTF-8).
+MAX_NAME_BYTES = 255
+#: Shard heartbeat flag: training reached ``max_global_step``; stop pushing.
+FLAG_STOPPING = 0x01
+KNOWN_FLAGS = FLAG_STOPPING
+
+PREFIX = struct.Struct("<4sBBH")  # magic, wire version, kind, shard
+GRADIENT = struct.Struct("<QQQQQH")  # base_version, steps, episodes, offset, count, name_len
+HELLO = struct.Struct("<QH")  # known_version, name_len
+WORKER_HEARTBEAT = struct.Struct("<QBH")  # global_step, flags, name_len
+WEIGHTS = struct.Struct("<QQQQQQQ")  # incarnation, version, step, episodes, offset, count, total
+SHARD_HEARTBEAT = struct.Struct("<QQQQB")  # incarnation, version, global_step, episodes, flags
+_F32 = np.dtype("<f4")
+
+
+class Kind(IntEnum):
+    """The message kinds; 1..15 go to a shard, 16.. come from one."""
+
+    GRADIENT = 1
+    HELLO = 2
+    WORKER_HEARTBEAT = 3
+    WEIGHTS = 16
+    SHARD_HEARTBEAT = 17
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """A slice of a worker's gradient (of the loss: shards descend along it)."""
+
+    shard: int
+    worker: str
+    base_version: int  # version of the slice the gradient was computed on
+    steps: int  # environment steps it covers
+    episodes: int  # episodes that ended in those steps
+    offset: int
+    values: np.ndarray  # (count,) float32; read-only when decoded
+
+
+@dataclass(frozen=True)
+class Hello:
+    """A worker (re)joining asks for the current weights; ``known_version`` is its newest."""
+
+    shard: int
+    worker: str
+    known_version: int
+
+
+@dataclass(frozen=True)
+class WorkerHeartbeat:
+    """A worker is alive; it relays shard 0's global step and stopping flag."""
+
+    shard: int
+    worker: str
+    global_step: int
+    stopping: bool
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A shard's weight slice at ``version``."""
+
+    shard: int
+    incarnation: int
+    version: int
+    global_step: int
+    episodes: int
+    offset: int
+    param_count: int
+    values: np.ndarray  # (count,) float32; read-only when decoded
+
+
+@dataclass(frozen=True)
+class ShardHeartbeat:
+    """A shard is alive: who it is (incarnation), where it is, whether training stops."""
+
+    shard: int
+    incarnation: int
+    version: int
+    global_step: int
+    episodes: int
+    stopping: bool
+
+
+ToShard = Gradient | Hello | WorkerHeartbeat
+ToWorker = Weights | ShardHeartbeat
+
+
+def topic(shard: int) -> bytes:
+    """The SUB filter of shard ``shard``'s publications: ``b"ps.0003"`` (fixed width)."""
+    return b"ps.%04d" % shard
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def encode(message: ToShard | ToWorker) -> list[Any]:
+    """The frames of ``message``; payloads are numpy arrays, for ``send_multipart(copy=False)``.
+
+    Raises ``ValueError`` for a value the wire cannot carry (negative, too large, a bad name).
+    """
+    m = message
+    if isinstance(m, Gradient):
+        values, name = _payload(m.values), _name_bytes(m.worker)
+        fields = (m.base_version, m.steps, m.episodes, m.offset, values.size, len(name))
+        return [_head(Kind.GRADIENT, m.shard, GRADIENT, *fields) + name, values]
+    if isinstance(m, Hello):
+        name = _name_bytes(m.worker)
+        return [_head(Kind.HELLO, m.shard, HELLO, m.known_version, len(name)) + name]
+    if isinstance(m, WorkerHeartbeat):
+        name = _name_bytes(m.worker)
+        fields = (m.global_step, FLAG_STOPPING if m.stopping else 0, len(name))
+        return [_head(Kind.WORKER_HEARTBEAT, m.shard, WORKER_HEARTBEAT, *fields) + name]
+    if isinstance(m, Weights):
+        values = _payload(m.values)
+        if m.offset + values.size > m.param_count:
+            raise ValueError(f"weights: slice ends past param_count {m.param_count}")
+        fields = (m.incarnation, m.version, m.global_step, m.episodes, m.offset, values.size)
+        return [
+            topic(m.shard),
+            _head(Kind.WEIGHTS, m.shard, WEIGHTS, *fields, m.param_count),
+            values,
+        ]
+    if isinstance(m, ShardHeartbeat):
+        flags = FLAG_STOPPING if m.stopping else 0
+        fields = (m.incarnation, m.version, m.global_step, m.episodes, flags)
+        return [topic(m.shard), _head(Kind.SHARD_HEARTBEAT, m.shard, SHARD_HEARTBEAT, *fields)]
+    raise TypeError(f"not a parameter-server message: {type(m).__name__}")
+
+
+def _head(kind: Kind, shard: int, body: struct.Struct, *fields: int) -> bytes:
+    """The prefix and the kind's fixed fields, packed."""
+    try:
+        return PREFIX.pack(MAGIC, WIRE_VERSION, kind, shard) + body.pack(*fields)
+    except struct.error as exc:
+        raise ValueError(f"{kind.name}: a field is out of range ({exc})") from None
+
+
+def _name_bytes(worker: str) -> bytes:
+    raw = worker.encode()
+    if not 1 <= len(raw) <= MAX_NAME_BYTES:
+        raise ValueError(f"worker: expected a name of 1..{MAX_NAME_BYTES} bytes, got {len(raw)}")
+    return raw
+
+
+def _payload(values: np.ndarray) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1 or array.dtype.kind != "f":
+        raise ValueError(f"payload: expected a 1-D float array, got {array.dtype} {array.shape}")
+    return np.ascontiguousarray(array, dtype=_F32)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def decode_to_shard(frames: Sequence[Any], shard: int) -> ToShard:
+    """A worker's message to shard ``shard``, validated; ``ProtocolError`` names what is wrong."""
+    if not frames:
+        raise ProtocolError("ps.frames", "at least 1 frame", "0 frames")
+    raw = _bytes(frames[0])
+    kind, got_shard = _prefix(raw, "ps")
+    if kind not in (Kind.GRADIENT, Kind.HELLO, Kind.WORKER_HEARTBEAT):
+        raise ProtocolError("ps.kind", "GRADIENT, HELLO or WORKER_HEARTBEAT", kind.name)
+    where = f"ps.{kind.name.lower()}"
+    if got_shard != shard:
+        raise ProtocolError(f"{where}.shard", shard, got_shard)
+    _frame_count(frames, 2 if kind == Kind.GRADIENT else 1, where)
+    if kind == Kind.GRADIENT:
+        base, steps, episodes, offset, count, name_len = _body(raw, GRADIENT, where)
+        worker = _name(raw, GRADIENT, name_len, where)
+        values = _values(frames[1], count, where)
+        return Gradient(shard, worker, base, steps, episodes, offset, values)
+    if kind == Kind.HELLO:
+        known, name_len = _body(raw, HELLO, where)
+        return Hello(shard, _name(raw, HELLO, name_len, where), known)
+    step, flags, name_len = _body(raw, WORKER_HEARTBEAT, where)
+    _flags(flags, where)
+    worker = _name(raw, WORKER_HEARTBEAT, name_len, where)
+    return WorkerHeartbeat(shard, worker, step, bool(flags & FLAG_STOPPING))
+
+
+def decode_to_worker(frames: Sequence[Any]) -> ToWorker:
+    """A shard's publication, validated (topic, header, payload)."""
+    if len(frames) < 2:
+        raise ProtocolError("ps.frames", "a topic and a header frame", f"{len(frames)} frames")
+    raw = _bytes(frames[1])
+    kind, shard = _prefix(raw, "ps")
+    if kind not in (Kind.WEIGHTS, Kind.SHARD_HEARTBEAT):
+        raise ProtocolError("ps.kind", "WEIGHTS or SHARD_HEARTBEAT", kind.name)
+    where = f"ps.{kind.name.lower()}"
+    got_topic = _bytes(frames[0])
+    if got_topic != topic(shard):
+        raise ProtocolError(f"{where}.topic", repr(topic(shard)), repr(got_topic[:16]))
+    if kind == Kind.WEIGHTS:
+        _frame_count(frames, 3, where)
+        incarnation, version, step, episodes, offset, count, total = _body(raw, WEIGHTS, where)
+        _exact(raw, WEIGHTS, where)
+        _incarnation(incarnation, where)
+        if offset + count > total:
+            raise ProtocolError(
+                f"{where}.count", f"offset + count <= param_count ({total})", offset + count
+            )
+        values = _values(frames[2], count, where)
+        return Weights(shard, incarnation, version, step, episodes, offset, total, values)
+    _frame_count(frames, 2, where)
+    incarnation, version, step, episodes, flags = _body(raw, SHARD_HEARTBEAT, where)
+    _exact(raw, SHARD_HEARTBEAT, where)
+    _incarnation(incarnation, where)
+    _flags(flags, where)
+    return ShardHeartbeat(shard, incarnation, version, step, episodes, bool(flags & FLAG_STOPPING))
+
+
+def _bytes(frame: Any) -> bytes:
+    return frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+
+
+def _buffer(frame: Any) -> memoryview:
+    return frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
+
+
+def _prefix(raw: bytes, where: str) -> tuple[Kind, int]:
+    if len(raw) < PREFIX.size:
+        raise ProtocolError(f"{where}.header", f"at least {PREFIX.size} bytes", f"{len(raw)} bytes")
+    magic, version, kind, shard = PREFIX.unpack_from(raw)
+    if magic != MAGIC:
+        raise ProtocolError(f"{where}.magic", repr(MAGIC), repr(magic))
+    if version != WIRE_VERSION:
+        raise ProtocolError(f"{where}.version", WIRE_VERSION, version)
+    try:
+        return Kind(kind), shard
+    except ValueError:
+        raise ProtocolError(f"{where}.kind", "a known message kind", kind) from None
+
+
+def _frame_count(frames: Sequence[Any], expected: int, where: str) -> None:
+    if len(frames) != expected:
+        raise ProtocolError(f"{where}.frames", f"{expected} frames", f"{len(frames)} frames")
+
+
+def _body(raw: bytes, body: struct.Struct, where: str) -> tuple[int, ...]:
+    need = PREFIX.size + body.size
+    if len(raw) < need:
+        raise ProtocolError(f"{where}.header", f"at least {need} bytes", f"{len(raw)} bytes")
+    return body.unpack_from(raw, PREFIX.size)
+
+
+def _exact(raw: bytes, body: struct.Struct, where: str) -> None:
+    need = PREFIX.size + body.size
+    if len(raw) != need:
+        raise ProtocolError(f"{where}.header", f"{need} bytes", f"{len(raw)} bytes")
+
+
+def _name(raw: bytes, body: struct.Struct, name_len: int, where: str) -> str:
+    start = PREFIX.size + body.size
+    if len(raw) != start + name_len:
+        raise ProtocolError(
+            f"{where}.header",
+            f"{start + name_len} bytes (name_len {name_len})",
+            f"{len(raw)} bytes",
+        )
+    return _check_name(raw[start:], f"{where}.worker")
+
+
+def _check_name(raw: bytes, where: str) -> str:
+    if not 1 <= len(raw) <= MAX_NAME_BYTES:
+        raise ProtocolError(where, f"1..{MAX_NAME_BYTES} bytes", f"{len(raw)} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(where, "UTF-8 text", repr(raw[:32])) from None
+
+
+def _values(frame: Any, count: int, where: str) -> np.ndarray:
+    buffer = _buffer(frame)
+    if buffer.nbytes != 4 * count:
+        raise ProtocolError(
+            f"{where}.payload",
+            f"{4 * count} bytes (count {count} float32)",
+            f"{buffer.nbytes} bytes",
+        )
+    return np.frombuffer(buffer, dtype=_F32)
+
+
+def _flags(flags: int, where: str) -> None:
+    if flags & ~KNOWN_FLAGS:
+        raise ProtocolError(f"{where}.flags", f"only bits {KNOWN_FLAGS:#x}", f"{flags:#x}")
+
+
+def _incarnation(incarnation: int, where: str) -> None:
+    if incarnation == 0:
+        raise ProtocolError(f"{where}.incarnation", "a non-zero id", 0)
