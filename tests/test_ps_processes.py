@@ -112,3 +112,29 @@ def test_a_bad_shard_index_is_refused_with_status_1(tmp_path) -> None:
     daemon = start_shard(path, 5)
     assert daemon.proc.wait(20) == 1
     assert "--shard: expected 0..1, got 5" in daemon.output()
+
+
+def test_a_stopped_shard_checkpoints_and_its_restart_restores(tmp_path) -> None:
+    path, config = write_ps_app(tmp_path, 1, checkpoint={"dir": str(tmp_path / "ckpt")})
+    spec = load_spec(config)
+    assert spec is not None
+    daemon = start_shard(path, 0)
+    try:
+        with clients(config, "w0", count=spec.param_count) as (client,):
+            assert client.wait_consistent(20), daemon.output()
+            grad = np.ones(spec.param_count, np.float32)
+            for version in range(3):
+                assert client.push(grad.copy(), [version], steps=5, episodes=1) == 1
+                assert client.wait_consistent(5, newer_than=version)
+            trained, _, _ = client.weights()
+        assert daemon.stop() == 0
+        assert len(list((tmp_path / "ckpt").glob("ckpt-*.h5"))) == 1, daemon.output()
+        daemon = start_shard(path, 0, "b")
+        with clients(config, "w1", count=spec.param_count) as (client,):
+            assert client.wait_consistent(20), daemon.output()
+            vector, versions, _ = client.weights()
+            assert list(versions) == [3], "the restored version"
+            np.testing.assert_array_equal(vector, trained)
+            assert not np.array_equal(vector, spec.initial_vector(7))
+    finally:
+        daemon.stop()

@@ -1,7 +1,9 @@
 """``python -m relaax_zmq.ps --config app.yaml --shard I``: run one parameter-server shard.
 
-Stops on SIGTERM or SIGINT, or by itself at ``parameter_servers.max_global_step``,
-and exits 0 (1 for a bad config or command line).
+Restores the shard's newest valid checkpoint (``parameter_servers.checkpoint``),
+saves when due and on the way out. Stops on SIGTERM or SIGINT, or by itself at
+``parameter_servers.max_global_step``, and exits 0 (1 for a bad config or
+command line).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from pathlib import Path
 
 import zmq
 
+from relaax_zmq.checkpoint import CheckpointError
 from relaax_zmq.daemon import StopFlag, load_daemon_config
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.ps.checkpoints import ManagedCheckpoints
 from relaax_zmq.ps.shard import Shard
 
 PROG = "relaax-zmq-ps"
@@ -32,10 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_daemon_config(args.config, PROG)
     stop = StopFlag().install()
     try:
-        # Checkpoints: build a ShardCheckpoints around the CheckpointManager here and pass
-        # it as Shard(..., checkpoints=...); relaax_zmq.ps.state says what it is called with.
-        shard = Shard(config, args.shard)
-    except (ConfigError, ValueError) as exc:
+        shard = Shard(config, args.shard)  # checks the shard index first
+        shard.checkpoints = ManagedCheckpoints.from_config(config, args.shard)
+    except (ConfigError, CheckpointError, ValueError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
     try:
         shard.run(stop)
