@@ -36,6 +36,7 @@ from relaax_zmq.link import (
     parse_command,
     parse_control,
 )
+from relaax_zmq.metrics import MetricsSender, SessionMetricsSink, names
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType
 from relaax_zmq.protocol.message import Message
@@ -86,6 +87,9 @@ class Worker:
         self.spec = socket_map(config, inproc=inproc)["worker.backend"]
         self.inproc = inproc
         self.parameters: ParameterClient | None = None
+        #: the worker's metrics sender (client metrics and its own figures), while it runs
+        self.metrics: MetricsSender | None = None
+        self._metered = (time.monotonic(), 0)
         self.limits = config.protocol.limits()
         self.host: SessionHost | None = None
         self.counters = {"reconnects": 0, "malformed": 0, "dropped_replies": 0, "ignored": 0}
@@ -111,7 +115,15 @@ class Worker:
                 context.term()
             raise
         self._set_torch_threads()
-        self.host = SessionHost(agent, self.limits, max_batch=self.config.workers.max_batch)
+        self.metrics = MetricsSender.from_config(
+            self.config, f"worker-{self.name}", context=context
+        )
+        self.host = SessionHost(
+            agent,
+            self.limits,
+            max_batch=self.config.workers.max_batch,
+            metrics_sink=SessionMetricsSink(self.metrics),
+        )
         try:
             self._connect(context)
             self._loop(stop, context)
@@ -175,6 +187,18 @@ class Worker:
         self.counters["reconnects"] += 1
         self._connect(context)
 
+    def _report_metrics(self, now: float) -> None:
+        """The worker's own figures to the metrics collector, once per heartbeat."""
+        if self.metrics is None or self.host is None:
+            return
+        since, steps_then = self._metered
+        steps = int(self.host.counters["steps"])
+        self._metered = (now, steps)
+        if now > since:
+            self.metrics.scalar(names.STEPS_PER_SECOND, (steps - steps_then) / (now - since))
+        self.metrics.scalar(names.SESSIONS, self.host.sessions)
+        self.metrics.flush(steps)
+
     def _shutdown(self, agent: Agent) -> None:
         sock, self._socket = self._socket, None
         if sock is not None:
@@ -187,6 +211,9 @@ class Worker:
         except Exception:
             log.exception("agent.close failed")
         self._close_parameters()
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if sock is not None:
             sock.close(linger=BYE_LINGER_MS)
         log.info("worker %s stopped", self.name)
@@ -209,6 +236,7 @@ class Worker:
             now = time.monotonic()
             if now >= next_beat:
                 self._send(control(Command.HEARTBEAT, **self.stats()))
+                self._report_metrics(now)
                 next_beat = now + interval
             if now - last_heard > silence:
                 log.warning(
