@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,16 +33,12 @@ import numpy as np
 import zmq
 
 from bench.timing import table
+from relaax_zmq.admin_client import wait_for_workers
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.testing import LINEAR_POLICY_PATH
+from relaax_zmq.testing.ports import free_port
 
 CARTPOLE_OBS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -179,30 +174,11 @@ def exchange(folder: Path) -> Iterator[dict[str, str]]:
         [sys.executable, "-m", "relaax_zmq.worker", "--config", str(path), "--name", "w0"]
     )
     try:
-        wait_for_worker(endpoints["admin"])
+        wait_for_workers(endpoints["admin"], 1)
         yield endpoints
     finally:
         _stop(worker)
         _stop(broker)
-
-
-def wait_for_worker(admin: str, timeout: float = 30.0) -> None:
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(admin)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            sock.send(json.dumps({"command": "status"}).encode())
-            if sock.poll(500):
-                status = json.loads(sock.recv())["status"]
-                if any(w["alive"] for w in status["workers"]):
-                    return
-            time.sleep(0.1)
-    finally:
-        sock.close()
-    raise RuntimeError(f"no worker registered with the broker at {admin} in {timeout} s")
 
 
 # -- clients -------------------------------------------------------------------------------

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import socket
 import time
 
 import numpy as np
 import zmq
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from relaax_zmq.testing.ports import free_port
 
 
 def _pusher(endpoint: str, size: int, count: int) -> None:

@@ -101,14 +101,18 @@ class ClientSide:
                 "header.type: expected a request (init, update, reset, metrics, close or "
                 f"heartbeat), got {type_name(mtype)}"
             )
-            self._error(
-                identity,
-                ErrorCode.UNKNOWN_TYPE,
-                text,
-                sequence=env.sequence,
-                session_id=env.session_id,
-                session_count=env.session_count,
-            )
+            self._answer_error(identity, env, ErrorCode.UNKNOWN_TYPE, text)
+
+    def _answer_error(self, identity: bytes, env: Envelope, code: ErrorCode, text: str) -> None:
+        """An error reply echoing the request's sequence and block."""
+        self._error(
+            identity,
+            code,
+            text,
+            sequence=env.sequence,
+            session_id=env.session_id,
+            session_count=env.session_count,
+        )
 
     def _refuse(self, identity: bytes, msg: list[Any], exc: ProtocolError) -> None:
         reply = refusal(exc, msg, self._limits)
@@ -124,14 +128,7 @@ class ClientSide:
             f"session {env.session_id} (count {env.session_count}): "
             "no such block on this connection; init again"
         )
-        self._error(
-            identity,
-            ErrorCode.UNKNOWN_SESSION,
-            text,
-            sequence=env.sequence,
-            session_id=env.session_id,
-            session_count=env.session_count,
-        )
+        self._answer_error(identity, env, ErrorCode.UNKNOWN_SESSION, text)
         return None
 
     def _forward(self, identity: bytes, env: Envelope, msg: list[Any], now: float) -> None:
@@ -140,14 +137,7 @@ class ClientSide:
             return
         if env.sequence in block.in_flight:
             text = f"header.sequence: expected a sequence not in flight, got {env.sequence}"
-            self._error(
-                identity,
-                ErrorCode.MALFORMED,
-                text,
-                sequence=env.sequence,
-                session_id=env.session_id,
-                session_count=env.session_count,
-            )
+            self._answer_error(identity, env, ErrorCode.MALFORMED, text)
             return
         boundary = env.type == MessageType.RESET or (
             env.type == MessageType.UPDATE and bool(env.flags & _BOUNDARY_FLAGS)
@@ -167,16 +157,16 @@ class ClientSide:
                 self._resume(identity, env, block, now)
                 return
         loads, names = self.placement.loads(now)
-        refusal = admission_refusal(
+        refused = admission_refusal(
             self._memory(), self.config.broker.min_free_memory_mib, loads, n
         )
-        target = None if refusal else least_loaded(loads, n)
+        target = None if refused else least_loaded(loads, n)
         if target is None:
             self.counters.refused_inits += 1
             self._error(
                 identity,
                 ErrorCode.BUSY,
-                refusal or "capacity: no worker has room",
+                refused or "capacity: no worker has room",
                 sequence=env.sequence,
             )
             return

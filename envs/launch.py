@@ -19,9 +19,7 @@ the exit status is 0 when every session finished.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
-import importlib.util
 import logging
 import signal
 import subprocess
@@ -37,6 +35,7 @@ import yaml
 from relaax_zmq.client import AgentProxy, TrainingBase, VectorAgentProxy
 from relaax_zmq.config import AppConfig, EnvironmentConfig, load_config
 from relaax_zmq.errors import ConfigError, RelaaxError
+from relaax_zmq.imports import import_path
 
 from .bandit import BanditEnv, BanditRunner
 from .gym_runner import GymRunner
@@ -54,17 +53,12 @@ def load_class(spec: str) -> type:
     module_name, _, attr = spec.rpartition(":")
     if module_name.endswith(".py"):
         path = Path(module_name)
-        name = "relaax_zmq_runner_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-        module = sys.modules.get(name)
-        if module is None:
-            file_spec = importlib.util.spec_from_file_location(name, path)
-            if file_spec is None or file_spec.loader is None:
-                raise ConfigError("environment.run", f"cannot load {str(path)!r}")
-            module = importlib.util.module_from_spec(file_spec)
-            if str(path.parent) not in sys.path:
-                sys.path.append(str(path.parent))  # the runner may import its neighbours
-            sys.modules[name] = module
-            file_spec.loader.exec_module(module)
+        if str(path.parent) not in sys.path:
+            sys.path.append(str(path.parent))  # the runner may import its neighbours
+        try:
+            module = import_path(path, "relaax_zmq_runner")
+        except ImportError as exc:
+            raise ConfigError("environment.run", str(exc)) from None
     else:
         module = importlib.import_module(module_name)
     found = getattr(module, attr, None)

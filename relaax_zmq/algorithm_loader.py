@@ -6,16 +6,14 @@ the parameter-server side (``<package>.parameter_server``, optional).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 from relaax_zmq.agent import Agent, AgentContext
 from relaax_zmq.config.sections import AlgorithmConfig
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.imports import import_path
 from relaax_zmq.learner import ParameterServerContext, ParameterServerSpec
 
 
@@ -85,24 +83,9 @@ def load_parameter_server(
 
 
 def _import_folder(folder: Path) -> ModuleType:
-    """Import ``folder`` as a package under a name unique to its absolute path."""
-    folder = folder.resolve()
-    init = folder / "__init__.py"
-    if not init.is_file():
-        raise ConfigError("algorithm.path", f"expected a package folder with {init}")
-    digest = hashlib.sha1(str(folder).encode()).hexdigest()[:10]
-    name = f"relaax_app_algorithm_{folder.name}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, init, submodule_search_locations=[str(folder)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    """Import ``folder`` as a package (``algorithm.path``)."""
+    if not (folder / "__init__.py").is_file():
+        raise ConfigError(
+            "algorithm.path", f"expected a package folder with {folder / '__init__.py'}"
+        )
+    return import_path(folder, "relaax_app_algorithm")

@@ -9,40 +9,13 @@ end, prints the broker's figures and stops everything with SIGTERM. The
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import zmq
-
+from relaax_zmq.admin_client import broker_status, wait_for_workers
 from relaax_zmq.config import load_config
-
-
-def status(admin: str) -> dict:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(admin)
-    try:
-        sock.send(b'{"command": "status"}')
-        if not sock.poll(2000):
-            raise RuntimeError(f"the broker's admin endpoint {admin} does not answer")
-        return json.loads(sock.recv())["status"]
-    finally:
-        sock.close()
-
-
-def wait_for_workers(admin: str, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if sum(w["alive"] for w in status(admin)["workers"]) >= count:
-                return
-        except RuntimeError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"exchange_demo: {count} workers did not register in {timeout} s")
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -66,14 +39,14 @@ def main(path: str) -> int:
             cmd = [python, "-m", "relaax_zmq.worker", "--config", path, "--name", name]
             daemons.append(subprocess.Popen(cmd))
         admin = str(config.broker.admin)
-        wait_for_workers(admin, config.workers.count)
+        wait_for_workers(admin, config.workers.count, timeout=60)
         start = time.monotonic()
         clients = subprocess.run([python, "-m", "relaax_zmq.envs", "--config", path], check=False)
         wall = time.monotonic() - start
         time.sleep(
             2 * config.broker.heartbeat_interval
         )  # workers report their counts in heartbeats
-        figures = status(admin)
+        figures = broker_status(admin)
         counters = figures["counters"]
         print(f"clients exited {clients.returncode} after {wall:.1f} s")
         for worker in figures["workers"]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zmq
-
+from relaax_zmq.admin_client import broker_status, live_workers
 from relaax_zmq.testing import LINEAR_POLICY_PATH
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from relaax_zmq.testing.ports import free_port
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -105,29 +98,7 @@ def start_daemon(name: str, module: str, config: Path, *args: str) -> Daemon:
     return Daemon(name, proc, log)
 
 
-def admin(endpoint: str, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """One admin request; the broker's JSON reply."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    try:
-        sock.send(json.dumps(request).encode())
-        if not sock.poll(int(timeout * 1000)):
-            raise AssertionError(f"no admin reply from {endpoint} in {timeout} s")
-        return json.loads(sock.recv())
-    finally:
-        sock.close()
-
-
-def status(endpoint: str) -> dict[str, Any]:
-    reply = admin(endpoint, {"command": "status"})
-    assert reply["ok"], reply
-    return reply["status"]
-
-
-def live_workers(endpoint: str) -> list[dict[str, Any]]:
-    return [w for w in status(endpoint)["workers"] if w["alive"]]
+status = broker_status  # the tests' short name
 
 
 @dataclass

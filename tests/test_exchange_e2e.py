@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import gymnasium as gym
 import numpy as np
@@ -62,35 +64,39 @@ class CartPoleClient(threading.Thread):
             env.close()
 
 
+@contextmanager
+def cartpole_clients(frontend: str, count: int) -> Iterator[list[CartPoleClient]]:
+    """``count`` stepping clients, stopped and joined afterwards."""
+    clients = [CartPoleClient(frontend, seed) for seed in range(count)]
+    for c in clients:
+        c.start()
+    try:
+        yield clients
+    finally:
+        for c in clients:
+            c.stop.set()
+        for c in clients:
+            c.join(10)
+
+
 def _sessions_by_worker(admin: str) -> dict[str, int]:
     return {w["name"]: w["sessions"] for w in live_workers(admin)}
 
 
 def test_sessions_spread_over_two_workers_and_actions_flow(tmp_path) -> None:
     with running_exchange(tmp_path, worker_count=2) as ex:
-        clients = [CartPoleClient(ex.frontend, seed) for seed in range(4)]
-        for c in clients:
-            c.start()
-        try:
+        with cartpole_clients(ex.frontend, 4) as clients:
             wait_until(lambda: all(c.actions > 200 for c in clients), 30, "actions to flow")
             assert _sessions_by_worker(ex.admin) == {"w0": 2, "w1": 2}, "least-loaded placement"
             rates = status(ex.admin)["rates"]
             assert rates["steps_per_s"] > 0
-        finally:
-            for c in clients:
-                c.stop.set()
-            for c in clients:
-                c.join(10)
         assert [c.error for c in clients] == [None] * 4
         assert all(not c.restarts for c in clients)
 
 
 def test_a_killed_worker_sessions_continue_on_the_other(tmp_path) -> None:
     with running_exchange(tmp_path, worker_count=2) as ex:
-        clients = [CartPoleClient(ex.frontend, seed) for seed in range(4)]
-        for c in clients:
-            c.start()
-        try:
+        with cartpole_clients(ex.frontend, 4) as clients:
             wait_until(lambda: all(c.actions > 50 for c in clients), 30, "actions to flow")
             victim = max(_sessions_by_worker(ex.admin).items(), key=lambda kv: kv[1])[0]
             survivor = "w1" if victim == "w0" else "w0"
@@ -111,11 +117,6 @@ def test_a_killed_worker_sessions_continue_on_the_other(tmp_path) -> None:
             assert len(restarted) >= 1, "the victim's clients are told to restart the episode"
             assert all(r >= killed_at for c in restarted for r in c.restarts)
             assert ex.broker.proc.poll() is None, "the broker stays up"
-        finally:
-            for c in clients:
-                c.stop.set()
-            for c in clients:
-                c.join(10)
         assert [c.error for c in clients] == [None] * 4, ex.logs()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,15 +24,10 @@ from relaax_zmq.daemon import StopFlag
 from relaax_zmq.metrics import Collector, MetricsSender, SessionMetricsSink, encode_batch, names
 from relaax_zmq.protocol import Message, MessageType, Role, encode, messages
 from relaax_zmq.testing.linear_policy.agent import LinearPolicyAgent
+from relaax_zmq.testing.ports import free_port
 from relaax_zmq.worker.host import SessionHost
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def app(tmp_path: Path, **metrics: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 
@@ -22,12 +21,7 @@ from relaax_zmq.metrics import (
 from relaax_zmq.metrics.events import histogram_value
 from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.protocol import Message, MessageType, Role, encode, messages
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from relaax_zmq.testing.ports import free_port
 
 
 @pytest.fixture

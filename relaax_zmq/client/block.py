@@ -19,6 +19,7 @@ starts new episodes (no reward). ``AgentProxy`` (N = 1) and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -153,13 +154,11 @@ class BlockProxy:
 
         Never raises ``EpisodeRestart``: the episodes end either way.
         """
-        try:
+        with contextlib.suppress(EpisodeRestart):
             self.metrics.flush()
             self._call(
                 lambda sid: messages.simple(MessageType.RESET, sid, self.n), MessageType.DONE
             )
-        except EpisodeRestart:
-            pass
 
     def disconnect(self) -> None:
         """Send what metrics wait and ``close`` without waiting for replies; close the socket."""

@@ -41,6 +41,10 @@ class TypeRule:
     required: frozenset[int]
     min_sessions: int
 
+    def __post_init__(self) -> None:
+        # a plain int: IntFlag arithmetic costs microseconds on every checked header
+        object.__setattr__(self, "flags", int(self.flags))
+
 
 ROLE_RULES: dict[int, RoleRule] = {
     Role.REWARD: RoleRule(FLOATS, Shape.SESSION_VECTOR),

@@ -320,13 +320,7 @@ class SessionHost:
         except Exception as exc:
             log.exception("agent.end_episodes failed for block %d", block.session_id)
             return self._agent_failure(message, exc, restart)
-        return messages.simple(
-            MessageType.DONE,
-            block.session_id,
-            block.count,
-            sequence=message.sequence,
-            restart=restart,
-        )
+        return _done(block, message, restart)
 
     def _metrics(self, block: Block, message: Message, restart: bool) -> Message:
         try:
@@ -342,13 +336,7 @@ class SessionHost:
                 self.metrics_sink(block.session_id, scalars, histograms)
             except Exception:
                 log.exception("metrics sink failed")
-        return messages.simple(
-            MessageType.DONE,
-            block.session_id,
-            block.count,
-            sequence=message.sequence,
-            restart=restart,
-        )
+        return _done(block, message, restart)
 
     def _run_steps(self, steps: list[_Step], replies: list[Message | None]) -> None:
         """Act for every pending update: one stacked batch per group, replies filled in."""
@@ -440,6 +428,13 @@ class SessionHost:
         return any(
             session_id < b.session_id + b.count and b.session_id < end for b in self.blocks.values()
         )
+
+
+def _done(block: Block, message: Message, restart: bool) -> Message:
+    """The done reply to a reset or metrics request of ``block``."""
+    return messages.simple(
+        MessageType.DONE, block.session_id, block.count, sequence=message.sequence, restart=restart
+    )
 
 
 def _stack(group: list[_Step], rows: int) -> StepBatch:
