@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from relaax_zmq.metrics import MetricsSender
     from relaax_zmq.ps.client import ParameterClient
 
 
@@ -50,6 +51,9 @@ class AgentContext:
         max_batch: most sessions the worker puts into one ``act`` call.
         parameters: the worker's link to the parameter-server shards; None when the
             algorithm has no ``parameter_server`` module.
+        metrics: where the agent records its learning figures (``relaax_zmq.metrics.names``:
+            losses, entropy, learning rate ...); the worker flushes it once per heartbeat
+            at shard 0's global step. None: nobody listens.
     """
 
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -58,6 +62,7 @@ class AgentContext:
     seed: int | None = None
     max_batch: int = 64
     parameters: ParameterClient | None = None
+    metrics: MetricsSender | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,13 @@ whole vector and must return the same vector for the same seed in every process
 (shards step against them) and read weights from ``AgentContext.parameters``
 (``relaax_zmq.ps.ParameterClient``).
 
+Shared statistics: a spec with ``statistics_size > 0`` gets one float64 vector of
+that length on shard 0 that only ever grows by addition. Workers send deltas
+(``ParameterClient.add_statistics``), shard 0 adds them, publishes the totals
+(``ParameterClient.statistics``) and checkpoints them with its slice. Any
+statistic made of sums fits: an observation normalizer's count, sum and sum of
+squares, for example.
+
 An algorithm without a ``parameter_server`` module (the fixed
 ``relaax_zmq.testing.linear_policy``) runs without shards;
 ``AgentContext.parameters`` is then None.
@@ -93,18 +100,23 @@ class ParameterServerSpec:
             run a forward pass on slices of different versions (a weight vector
             assembled while shards advance); False makes them wait for one version
             across all shards, as ``update: sync`` always does.
+        statistics_size: length of the shared statistics vector (0: none; module doc).
     """
 
     param_count: int
     initial_parameters: Callable[[int], np.ndarray]
     optimizer: OptimizerSpec
     allow_mixed_versions: bool = False
+    statistics_size: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.param_count, bool) or not isinstance(self.param_count, int):
             raise TypeError(f"param_count: expected an int, got {type(self.param_count).__name__}")
         if self.param_count < 1:
             raise ValueError(f"param_count: expected an int >= 1, got {self.param_count}")
+        size = self.statistics_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"statistics_size: expected an int >= 0, got {size!r}")
 
     def initial_vector(self, seed: int) -> np.ndarray:
         """``initial_parameters(seed)`` checked: a (param_count,) float32 vector, finite."""

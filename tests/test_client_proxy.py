@@ -68,10 +68,24 @@ def test_terminal_update_flags_the_header_and_flushes_metrics_once(server: FakeS
     assert updates[-1].flags == Flag.TERMINAL
     (metrics,) = server.messages(MessageType.METRICS)
     scalars, histograms = messages.read_metrics(metrics)
+    latency = scalars.pop("action_latency_client_ms")  # the mean of the two updates
     assert scalars == {"episode_reward": 3.0, "loss": 0.25}
+    assert 0.0 < latency < 5000.0
     np.testing.assert_array_equal(histograms["q"], [1.0, 2.0, 3.0])
     types = [m.type for m in server.messages()]
     assert types.index(MessageType.METRICS) > types.index(MessageType.UPDATE)
+
+
+def test_means_are_averaged_into_one_scalar_per_flush(server: FakeServer) -> None:
+    with proxy(server) as agent:
+        agent.init()
+        for value in (1.0, 2.0, 6.0):
+            agent.metrics.mean("td_error", value)
+        agent.metrics.flush()
+        agent.metrics.mean("td_error", 5.0)
+        agent.metrics.flush()
+    first, second = (messages.read_metrics(m)[0] for m in server.messages(MessageType.METRICS))
+    assert first == {"td_error": 3.0} and second == {"td_error": 5.0}
 
 
 def test_flush_and_reset_send_buffered_metrics(server: FakeServer) -> None:

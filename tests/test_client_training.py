@@ -46,8 +46,9 @@ def test_run_reports_every_episode_and_disconnects(server: FakeServer) -> None:
     assert Role.REWARD not in updates[0].tensors and Role.REWARD not in updates[4].tensors
     assert [u.flags for u in updates[:4]] == [0, 0, 0, Flag.TERMINAL]
     np.testing.assert_array_equal(updates[3].tensors[Role.STATE], [[0.0]])
-    rewards = [messages.read_metrics(m)[0] for m in server.messages(MessageType.METRICS)]
-    assert rewards == [{"episode_reward": 3.0}, {"episode_reward": 3.0}]
+    sent = [messages.read_metrics(m)[0] for m in server.messages(MessageType.METRICS)]
+    assert [s["episode_reward"] for s in sent] == [3.0, 3.0]
+    assert all(s["action_latency_client_ms"] > 0 for s in sent)
     assert server.wait_for(lambda: len(server.messages(MessageType.CLOSE)) == 1)
 
 

@@ -115,13 +115,19 @@ def running_shards(
 
 @contextmanager
 def clients(
-    config: AppConfig, *names: str, count: int = N, mixed: bool = False
+    config: AppConfig, *names: str, count: int = N, mixed: bool = False, statistics_size: int = 0
 ) -> Iterator[list[ParameterClient]]:
     """A ``ParameterClient`` per name (``mixed``: the spec allows mixed versions)."""
     with ExitStack() as stack:
         found = []
         for name in names:
-            client = ParameterClient(config, count, name, allow_mixed_versions=mixed)
+            client = ParameterClient(
+                config,
+                count,
+                name,
+                allow_mixed_versions=mixed,
+                statistics_size=statistics_size,
+            )
             stack.callback(client.close)
             found.append(client)
         yield found
@@ -437,3 +443,66 @@ def test_state_round_trips_and_the_checkpoint_hook_restores_and_saves() -> None:
         assert client.global_step == 10
     assert [len(h.saved) for h in hooks] == [1, 1]
     np.testing.assert_array_equal(hooks[0].saved[0].params, trained[:5])
+
+
+# -- shared statistics and scores -----------------------------------------------------------------
+
+
+def _statistics_spec(size: int = 3) -> ParameterServerSpec:
+    return ParameterServerSpec(
+        param_count=N,
+        initial_parameters=lambda seed: INITIAL.copy(),
+        optimizer=OptimizerSpec("sgd", {"lr": LR}),
+        statistics_size=size,
+    )
+
+
+def test_shard_0_adds_statistics_from_every_worker_and_publishes_the_totals() -> None:
+    config = ps_config(2, workers=2)
+    spec = _statistics_spec()
+    with (
+        running_shards(config, spec) as shards,
+        clients(config, "a", "b", statistics_size=3) as (a, b),
+    ):
+        assert a.wait_consistent(5) and b.wait_consistent(5)
+        a.add_statistics(np.array([1.0, 2.0, 3.0]))
+        a.add_statistics(np.array([1.0, 0.0, 0.0]))  # both go in one message
+        b.add_statistics(np.array([0.5, 0.5, 1e12]))
+        with pytest.raises(ValueError, match="shape"):
+            a.add_statistics(np.ones(2))
+        with pytest.raises(ValueError, match="finite"):
+            a.add_statistics(np.array([np.nan, 0, 0]))
+        expected = [2.5, 2.5, 1e12 + 3.0]
+        for client in (a, b):  # statistics go out with the next heartbeat (or push)
+            wait_for(
+                lambda c=client: (
+                    c.statistics() is not None and np.array_equal(c.statistics(), expected)
+                ),
+                what="the totals",
+                poll=[a, b],
+            )
+        assert shards[0].stats()["statistics_updates"] == 2
+        assert shards[1].statistics.size == 0  # only shard 0 holds them
+        state = shards[0].state()
+    np.testing.assert_array_equal(state.extras["statistics"], expected)
+    # restored from the state, shard 0 publishes the same totals again
+    hooks = [FakeCheckpoints(state), FakeCheckpoints()]
+    with running_shards(config, spec, hooks), clients(config, "late", statistics_size=3) as (late,):
+        wait_for(
+            lambda: late.statistics() is not None,
+            what="the restored totals",
+            poll=[late],
+        )
+        np.testing.assert_array_equal(late.statistics(), expected)
+
+
+def test_scores_in_worker_heartbeats_rank_the_shard_state() -> None:
+    config = ps_config(1, workers=2)
+    with running_shards(config, sgd_spec()) as (shard,), clients(config, "a", "b") as (a, b):
+        assert shard.score() is None
+        a.score, b.score = 10.0, float("nan")
+        pump([a, b], 0.3)
+        assert shard.score() == 10.0  # a worker without a score does not count
+        b.score = 20.0
+        wait_for(lambda: shard.score() == 15.0, what="the mean score", poll=[a, b])
+        assert shard.state().score == 15.0

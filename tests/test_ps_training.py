@@ -3,7 +3,9 @@
 Broker + 2 workers + 2 shards + 4 bandit sessions (``python -m relaax_zmq.envs``),
 the ``linear_pg`` algorithm. Afterwards an exploit session on each worker must
 pull the best arm (index 3) every time: the policy both workers act with was
-learned from both workers' gradients.
+learned from both workers' gradients. The run shows in TensorBoard event files
+(client, worker and shard figures, read back) and both shards leave a final
+checkpoint ranked by the clients' mean episode reward.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
-from exchange_support import running_exchange, status, wait_until
+from exchange_support import free_port, running_exchange, status, wait_until
+from test_metrics_collector import events, running
 from test_ps_processes import start_shard
 from test_ps_shards import ps_section
 
+from relaax_zmq.checkpoint.hdf5 import decode
 from relaax_zmq.client import AgentProxy
+from relaax_zmq.config import load_config
 from relaax_zmq.testing import LINEAR_PG_PATH
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,9 +55,18 @@ def test_two_workers_learn_the_bandit_together_through_two_shards(tmp_path) -> N
         },
         "algorithm": {"path": str(LINEAR_PG_PATH), "config": ALGORITHM},
         "workers": {"count": 2, "max_sessions": 64},
-        "parameter_servers": ps_section(2, heartbeat_interval=0.2),
+        "parameter_servers": ps_section(
+            2, heartbeat_interval=0.2, checkpoint={"dir": str(tmp_path / "ckpt")}
+        ),
+        "metrics": {
+            "endpoint": f"tcp://127.0.0.1:{free_port()}",
+            "logdir": str(tmp_path / "tb"),
+            "flush_interval": 0.2,
+        },
     }
-    with running_exchange(tmp_path, 2, **sections) as ex:
+    with ExitStack() as stack:
+        ex = stack.enter_context(running_exchange(tmp_path, 2, **sections))
+        collector = stack.enter_context(running(load_config(ex.config)))
         shards = [start_shard(ex.config, 0), start_shard(ex.config, 1)]
         try:
 
@@ -93,6 +108,7 @@ def test_two_workers_learn_the_bandit_together_through_two_shards(tmp_path) -> N
             assert [w.stop() for w in ex.workers.values()] == [0, 0]
         finally:
             codes = [s.stop() for s in shards]
+            time.sleep(0.5)  # the last batches reach the collector
         assert actions == [[3] * 20, [3] * 20], run.stdout
         assert codes == [0, 0]
         # shard 0 counted the training steps of both workers (but for the transitions
@@ -100,3 +116,42 @@ def test_two_workers_learn_the_bandit_together_through_two_shards(tmp_path) -> N
         assert SESSIONS * EPISODES * EPISODE_LENGTH * 0.75 <= global_step <= steps
         for shard in shards:
             assert "workers [w0:" in shard.output() and " w1:" in shard.output()
+    _check_event_files(collector.run_dir)
+    _check_final_checkpoints(tmp_path / "ckpt")
+
+
+def _check_event_files(run_dir) -> None:
+    """Every built-in figure of the run is in TensorBoard's files, with sensible values."""
+    acc = events(run_dir)
+    tags = set(acc.Tags()["scalars"])
+    for tag in (
+        "client/episode_reward",
+        "client/action_latency_client_ms",
+        "worker/steps_per_second",
+        "worker/action_latency_server_ms",
+        "worker/batch_size",
+        "worker/gradient_norm",
+        "ps/weight_norm",
+        "ps/staleness",
+        "ps/updates_per_second",
+        "ps/global_step",
+    ):
+        assert tag in tags, (tag, sorted(tags))
+    rewards = [e.value for e in acc.Scalars("client/episode_reward")]
+    assert len(rewards) == SESSIONS * EPISODES
+    assert all(e.value > 0 for e in acc.Scalars("client/action_latency_client_ms"))
+    assert max(e.value for e in acc.Scalars("worker/gradient_norm")) > 0
+    assert max(e.value for e in acc.Scalars("ps/updates_per_second")) > 0
+    steps = [e.value for e in acc.Scalars("ps/global_step")]
+    assert steps == sorted(steps) and steps[-1] > 0
+
+
+def _check_final_checkpoints(folder) -> None:
+    """Each shard saved on the way out; the score is the workers' recent mean reward."""
+    files = sorted(folder.glob("ckpt-*.h5"))
+    assert {f.name.split("-shard")[1] for f in files} == {"0of2.h5", "1of2.h5"}, files
+    for file in files:
+        checkpoint = decode(file.read_bytes(), str(file))
+        assert checkpoint.global_step > 0 and checkpoint.counters["version"] > 0
+        # arms pay about 0.2, 0, -0.2 and -5 per pull: the learned policy scores above -1
+        assert checkpoint.score is not None and -5 * EPISODE_LENGTH < checkpoint.score

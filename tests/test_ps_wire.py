@@ -66,8 +66,28 @@ def test_gradient_round_trip() -> None:
 
 def test_hello_and_worker_heartbeat_round_trip() -> None:
     assert _shard_side(wire.Hello(1, "w", 9)) == wire.Hello(1, "w", 9)
-    beat = wire.WorkerHeartbeat(0, "w0", 77, True)
+    beat = wire.WorkerHeartbeat(0, "w0", 77, True, 3.5)
     assert _shard_side(beat) == beat
+    no_score = _shard_side(wire.WorkerHeartbeat(0, "w0", 77, False))
+    assert isinstance(no_score, wire.WorkerHeartbeat) and np.isnan(no_score.score)
+
+
+def test_statistics_and_totals_round_trip_as_float64() -> None:
+    delta = np.array([3.0, 1e-300, -2.5e12], np.float64)
+    got = _shard_side(wire.Statistics(0, "w1", delta))
+    assert isinstance(got, wire.Statistics) and got.worker == "w1"
+    assert got.values.dtype == np.float64 and np.array_equal(got.values, delta)
+    totals = _worker_side(wire.StatisticsTotals(0, 77, 12, delta))
+    assert isinstance(totals, wire.StatisticsTotals)
+    assert (totals.incarnation, totals.updates) == (77, 12)
+    assert np.array_equal(totals.values, delta)
+
+
+def test_only_shard_0_takes_statistics() -> None:
+    frames = wire.encode(wire.Statistics(1, "w", np.ones(2)))
+    with pytest.raises(ProtocolError) as caught:
+        wire.decode_to_shard(frames, 1)
+    assert caught.value.field == "ps.statistics.shard"
 
 
 def test_weights_and_shard_heartbeat_round_trip() -> None:
@@ -98,10 +118,10 @@ def test_payload_frames_are_the_array_itself_not_a_copy() -> None:
 def test_header_layout_is_the_documented_one() -> None:
     head = wire.encode(wire.Hello(7, "ab", 258))[0]
     assert (
-        head == b"RXPS" + bytes([1, 2]) + struct.pack("<H", 7) + struct.pack("<QH", 258, 2) + b"ab"
+        head == b"RXPS" + bytes([2, 2]) + struct.pack("<H", 7) + struct.pack("<QH", 258, 2) + b"ab"
     )
     beat = wire.encode(wire.ShardHeartbeat(1, 5, 6, 7, 8, True))[1]
-    assert beat == b"RXPS\x01\x11" + struct.pack("<HQQQQB", 1, 5, 6, 7, 8, 1)
+    assert beat == b"RXPS\x02\x11" + struct.pack("<HQQQQB", 1, 5, 6, 7, 8, 1)
 
 
 # -- refusals -----------------------------------------------------------------------------------
@@ -125,7 +145,7 @@ TO_SHARD_FAULTS = {
     "no_frames": ([], "ps.frames"),
     "short_header": ([HEAD[:5], PAYLOAD], "ps.header"),
     "bad_magic": ([b"XXXX" + HEAD[4:], PAYLOAD], "ps.magic"),
-    "bad_version": ([_patch(HEAD, 4, "<B", 2), PAYLOAD], "ps.version"),
+    "bad_version": ([_patch(HEAD, 4, "<B", 1), PAYLOAD], "ps.version"),
     "unknown_kind": ([_patch(HEAD, 5, "<B", 9), PAYLOAD], "ps.kind"),
     "worker_bound_kind": ([_patch(HEAD, 5, "<B", wire.Kind.WEIGHTS), PAYLOAD], "ps.kind"),
     "wrong_shard": ([_patch(HEAD, 6, "<H", 1), PAYLOAD], "ps.gradient.shard"),
@@ -145,6 +165,14 @@ TO_SHARD_FAULTS = {
     "heartbeat_unknown_flags": (
         [_patch(wire.encode(wire.WorkerHeartbeat(0, "w", 0, False))[0], 16, "<B", 0x80)],
         "ps.worker_heartbeat.flags",
+    ),
+    "statistics_ragged_payload": (
+        [wire.encode(wire.Statistics(0, "w", np.ones(2)))[0], b"\x00" * 12],
+        "ps.statistics.payload",
+    ),
+    "statistics_without_payload": (
+        [wire.encode(wire.Statistics(0, "w", np.ones(2)))[0]],
+        "ps.statistics.frames",
     ),
 }
 
@@ -183,6 +211,10 @@ TO_WORKER_FAULTS = {
         "ps.shard_heartbeat.flags",
     ),
     "heartbeat_extra_frame": ([HB_TOPIC, HB_HEAD, b""], "ps.shard_heartbeat.frames"),
+    "totals_float32_payload": (
+        [*wire.encode(wire.StatisticsTotals(0, 1, 0, np.ones(2)))[:2], b"\x00" * 8],
+        "ps.statistics_totals.payload",
+    ),
 }
 
 

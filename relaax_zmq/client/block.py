@@ -38,6 +38,7 @@ from relaax_zmq.client.connection import (
 )
 from relaax_zmq.client.metrics import MetricsBuffer
 from relaax_zmq.errors import AgentError, EpisodeRestart, ProtocolError
+from relaax_zmq.metrics.names import ACTION_LATENCY_CLIENT_MS
 from relaax_zmq.protocol import messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role, type_name
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
@@ -189,6 +190,7 @@ class BlockProxy:
         truncated: bool | np.ndarray,
     ) -> np.ndarray:
         """One step of every session; returns the actions (n, ...)."""
+        started = time.perf_counter()
         reply = self._call(
             lambda sid: messages.update(
                 sid,
@@ -200,6 +202,7 @@ class BlockProxy:
             ),
             MessageType.ACTION,
         )
+        self.metrics.mean(ACTION_LATENCY_CLIENT_MS, (time.perf_counter() - started) * 1000.0)
         actions = reply.tensors[Role.ACTION]
         if actions.shape[0] != self.n:
             raise ProtocolError("action", f"{self.n} actions", f"shape {actions.shape}")

@@ -3,7 +3,7 @@
 ``ManagedCheckpoints`` is the ``ShardCheckpoints`` a shard daemon gets when
 ``parameter_servers.checkpoint`` names a folder or an S3 location. The slice's
 version travels as the ``version`` counter; the score (``best_metric``, for
-keep-best) is the latest value reported to ``record_score``.
+keep-best) is the state's: the workers' recent mean of ``best_metric``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 VERSION_COUNTER = "version"
 
 
-def to_checkpoint(state: ShardState, algorithm: str, score: float | None = None) -> Checkpoint:
+def to_checkpoint(state: ShardState, algorithm: str) -> Checkpoint:
     """The checkpoint record of ``state``."""
     return Checkpoint(
         global_step=state.global_step,
@@ -31,7 +31,8 @@ def to_checkpoint(state: ShardState, algorithm: str, score: float | None = None)
         algorithm=algorithm,
         optimizer=dict(state.optimizer),
         counters={**state.counters, VERSION_COUNTER: state.version},
-        score=score,
+        extras=dict(state.extras),
+        score=state.score,
     )
 
 
@@ -49,6 +50,8 @@ def to_state(checkpoint: Checkpoint) -> ShardState:
         global_step=checkpoint.global_step,
         optimizer=dict(checkpoint.optimizer),
         counters=counters,
+        extras=dict(checkpoint.extras),
+        score=checkpoint.score,
     )
 
 
@@ -59,7 +62,6 @@ class ManagedCheckpoints:
         self.manager = manager
         self.algorithm = algorithm
         self.restore_enabled = restore
-        self.score: float | None = None
 
     @classmethod
     def from_config(cls, config: AppConfig, shard: int) -> ManagedCheckpoints | None:
@@ -70,10 +72,6 @@ class ManagedCheckpoints:
         manager = CheckpointManager(ps.checkpoint, shard=shard, shards=ps.shards)
         algorithm = config.algorithm.name or str(config.algorithm.path)
         return cls(manager, algorithm, restore=ps.checkpoint.restore)
-
-    def record_score(self, value: float) -> None:
-        """The latest value of ``best_metric`` (ranks checkpoints for keep-best)."""
-        self.score = value
 
     def restore(self) -> ShardState | None:
         if not self.restore_enabled:
@@ -89,7 +87,7 @@ class ManagedCheckpoints:
 
     def save(self, state: ShardState) -> None:
         try:
-            written = self.manager.save(to_checkpoint(state, self.algorithm, self.score))
+            written = self.manager.save(to_checkpoint(state, self.algorithm))
         except CheckpointError as exc:  # every location failed: keep training, say so loudly
             log.error("checkpoint at global step %d failed: %s", state.global_step, exc)
             return

@@ -18,6 +18,12 @@ new incarnation (it restarted), is out of sync: its slice of every gradient is
 held back (counted) and the client sends HELLO until fresh weights from it arrive.
 Once shard 0 announces the stop (``max_global_step``), ``stopping`` is true, pushes
 send nothing and the last weights stay as they are.
+
+Shared statistics (``statistics_size > 0``): ``add_statistics`` adds a float64 delta
+to what waits for shard 0; it goes with the next ``push`` or heartbeat, and is kept
+(not lost) while shard 0's queue is full. ``statistics()`` is shard 0's newest
+published totals. ``score`` (set by the worker: its recent mean of
+``checkpoint.best_metric``) travels in every heartbeat; shards rank checkpoints by it.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class ParameterClient:
         worker_name: the worker's name (1..255 UTF-8 bytes), as shards count it.
         context: ZeroMQ context; default: a private one, terminated by ``close``.
         allow_mixed_versions: the algorithm's ``ParameterServerSpec.allow_mixed_versions``.
+        statistics_size: the algorithm's ``ParameterServerSpec.statistics_size``.
         inproc: connect over ``inproc://`` (shards as threads of this process).
     """
 
@@ -80,6 +87,7 @@ class ParameterClient:
         *,
         context: zmq.Context | None = None,
         allow_mixed_versions: bool = False,
+        statistics_size: int = 0,
         inproc: bool = False,
     ) -> None:
         ps = config.parameter_servers
@@ -93,6 +101,10 @@ class ParameterClient:
         self.mixing_allowed = not self.sync and allow_mixed_versions
         self.global_step = 0
         self.episodes = 0
+        #: this worker's recent mean of ``checkpoint.best_metric`` (NaN: none yet)
+        self.score = float("nan")
+        #: global L2 norms of the gradients pushed since ``take_gradient_norms``
+        self.gradient_norms: list[float] = []
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "pushes",
@@ -106,11 +118,17 @@ class ParameterClient:
                 "hellos",
                 "silences",
                 "restarts",
+                "statistics_sent",
+                "statistics_held",
             ),
             0,
         )
         self._stopping = False
         self._vector = np.zeros(param_count, np.float32)
+        self._statistics_delta = np.zeros(statistics_size, np.float64)
+        self._statistics_dirty = False
+        self._statistics: np.ndarray | None = None
+        self._statistics_updates = -1
         self._views = [ShardView() for _ in self.bounds]
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
@@ -186,6 +204,36 @@ class ParameterClient:
                 return False
             self._poller.poll(max(1, int(min(remaining, WAIT_STEP) * 1000)))
 
+    # -- shared statistics --------------------------------------------------------------------
+
+    def add_statistics(self, delta: np.ndarray) -> None:
+        """Add ``delta`` ((statistics_size,) float64) to what goes to shard 0 (module doc)."""
+        values = np.asarray(delta, np.float64)
+        if values.shape != self._statistics_delta.shape:
+            raise ValueError(
+                f"statistics delta: expected shape {self._statistics_delta.shape}, "
+                f"got {values.shape}"
+            )
+        if not np.isfinite(values).all():
+            raise ValueError("statistics delta: expected finite values")
+        self._statistics_delta += values
+        self._statistics_dirty = True
+
+    def statistics(self) -> np.ndarray | None:
+        """Shard 0's newest totals (read-only), None before the first arrive."""
+        return self._statistics
+
+    def _send_statistics(self) -> None:
+        if not self._statistics_dirty or not self._views[0].synced:
+            return
+        delta = self._statistics_delta.copy()
+        if self._send(0, wire.Statistics(0, self.worker_name, delta)):
+            self._statistics_delta[:] = 0.0
+            self._statistics_dirty = False
+            self.counters["statistics_sent"] += 1
+        else:
+            self.counters["statistics_held"] += 1
+
     # -- gradients ----------------------------------------------------------------------------
 
     def push(
@@ -210,6 +258,8 @@ class ParameterClient:
             raise ValueError(
                 f"base_versions: expected {len(self.bounds)}, got {len(base_versions)}"
             )
+        self.gradient_norms.append(float(np.linalg.norm(grad)))
+        self._send_statistics()
         sent = 0
         for i, bounds in enumerate(self.bounds):
             if not self._views[i].synced:
@@ -256,7 +306,20 @@ class ParameterClient:
         if isinstance(message, wire.ShardHeartbeat):
             self._on_heartbeat(i, view, message, now)
             return False
+        if isinstance(message, wire.StatisticsTotals):
+            self._on_statistics(message)
+            return False
         return self._on_weights(i, view, message)
+
+    def _on_statistics(self, totals: wire.StatisticsTotals) -> None:
+        if totals.values.shape != self._statistics_delta.shape:
+            raise ProtocolError(
+                "ps.statistics_totals.count", self._statistics_delta.size, totals.values.size
+            )
+        if totals.updates != self._statistics_updates or self._statistics is None:
+            self._statistics = totals.values.copy()
+            self._statistics.flags.writeable = False
+            self._statistics_updates = totals.updates
 
     def _on_heartbeat(self, i: int, view: ShardView, hb: wire.ShardHeartbeat, now: float) -> None:
         if view.incarnation is None:
@@ -325,8 +388,11 @@ class ParameterClient:
                 self._hello(i, now)
         if now >= self._next_beat:
             self._next_beat = now + self.interval
+            self._send_statistics()
             for i in range(len(self._views)):
-                beat = wire.WorkerHeartbeat(i, self.worker_name, self.global_step, self._stopping)
+                beat = wire.WorkerHeartbeat(
+                    i, self.worker_name, self.global_step, self._stopping, self.score
+                )
                 self._send(i, beat)
 
     def _hello(self, i: int, now: float) -> None:
@@ -354,6 +420,11 @@ class ParameterClient:
             "max_version": max(v.version for v in self._views),
             "synced_shards": sum(v.synced for v in self._views),
         }
+
+    def take_gradient_norms(self) -> list[float]:
+        """The norms of the gradients pushed since the last call."""
+        norms, self.gradient_norms = self.gradient_norms, []
+        return norms
 
     def close(self) -> None:
         """Close the sockets (pending gradients are dropped); terminate a private context."""

@@ -8,6 +8,12 @@ republishes its weights when nothing was published for that long (late
 subscribers); a HELLO makes it republish at once. A malformed or misplaced message
 is counted and dropped: a shard never dies of a peer's mistake.
 
+Shard 0 also holds the algorithm's shared statistics (``ParameterServerSpec.
+statistics_size``): it adds the deltas workers send and publishes the totals.
+Workers' heartbeats carry their recent score; the mean over live workers ranks
+this shard's checkpoints. Every heartbeat interval the shard sends its figures
+(weight norm, staleness, updates per second, global step) to the metrics collector.
+
 Counters: every shard sums the environment steps and episodes its gradients cover;
 shard 0's ``global_step`` is the one workers read. When it reaches
 ``max_global_step`` the shard stops accepting gradients, publishes stopping
@@ -18,6 +24,7 @@ the workers' heartbeats) and its ``run`` returns.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,12 +37,13 @@ from relaax_zmq.config import AppConfig
 from relaax_zmq.daemon import StopFlag
 from relaax_zmq.errors import ConfigError, ProtocolError
 from relaax_zmq.learner import ParameterServerSpec
+from relaax_zmq.metrics import MetricsSender, names
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.optimizer import Optimizer
 from relaax_zmq.ps.partition import shard_bounds
 from relaax_zmq.ps.plugin import initial_seed, load_spec
 from relaax_zmq.ps.state import ShardCheckpoints, ShardState
-from relaax_zmq.ps.updates import APPLIED, DROP_REASONS, QUEUED, SliceUpdater
+from relaax_zmq.ps.updates import APPLIED, DROP_REASONS, NONFINITE, QUEUED, SliceUpdater
 from relaax_zmq.sockets import open_socket, socket_map
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,7 @@ class WorkerSeen:
 
     last_heard: float
     gradients: int = 0
+    score: float = math.nan  # the worker's recent mean of best_metric
 
 
 class Shard:
@@ -105,14 +114,20 @@ class Shard:
             0,
         )
         self.workers: dict[str, WorkerSeen] = {}
+        #: shard 0: totals of the shared statistics and how many deltas they hold
+        self.statistics = np.zeros(spec.statistics_size if shard == 0 else 0, np.float64)
+        self.statistics_updates = 0
         self.checkpoints = checkpoints
+        self.metrics: MetricsSender | None = None
         self._specs = socket_map(config, inproc=inproc)
         self._context = context
         self._pull: zmq.Socket | None = None
         self._pub: zmq.Socket | None = None
         self._republish = False
         self._published_version = -1
+        self._published_statistics = -1
         self._published_at = -float("inf")
+        self._metered = (time.monotonic(), 0)
         self._stop_at: float | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -126,6 +141,9 @@ class Shard:
             self._checkpoint(start=True)
             self._pull = open_socket(context, self._specs[f"ps[{self.shard}].gradients"])
             self._pub = open_socket(context, self._specs[f"ps[{self.shard}].weights"])
+            self.metrics = MetricsSender.from_config(
+                self.config, f"ps-{self.shard}", context=context
+            )
             log.info(
                 "shard %d/%d: elements %d..%d of %d, %s/%s, incarnation %016x, version %d",
                 self.shard,
@@ -145,6 +163,9 @@ class Shard:
                 if sock is not None:
                     sock.close(linger=linger)
             self._pull = self._pub = None
+            if self.metrics is not None:
+                self.metrics.close()
+                self.metrics = None
             if own_context:
                 context.term()
             log.info("shard %d stopped: %s", self.shard, self._summary())
@@ -183,8 +204,11 @@ class Shard:
             now = time.monotonic()
             if self.updater.sync and self.updater.close_round(self._live_workers(now)):
                 self.counters["applied"] += 1
-            if self._republish or self.updater.version != self._published_version:
+            republish = self._republish
+            if republish or self.updater.version != self._published_version:
                 self._publish_weights(now)
+            if republish or self.statistics_updates != self._published_statistics:
+                self._publish_statistics()
             if now >= next_beat:
                 self._beat(now, interval)
                 next_beat = now + interval
@@ -222,6 +246,8 @@ class Shard:
         seen.last_heard = now
         if isinstance(message, wire.Gradient):
             self._on_gradient(message, seen, now)
+        elif isinstance(message, wire.Statistics):
+            self._on_statistics(message)
         elif isinstance(message, wire.Hello):
             self.counters["hellos"] += 1
             self._republish = True
@@ -233,6 +259,7 @@ class Shard:
                 )
         else:
             self.counters["heartbeats"] += 1
+            seen.score = message.score
             limit = self.ps.max_global_step
             relayed = limit is not None and message.global_step >= limit
             if (message.stopping or relayed) and self.shard != 0:
@@ -259,9 +286,27 @@ class Shard:
         else:
             self.counters[outcome] += 1
 
-    def _live_workers(self, now: float) -> int:
+    def _on_statistics(self, message: wire.Statistics) -> None:
+        if message.values.size != self.statistics.size:
+            raise ProtocolError("ps.statistics.count", self.statistics.size, message.values.size)
+        if not np.isfinite(message.values).all():
+            self.counters[NONFINITE] += 1
+            return
+        self.statistics += message.values
+        self.statistics_updates += 1
+
+    def _live(self, now: float) -> list[WorkerSeen]:
         silence = self.ps.heartbeat_interval * self.ps.heartbeat_liveness
-        return sum(1 for w in list(self.workers.values()) if now - w.last_heard <= silence)
+        return [w for w in list(self.workers.values()) if now - w.last_heard <= silence]
+
+    def _live_workers(self, now: float) -> int:
+        return len(self._live(now))
+
+    def score(self, now: float | None = None) -> float | None:
+        """Mean of the live workers' recent scores; None while none has one."""
+        scores = [w.score for w in self._live(time.monotonic() if now is None else now)]
+        known = [v for v in scores if math.isfinite(v)]
+        return sum(known) / len(known) if known else None
 
     def _check_stop(self, now: float) -> None:
         limit = self.ps.max_global_step
@@ -298,13 +343,40 @@ class Shard:
         self._published_at = now
         self._republish = False
 
+    def _publish_statistics(self) -> None:
+        """Shard 0's statistics totals (a copy: they keep changing); nothing without them."""
+        if self.statistics.size:
+            totals = wire.StatisticsTotals(
+                self.shard, self.incarnation, self.statistics_updates, self.statistics.copy()
+            )
+            self._publish(totals)
+        self._published_statistics = self.statistics_updates
+
     def _beat(self, now: float, interval: float) -> None:
         self._publish(self._heartbeat())
         if now - self._published_at >= interval:
             self._publish_weights(now)
+            self._publish_statistics()
+        self._report_metrics(now)
         silence = 10 * interval * self.ps.heartbeat_liveness
         for name in [n for n, w in self.workers.items() if now - w.last_heard > silence]:
             del self.workers[name]
+
+    def _report_metrics(self, now: float) -> None:
+        """The shard's figures since the last report, to the metrics collector."""
+        if self.metrics is None:
+            return
+        since, applied_then = self._metered
+        applied = self.updater.updates
+        self._metered = (now, applied)
+        staleness, _ = self.updater.staleness.take_recent()
+        m = self.metrics
+        m.scalar(names.WEIGHT_NORM, float(np.linalg.norm(self.updater.params)))
+        m.scalar(names.STALENESS, staleness)
+        if now > since:
+            m.scalar(names.UPDATES_PER_SECOND, (applied - applied_then) / (now - since))
+        m.scalar(names.GLOBAL_STEP, self.global_step)
+        m.flush(self.global_step)
 
     def _heartbeat(self) -> wire.ShardHeartbeat:
         return wire.ShardHeartbeat(
@@ -338,7 +410,13 @@ class Shard:
             version=self.updater.version,
             global_step=self.global_step,
             optimizer=self.updater.optimizer.state(),
-            counters={"episodes": self.episodes, "gradients": self.counters["gradients"]},
+            counters={
+                "episodes": self.episodes,
+                "gradients": self.counters["gradients"],
+                "statistics_updates": self.statistics_updates,
+            },
+            extras={"statistics": self.statistics.copy()} if self.statistics.size else {},
+            score=self.score(),
         )
 
     def load_state(self, state: ShardState) -> None:
@@ -355,6 +433,16 @@ class Shard:
         self.updater.load(params, state.version)
         self.global_step = int(state.global_step)
         self.episodes = int(state.counters.get("episodes", 0))
+        statistics = state.extras.get("statistics")
+        if statistics is not None and statistics.size == self.statistics.size:
+            self.statistics = np.array(statistics, np.float64)
+            self.statistics_updates = int(state.counters.get("statistics_updates", 0))
+        elif self.statistics.size:
+            log.warning(
+                "shard %d: the checkpoint holds no statistics of size %d: starting from zero",
+                self.shard,
+                self.statistics.size,
+            )
 
     def stats(self) -> dict[str, Any]:
         """Figures for logs and metrics: version, counters, staleness, workers.
@@ -370,6 +458,8 @@ class Shard:
             "episodes": self.episodes,
             "stopping": self.stopping,
             "staleness_mean": staleness.mean,
+            "score": self.score(now),
+            "statistics_updates": self.statistics_updates,
             "staleness_max": staleness.max,
             "pending": self.updater.pending(),
             "workers_live": self._live_workers(now),
@@ -379,7 +469,7 @@ class Shard:
 
     def _summary(self) -> str:
         s = self.stats()
-        mean, top = self.updater.staleness.take_recent()
+        mean, top = s["staleness_mean"], s["staleness_max"]
         drops = " ".join(f"{k}={s[k]}" for k in DROP_REASONS if s[k])
         workers = " ".join(f"{n}:{g}" for n, g in sorted(s["worker_gradients"].items()))
         return (

@@ -29,6 +29,9 @@ class ShardState:
         global_step: environment steps counted from the gradients this shard received.
         optimizer: the optimizer's arrays (``exp_avg``, ``exp_avg_sq`` ...) and ``step``.
         counters: integers worth keeping (``episodes``, ``gradients`` ...).
+        extras: other float arrays of the algorithm (shard 0: ``statistics``, the shared
+            statistics' totals).
+        score: the workers' recent mean of ``best_metric`` (ranks checkpoints); None: unknown.
     """
 
     shard: int
@@ -40,6 +43,8 @@ class ShardState:
     global_step: int
     optimizer: dict[str, np.ndarray] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    score: float | None = None
 
 
 class ShardCheckpoints(Protocol):

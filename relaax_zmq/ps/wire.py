@@ -4,17 +4,23 @@ Worker -> shard (PUSH -> PULL), one message per frame list:
 
 - ``GRADIENT``: ``[header, payload]``: a gradient slice and what it covers;
 - ``HELLO``: ``[header]``: send me your current weights;
-- ``WORKER_HEARTBEAT``: ``[header]``: I am alive (and what I heard from shard 0).
+- ``WORKER_HEARTBEAT``: ``[header]``: I am alive, what I heard from shard 0, and my
+  recent score (mean of ``checkpoint.best_metric``; NaN: none yet);
+- ``STATISTICS`` (shard 0 only): ``[header, payload]``: float64 deltas to add to the
+  algorithm's shared statistics (observation-normalizer sums, for example).
 
 Shard -> workers (PUB -> SUB), the first frame is the shard's topic:
 
 - ``WEIGHTS``: ``[topic, header, payload]``: a versioned weight slice;
-- ``SHARD_HEARTBEAT``: ``[topic, header]``: incarnation, version, counters, stopping.
+- ``SHARD_HEARTBEAT``: ``[topic, header]``: incarnation, version, counters, stopping;
+- ``STATISTICS_TOTALS`` (shard 0 only): ``[topic, header, payload]``: the shared
+  statistics' float64 totals and how many deltas they hold.
 
 Every header starts with the same 8 bytes (``PREFIX``: magic, wire version, kind,
 shard) followed by the kind's fixed little-endian fields; worker messages end with
-the worker's UTF-8 name. Payloads are raw little-endian float32, one frame each,
-sent without a copy and read back as read-only numpy views on the frames. Every
+the worker's UTF-8 name. Payloads are raw little-endian float32 (weights, gradients)
+or float64 (statistics), one frame each, sent without a copy and read back as
+read-only numpy views on the frames. Every
 decoder checks every field and raises ``ProtocolError`` naming the first wrong
 one; nothing is ever unpickled.
 """
@@ -32,7 +38,7 @@ import numpy as np
 from relaax_zmq.errors import ProtocolError
 
 MAGIC = b"RXPS"
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 #: Longest worker name in bytes (UTF-8).
 MAX_NAME_BYTES = 255
 #: Shard heartbeat flag: training reached ``max_global_step``; stop pushing.
@@ -42,10 +48,13 @@ KNOWN_FLAGS = FLAG_STOPPING
 PREFIX = struct.Struct("<4sBBH")  # magic, wire version, kind, shard
 GRADIENT = struct.Struct("<QQQQQH")  # base_version, steps, episodes, offset, count, name_len
 HELLO = struct.Struct("<QH")  # known_version, name_len
-WORKER_HEARTBEAT = struct.Struct("<QBH")  # global_step, flags, name_len
+WORKER_HEARTBEAT = struct.Struct("<QBdH")  # global_step, flags, score, name_len
+STATISTICS = struct.Struct("<QH")  # count, name_len
 WEIGHTS = struct.Struct("<QQQQQQQ")  # incarnation, version, step, episodes, offset, count, total
 SHARD_HEARTBEAT = struct.Struct("<QQQQB")  # incarnation, version, global_step, episodes, flags
+STATISTICS_TOTALS = struct.Struct("<QQQ")  # incarnation, updates, count
 _F32 = np.dtype("<f4")
+_F64 = np.dtype("<f8")
 
 
 class Kind(IntEnum):
@@ -54,8 +63,10 @@ class Kind(IntEnum):
     GRADIENT = 1
     HELLO = 2
     WORKER_HEARTBEAT = 3
+    STATISTICS = 4
     WEIGHTS = 16
     SHARD_HEARTBEAT = 17
+    STATISTICS_TOTALS = 18
 
 
 @dataclass(frozen=True)
@@ -82,12 +93,22 @@ class Hello:
 
 @dataclass(frozen=True)
 class WorkerHeartbeat:
-    """A worker is alive; it relays shard 0's global step and stopping flag."""
+    """A worker is alive; it relays shard 0's global step and stopping flag, and its score."""
 
     shard: int
     worker: str
     global_step: int
     stopping: bool
+    score: float = float("nan")  # recent mean of checkpoint.best_metric; NaN: none
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Deltas a worker adds to the shared statistics (shard 0 holds their totals)."""
+
+    shard: int
+    worker: str
+    values: np.ndarray  # (count,) float64; read-only when decoded
 
 
 @dataclass(frozen=True)
@@ -116,8 +137,22 @@ class ShardHeartbeat:
     stopping: bool
 
 
-ToShard = Gradient | Hello | WorkerHeartbeat
-ToWorker = Weights | ShardHeartbeat
+@dataclass(frozen=True)
+class StatisticsTotals:
+    """Shard 0's totals of the shared statistics after ``updates`` deltas."""
+
+    shard: int
+    incarnation: int
+    updates: int
+    values: np.ndarray  # (count,) float64; read-only when decoded
+
+
+ToShard = Gradient | Hello | WorkerHeartbeat | Statistics
+ToWorker = Weights | ShardHeartbeat | StatisticsTotals
+
+
+_TO_SHARD = (Kind.GRADIENT, Kind.HELLO, Kind.WORKER_HEARTBEAT, Kind.STATISTICS)
+_TO_WORKER = (Kind.WEIGHTS, Kind.SHARD_HEARTBEAT, Kind.STATISTICS_TOTALS)
 
 
 def topic(shard: int) -> bytes:
@@ -143,8 +178,12 @@ def encode(message: ToShard | ToWorker) -> list[Any]:
         return [_head(Kind.HELLO, m.shard, HELLO, m.known_version, len(name)) + name]
     if isinstance(m, WorkerHeartbeat):
         name = _name_bytes(m.worker)
-        fields = (m.global_step, FLAG_STOPPING if m.stopping else 0, len(name))
+        fields = (m.global_step, FLAG_STOPPING if m.stopping else 0, m.score, len(name))
         return [_head(Kind.WORKER_HEARTBEAT, m.shard, WORKER_HEARTBEAT, *fields) + name]
+    if isinstance(m, Statistics):
+        values, name = _payload(m.values, _F64), _name_bytes(m.worker)
+        head = _head(Kind.STATISTICS, m.shard, STATISTICS, values.size, len(name))
+        return [head + name, values]
     if isinstance(m, Weights):
         values = _payload(m.values)
         if m.offset + values.size > m.param_count:
@@ -159,10 +198,18 @@ def encode(message: ToShard | ToWorker) -> list[Any]:
         flags = FLAG_STOPPING if m.stopping else 0
         fields = (m.incarnation, m.version, m.global_step, m.episodes, flags)
         return [topic(m.shard), _head(Kind.SHARD_HEARTBEAT, m.shard, SHARD_HEARTBEAT, *fields)]
+    if isinstance(m, StatisticsTotals):
+        values = _payload(m.values, _F64)
+        fields = (m.incarnation, m.updates, values.size)
+        return [
+            topic(m.shard),
+            _head(Kind.STATISTICS_TOTALS, m.shard, STATISTICS_TOTALS, *fields),
+            values,
+        ]
     raise TypeError(f"not a parameter-server message: {type(m).__name__}")
 
 
-def _head(kind: Kind, shard: int, body: struct.Struct, *fields: int) -> bytes:
+def _head(kind: Kind, shard: int, body: struct.Struct, *fields: float) -> bytes:
     """The prefix and the kind's fixed fields, packed."""
     try:
         return PREFIX.pack(MAGIC, WIRE_VERSION, kind, shard) + body.pack(*fields)
@@ -177,11 +224,11 @@ def _name_bytes(worker: str) -> bytes:
     return raw
 
 
-def _payload(values: np.ndarray) -> np.ndarray:
+def _payload(values: np.ndarray, dtype: np.dtype = _F32) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1 or array.dtype.kind != "f":
         raise ValueError(f"payload: expected a 1-D float array, got {array.dtype} {array.shape}")
-    return np.ascontiguousarray(array, dtype=_F32)
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -193,12 +240,14 @@ def decode_to_shard(frames: Sequence[Any], shard: int) -> ToShard:
         raise ProtocolError("ps.frames", "at least 1 frame", "0 frames")
     raw = _bytes(frames[0])
     kind, got_shard = _prefix(raw, "ps")
-    if kind not in (Kind.GRADIENT, Kind.HELLO, Kind.WORKER_HEARTBEAT):
-        raise ProtocolError("ps.kind", "GRADIENT, HELLO or WORKER_HEARTBEAT", kind.name)
+    if kind not in _TO_SHARD:
+        raise ProtocolError("ps.kind", "GRADIENT, HELLO, WORKER_HEARTBEAT or STATISTICS", kind.name)
     where = f"ps.{kind.name.lower()}"
     if got_shard != shard:
         raise ProtocolError(f"{where}.shard", shard, got_shard)
-    _frame_count(frames, 2 if kind == Kind.GRADIENT else 1, where)
+    if kind == Kind.STATISTICS and shard != 0:
+        raise ProtocolError(f"{where}.shard", "0 (only shard 0 holds the statistics)", shard)
+    _frame_count(frames, 2 if kind in (Kind.GRADIENT, Kind.STATISTICS) else 1, where)
     if kind == Kind.GRADIENT:
         base, steps, episodes, offset, count, name_len = _body(raw, GRADIENT, where)
         worker = _name(raw, GRADIENT, name_len, where)
@@ -207,10 +256,14 @@ def decode_to_shard(frames: Sequence[Any], shard: int) -> ToShard:
     if kind == Kind.HELLO:
         known, name_len = _body(raw, HELLO, where)
         return Hello(shard, _name(raw, HELLO, name_len, where), known)
-    step, flags, name_len = _body(raw, WORKER_HEARTBEAT, where)
+    if kind == Kind.STATISTICS:
+        count, name_len = _body(raw, STATISTICS, where)
+        worker = _name(raw, STATISTICS, name_len, where)
+        return Statistics(shard, worker, _values(frames[1], count, where, _F64))
+    step, flags, score, name_len = _body(raw, WORKER_HEARTBEAT, where)
     _flags(flags, where)
     worker = _name(raw, WORKER_HEARTBEAT, name_len, where)
-    return WorkerHeartbeat(shard, worker, step, bool(flags & FLAG_STOPPING))
+    return WorkerHeartbeat(shard, worker, step, bool(flags & FLAG_STOPPING), score)
 
 
 def decode_to_worker(frames: Sequence[Any]) -> ToWorker:
@@ -219,8 +272,8 @@ def decode_to_worker(frames: Sequence[Any]) -> ToWorker:
         raise ProtocolError("ps.frames", "a topic and a header frame", f"{len(frames)} frames")
     raw = _bytes(frames[1])
     kind, shard = _prefix(raw, "ps")
-    if kind not in (Kind.WEIGHTS, Kind.SHARD_HEARTBEAT):
-        raise ProtocolError("ps.kind", "WEIGHTS or SHARD_HEARTBEAT", kind.name)
+    if kind not in _TO_WORKER:
+        raise ProtocolError("ps.kind", "WEIGHTS, SHARD_HEARTBEAT or STATISTICS_TOTALS", kind.name)
     where = f"ps.{kind.name.lower()}"
     got_topic = _bytes(frames[0])
     if got_topic != topic(shard):
@@ -236,6 +289,12 @@ def decode_to_worker(frames: Sequence[Any]) -> ToWorker:
             )
         values = _values(frames[2], count, where)
         return Weights(shard, incarnation, version, step, episodes, offset, total, values)
+    if kind == Kind.STATISTICS_TOTALS:
+        _frame_count(frames, 3, where)
+        incarnation, updates, count = _body(raw, STATISTICS_TOTALS, where)
+        _exact(raw, STATISTICS_TOTALS, where)
+        _incarnation(incarnation, where)
+        return StatisticsTotals(shard, incarnation, updates, _values(frames[2], count, where, _F64))
     _frame_count(frames, 2, where)
     incarnation, version, step, episodes, flags = _body(raw, SHARD_HEARTBEAT, where)
     _exact(raw, SHARD_HEARTBEAT, where)
@@ -304,15 +363,16 @@ def _check_name(raw: bytes, where: str) -> str:
         raise ProtocolError(where, "UTF-8 text", repr(raw[:32])) from None
 
 
-def _values(frame: Any, count: int, where: str) -> np.ndarray:
+def _values(frame: Any, count: int, where: str, dtype: np.dtype = _F32) -> np.ndarray:
     buffer = _buffer(frame)
-    if buffer.nbytes != 4 * count:
+    size = dtype.itemsize
+    if buffer.nbytes != size * count:
         raise ProtocolError(
             f"{where}.payload",
-            f"{4 * count} bytes (count {count} float32)",
+            f"{size * count} bytes (count {count} {dtype.name})",
             f"{buffer.nbytes} bytes",
         )
-    return np.frombuffer(buffer, dtype=_F32)
+    return np.frombuffer(buffer, dtype=dtype)
 
 
 def _flags(flags: int, where: str) -> None:

@@ -10,6 +10,13 @@ fresh socket and register again.
 An algorithm with a parameter-server side gets a ``ParameterClient`` (built
 before the agent, handed to it in ``AgentContext.parameters``); the loop polls it
 once per turn, so weights and heartbeats flow while the worker waits.
+
+Metrics: once per heartbeat the worker sends its own figures (steps per second,
+sessions, mean batch size, the action latency from a request's arrival to its
+reply, the norm of the gradients pushed) with what the agent recorded in
+``AgentContext.metrics``, and forwards every client's METRICS. The clients'
+``checkpoint.best_metric`` values (episode reward by default) also make the
+worker's score, which its heartbeats to the shards carry.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from relaax_zmq.link import (
     parse_command,
     parse_control,
 )
-from relaax_zmq.metrics import MetricsSender, SessionMetricsSink, names
+from relaax_zmq.metrics import MetricsSender, RunningMean, ScoreWindow, SessionMetricsSink, names
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType
 from relaax_zmq.protocol.message import Message
@@ -89,7 +96,11 @@ class Worker:
         self.parameters: ParameterClient | None = None
         #: the worker's metrics sender (client metrics and its own figures), while it runs
         self.metrics: MetricsSender | None = None
-        self._metered = (time.monotonic(), 0)
+        #: the clients' recent ``checkpoint.best_metric`` values
+        self.score = ScoreWindow(config.parameter_servers.checkpoint.best_metric)
+        self._latency = RunningMean()
+        self._client_metrics: SessionMetricsSink | None = None
+        self._metered = (time.monotonic(), 0, 0)
         self.limits = config.protocol.limits()
         self.host: SessionHost | None = None
         self.counters = {"reconnects": 0, "malformed": 0, "dropped_replies": 0, "ignored": 0}
@@ -97,6 +108,7 @@ class Worker:
         self._context = context
         self._socket: zmq.Socket | None = None
         self._pending: list[Request] = []
+        self._received: list[float] = []  # arrival time of each pending request
         self._pending_blocks: set[int] = set()
         self._pending_sessions = 0
 
@@ -107,22 +119,25 @@ class Worker:
         own_context = self._context is None
         context = zmq.Context() if own_context else self._context
         assert context is not None
+        self.metrics = MetricsSender.from_config(
+            self.config, f"worker-{self.name}", context=context
+        )
         try:
             agent = self._agent if self._agent is not None else self._load_agent(context)
         except BaseException:
             self._close_parameters()
+            self.metrics.close()
+            self.metrics = None
             if own_context:
                 context.term()
             raise
         self._set_torch_threads()
-        self.metrics = MetricsSender.from_config(
-            self.config, f"worker-{self.name}", context=context
-        )
+        self._client_metrics = SessionMetricsSink(self.metrics)
         self.host = SessionHost(
             agent,
             self.limits,
             max_batch=self.config.workers.max_batch,
-            metrics_sink=SessionMetricsSink(self.metrics),
+            metrics_sink=self._on_client_metrics,
         )
         try:
             self._connect(context)
@@ -142,6 +157,7 @@ class Worker:
                 self.name,
                 context=zmq_context,
                 allow_mixed_versions=spec.allow_mixed_versions,
+                statistics_size=spec.statistics_size,
                 inproc=self.inproc,
             )
         context = AgentContext(
@@ -151,6 +167,7 @@ class Worker:
             seed=c.environment.seed,
             max_batch=c.workers.max_batch,
             parameters=self.parameters,
+            metrics=self.metrics,
         )
         return load_agent(c.algorithm, context)
 
@@ -187,17 +204,37 @@ class Worker:
         self.counters["reconnects"] += 1
         self._connect(context)
 
+    def _on_client_metrics(
+        self, session_id: int, scalars: dict[str, float], histograms: dict[str, Any]
+    ) -> None:
+        self.score.observe(scalars)
+        if self._client_metrics is not None:
+            self._client_metrics(session_id, scalars, histograms)
+
     def _report_metrics(self, now: float) -> None:
-        """The worker's own figures to the metrics collector, once per heartbeat."""
+        """The worker's own figures (and the agent's) to the metrics collector, per heartbeat."""
         if self.metrics is None or self.host is None:
             return
-        since, steps_then = self._metered
-        steps = int(self.host.counters["steps"])
-        self._metered = (now, steps)
+        m = self.metrics
+        since, steps_then, batches_then = self._metered
+        steps, batches = int(self.host.counters["steps"]), int(self.host.counters["batches"])
+        self._metered = (now, steps, batches)
         if now > since:
-            self.metrics.scalar(names.STEPS_PER_SECOND, (steps - steps_then) / (now - since))
-        self.metrics.scalar(names.SESSIONS, self.host.sessions)
-        self.metrics.flush(steps)
+            m.scalar(names.STEPS_PER_SECOND, (steps - steps_then) / (now - since))
+        if batches > batches_then:
+            m.scalar(names.BATCH_SIZE, (steps - steps_then) / (batches - batches_then))
+        m.scalar(names.SESSIONS, self.host.sessions)
+        latency = self._latency.take()
+        if latency is not None:
+            m.scalar(names.ACTION_LATENCY_SERVER_MS, latency * 1000.0)
+        step = steps
+        if self.parameters is not None:
+            norms = self.parameters.take_gradient_norms()
+            if norms:
+                m.scalar(names.GRADIENT_NORM, sum(norms) / len(norms))
+            self.parameters.score = self.score.mean
+            step = self.parameters.global_step
+        m.flush(step)
 
     def _shutdown(self, agent: Agent) -> None:
         sock, self._socket = self._socket, None
@@ -263,19 +300,19 @@ class Worker:
                 if remaining <= 0 or not self._socket.poll(max(1, int(remaining * 1000))):
                     break
                 continue
-            self._on_message(frames)
+            self._on_message(frames, time.perf_counter())
             if self._pending_sessions >= workers.max_batch:
                 break
         self._flush()
 
-    def _on_message(self, frames: list[Any]) -> None:
+    def _on_message(self, frames: list[Any], received: float) -> None:
         try:
             command = parse_command(frames[0])
         except ProtocolError as exc:
             self._ignore("a link message", exc)
             return
         if command is Command.REQUEST:
-            self._on_request(frames)
+            self._on_request(frames, received)
         elif command is Command.HEARTBEAT:
             pass  # any message is a sign of life; the broker's HB carries nothing else
         elif command in (Command.ASSIGN, Command.RESTART, Command.RELEASE):
@@ -291,7 +328,7 @@ class Worker:
         else:
             self._ignore(command.name, "not a broker -> worker command")
 
-    def _on_request(self, frames: list[Any]) -> None:
+    def _on_request(self, frames: list[Any], received: float) -> None:
         if len(frames) < 2:
             self._ignore("REQ", "no client identity frame")
             return
@@ -304,6 +341,7 @@ class Worker:
             self._reply(identity, refusal(exc, rlx, self.limits))
             return
         self._pending.append(Request(identity, message))
+        self._received.append(received)
         self._pending_blocks.add(message.session_id)
         if message.type == MessageType.UPDATE:
             self._pending_sessions += message.session_count
@@ -330,13 +368,16 @@ class Worker:
         if not self._pending:
             return
         assert self.host is not None
-        requests = self._pending
+        requests, received = self._pending, self._received
         self._clear_pending()
         for identity, reply in self.host.handle(requests):
             self._reply(identity, reply)
+        done = time.perf_counter()
+        self._latency.extend(done - t for t in received)
 
     def _clear_pending(self) -> None:
         self._pending = []
+        self._received = []
         self._pending_blocks = set()
         self._pending_sessions = 0
 
