@@ -60,6 +60,27 @@ class ParameterServerContext:
 
 
 @dataclass(frozen=True)
+class ParamGroup:
+    """A range of the flat vector whose learning rate is ``lr_scale`` times the optimizer's.
+
+    Like a torch parameter group: an actor and a critic in one vector may learn at
+    different rates (scaling the gradient instead would not do: Adam ignores scale).
+    """
+
+    offset: int
+    count: int
+    lr_scale: float
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or self.count < 1:
+            raise ValueError(
+                f"param group: expected offset >= 0 and count >= 1, got {self.offset}, {self.count}"
+            )
+        if not self.lr_scale >= 0:
+            raise ValueError(f"param group: expected lr_scale >= 0, got {self.lr_scale}")
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     """The optimizer every shard runs over its slice (``relaax_zmq.kernels``).
 
@@ -68,10 +89,16 @@ class OptimizerSpec:
             (``kernels.rmsprop_step``) or ``adam`` (``kernels.adam_step``: torch.optim.Adam).
         hyperparameters: keyword arguments of that kernel (``lr`` is required;
             ``OPTIMIZER_HYPERPARAMETERS`` lists the others).
+        lr_schedule: the learning rate as a function of the global step (a linear decay,
+            say); None: ``hyperparameters["lr"]`` throughout.
+        groups: ranges of the vector with their own learning-rate scale (non-overlapping);
+            the rest learns at scale 1.
     """
 
     name: Literal["sgd", "rmsprop", "adam"]
     hyperparameters: Mapping[str, float | bool] = field(default_factory=dict)
+    lr_schedule: Callable[[int], float] | None = None
+    groups: tuple[ParamGroup, ...] = ()
 
     def __post_init__(self) -> None:
         allowed = OPTIMIZER_HYPERPARAMETERS.get(self.name)
@@ -86,6 +113,16 @@ class OptimizerSpec:
             )
         if "lr" not in self.hyperparameters:
             raise ValueError(f"optimizer {self.name}: lr is required")
+        ranges = sorted((g.offset, g.offset + g.count) for g in self.groups)
+        for (_, stop), (start, _) in zip(ranges, ranges[1:], strict=False):
+            if start < stop:
+                raise ValueError(f"optimizer {self.name}: param groups overlap at {start}")
+
+    def learning_rate(self, global_step: int) -> float:
+        """The learning rate at ``global_step`` (before any group's scale)."""
+        if self.lr_schedule is None:
+            return float(self.hyperparameters["lr"])
+        return float(self.lr_schedule(global_step))
 
 
 @dataclass(frozen=True)

@@ -17,34 +17,77 @@ STATE_ARRAYS = {
 }
 
 
+def segments(spec: OptimizerSpec, offset: int, size: int) -> list[tuple[int, int, float]]:
+    """``(start, stop, lr_scale)`` ranges, local to the slice ``[offset, offset + size)``,
+    that cover it in order: the spec's groups clipped to the slice, scale 1 between them."""
+    found: list[tuple[int, int, float]] = []
+    at = 0
+    for group in sorted(spec.groups, key=lambda g: g.offset):
+        start = max(group.offset - offset, 0)
+        stop = min(group.offset + group.count - offset, size)
+        if start >= stop:
+            continue
+        if start > at:
+            found.append((at, start, 1.0))
+        found.append((start, stop, group.lr_scale))
+        at = stop
+    if at < size:
+        found.append((at, size, 1.0))
+    return found
+
+
 class Optimizer:
     """Applies gradients to a float32 slice in place with ``relaax_zmq.kernels``.
 
     ``step`` counts the updates applied (Adam's bias correction uses it; SGD's
-    momentum buffer starts as the first gradient, as torch does).
+    momentum buffer starts as the first gradient, as torch does). The learning rate
+    follows the spec's schedule (``at_global_step``) and each parameter group's scale.
+
+    Args:
+        spec: the algorithm's optimizer.
+        size: elements of the slice.
+        offset: where the slice starts in the flat vector (places the param groups).
     """
 
-    def __init__(self, spec: OptimizerSpec, size: int) -> None:
+    def __init__(self, spec: OptimizerSpec, size: int, offset: int = 0) -> None:
         self.spec = spec
         self.hyper = dict(spec.hyperparameters)
+        self.lr = spec.learning_rate(0)
         self.step = 0
+        self.segments = segments(spec, offset, size)
         names = STATE_ARRAYS[spec.name]
         if spec.name == "sgd" and not self.hyper.get("momentum", 0.0):
             names = ()  # plain SGD keeps no buffer
         self.arrays = {name: np.zeros(size, np.float32) for name in names}
 
+    def at_global_step(self, global_step: int) -> None:
+        """Set the learning rate the schedule gives for ``global_step``."""
+        if self.spec.lr_schedule is not None:
+            self.lr = self.spec.learning_rate(global_step)
+
     def apply(self, param: np.ndarray, grad: np.ndarray) -> None:
-        """One step: ``param`` moves against ``grad`` (both float32, aligned, contiguous)."""
-        name, h = self.spec.name, self.hyper
+        """One step: ``param`` moves against ``grad`` (both float32, contiguous)."""
+        if len(self.segments) == 1:
+            self._apply(param, grad, self.arrays, self.lr)
+        else:
+            for start, stop, scale in self.segments:
+                arrays = {k: v[start:stop] for k, v in self.arrays.items()}
+                self._apply(param[start:stop], grad[start:stop], arrays, self.lr * scale)
+        self.step += 1
+
+    def _apply(
+        self, param: np.ndarray, grad: np.ndarray, arrays: dict[str, np.ndarray], lr: float
+    ) -> None:
+        name, h = self.spec.name, {**self.hyper, "lr": lr}
         if name == "sgd":
-            buf = self.arrays.get("momentum_buf")
+            buf = arrays.get("momentum_buf")
             kernels.sgd_step(param, grad, buf, **h, first_step=self.step == 0)
         elif name == "rmsprop":
-            kernels.rmsprop_step(param, grad, self.arrays["square_avg"], **h)
+            kernels.rmsprop_step(param, grad, arrays["square_avg"], **h)
         else:
-            a = self.arrays
-            kernels.adam_step(param, grad, a["exp_avg"], a["exp_avg_sq"], self.step + 1, **h)
-        self.step += 1
+            kernels.adam_step(
+                param, grad, arrays["exp_avg"], arrays["exp_avg_sq"], self.step + 1, **h
+            )
 
     def state(self) -> dict[str, np.ndarray]:
         """Copies of the state arrays, and ``step`` as a 0-d int64 array."""

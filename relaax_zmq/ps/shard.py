@@ -100,7 +100,7 @@ class Shard:
         self.config, self.ps, self.shard, self.spec = config, ps, shard, spec
         self.slice = shard_bounds(spec.param_count, ps.shards)[shard]
         initial = spec.initial_vector(initial_seed(config))[self.slice.offset : self.slice.stop]
-        optimizer = Optimizer(spec.optimizer, self.slice.count)
+        optimizer = Optimizer(spec.optimizer, self.slice.count, self.slice.offset)
         sync_workers = ps.sync_workers or config.workers.count
         self.updater = SliceUpdater(ps, initial, optimizer, sync_workers=sync_workers)
         self.incarnation = secrets.randbits(64) or 1
@@ -277,6 +277,7 @@ class Shard:
         seen.gradients += 1
         self.global_step += message.steps
         self.episodes += message.episodes
+        self.updater.optimizer.at_global_step(self.global_step)
         live = self._live_workers(now)
         outcome = self.updater.offer(message.worker, message.base_version, message.values, live)
         if outcome == APPLIED:
@@ -376,6 +377,7 @@ class Shard:
         if now > since:
             m.scalar(names.UPDATES_PER_SECOND, (applied - applied_then) / (now - since))
         m.scalar(names.GLOBAL_STEP, self.global_step)
+        m.scalar(names.LEARNING_RATE, self.updater.optimizer.lr)
         m.flush(self.global_step)
 
     def _heartbeat(self) -> wire.ShardHeartbeat:
@@ -433,6 +435,7 @@ class Shard:
         self.updater.load(params, state.version)
         self.global_step = int(state.global_step)
         self.episodes = int(state.counters.get("episodes", 0))
+        self.updater.optimizer.at_global_step(self.global_step)
         statistics = state.extras.get("statistics")
         if statistics is not None and statistics.size == self.statistics.size:
             self.statistics = np.array(statistics, np.float64)
