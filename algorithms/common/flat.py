@@ -9,6 +9,7 @@ loading new weights is one copy and the gradient is read without concatenating.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -37,7 +38,9 @@ def _as_vector(vector: np.ndarray | torch.Tensor, count: int) -> torch.Tensor:
     if tuple(vector.shape) != (count,):
         raise ValueError(f"flat parameters: expected shape ({count},), got {tuple(vector.shape)}")
     if isinstance(vector, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(vector))
+        with warnings.catch_warnings():  # a read-only view (the weights): only read from here
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(np.ascontiguousarray(vector))
     return vector
 
 

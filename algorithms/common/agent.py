@@ -1,0 +1,250 @@
+"""``TorchAgent``: the worker side every built-in algorithm shares.
+
+It holds the torch model bound to one flat vector (``FlatModel``), keeps it at the
+shards' newest usable weights, turns observations into tensors (normalised by the
+running statistics shared through shard 0 when ``input.normalize``), records the
+training sessions' experience (``Recorder``) and pushes gradients. An algorithm
+subclasses it and writes two methods:
+
+- ``policy(observations, exploit) -> (actions, extras)``: actions for a batch (greedy
+  where ``exploit``), and per-row arrays to keep with each transition (log-probability,
+  value ...);
+- ``learn(segments)``: use the segments cut this step; push when it has enough.
+
+Until the first weights arrive, training sessions act uniformly at random and record
+nothing; exploit sessions never record.
+"""
+
+from __future__ import annotations
+
+import zlib
+from abc import abstractmethod
+
+import numpy as np
+import torch
+from torch import nn
+
+from relaax_zmq.agent import Agent, AgentContext, StepBatch
+
+from .config import InputConfig, OptimizerConfig
+from .distributions import Distribution
+from .flat import FlatModel
+from .normalizer import RunningMeanStd
+from .recorder import Recorder, Segment
+from .spaces import ActionSpec
+
+
+class TorchAgent(Agent):
+    """Shared worker-side machinery (see the module docstring).
+
+    Args:
+        context: the worker's context; ``context.parameters`` is required.
+        model: the algorithm's network; its parameters are the shards' flat vector.
+        input: the ``input`` section (observation shape, dtype, normalisation).
+        action: what the agent outputs.
+        optimizer: the ``optimizer`` section (gradient clipping).
+        name: the algorithm's name, for messages.
+        recorder: how experience is cut into segments (``Recorder``).
+    """
+
+    def __init__(
+        self,
+        context: AgentContext,
+        model: nn.Module,
+        *,
+        input: InputConfig,
+        action: ActionSpec,
+        optimizer: OptimizerConfig,
+        name: str,
+        recorder: Recorder,
+    ) -> None:
+        if context.parameters is None:
+            raise ValueError(f"{name} learns through the parameter servers: no ParameterClient")
+        self.name = name
+        self.parameters = context.parameters
+        self.metrics = context.metrics
+        self.device = torch.device(context.device)
+        self.model = model.to(self.device)
+        self.flat = FlatModel(self.model)
+        if self.flat.param_count != self.parameters.param_count:
+            raise ValueError(
+                f"{name}: the model has {self.flat.param_count} parameters, "
+                f"the shards serve {self.parameters.param_count}"
+            )
+        self.input = input
+        self.observation = input.spec()
+        self.action = action
+        self.max_grad_norm = optimizer.max_grad_norm
+        shape = self.observation.shape
+        self.normalizer = RunningMeanStd(shape) if input.normalize else None
+        self.seed = zlib.crc32(f"{context.seed}/{context.worker_id}/{name}".encode())
+        self.rng = np.random.default_rng(self.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.recorder = recorder
+        self.versions: np.ndarray | None = None  # versions of the weights in the model
+        self.counters: dict[str, int] = {
+            "steps": 0,
+            "random_steps": 0,
+            "exploit_steps": 0,
+            "segments": 0,
+            "pushes": 0,
+            "not_pushed": 0,
+        }
+
+    # -- the algorithm's part -----------------------------------------------------------------
+
+    @abstractmethod
+    def policy(
+        self, observations: torch.Tensor, exploit: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Actions for (B, *obs) observations (greedy where ``exploit``), and per-row extras."""
+
+    @abstractmethod
+    def learn(self, segments: list[Segment]) -> None:
+        """Use the segments cut this step (possibly none); push gradients when due."""
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def open_sessions(self, session_ids: np.ndarray, *, exploit: bool) -> None:
+        self.recorder.open(session_ids, exploit=exploit)
+
+    def close_sessions(self, session_ids: np.ndarray) -> None:
+        self.recorder.close(session_ids)
+
+    def end_episodes(self, session_ids: np.ndarray) -> None:
+        self.recorder.end_episodes(session_ids)
+
+    # -- acting -------------------------------------------------------------------------------
+
+    def act(self, batch: StepBatch) -> np.ndarray:
+        n = len(batch)
+        if batch.states is None:
+            raise ValueError(f"{self.name}: expected observations with every update")
+        states = self.observations(batch)
+        segments = self.recorder.step(batch, states)
+        exploit = self.recorder.exploit_mask(batch)
+        if self.sync_weights():
+            tensor = torch.as_tensor(states, device=self.device)
+            actions, extras = self.policy(tensor, exploit)
+            self.recorder.act(batch, states, actions, extras)
+            actions = self.client_actions(actions)
+        else:
+            actions = self.random_actions(n)
+            self.counters["random_steps"] += n
+        self.counters["steps"] += n
+        self.counters["exploit_steps"] += int(exploit.sum())
+        if segments:
+            self.counters["segments"] += len(segments)
+        self.learn(segments)
+        return actions
+
+    def observations(self, batch: StepBatch) -> np.ndarray:
+        """The batch's observations checked, as the model takes them (normalised if asked)."""
+        assert batch.states is not None
+        spec = self.observation
+        states = np.asarray(batch.states)
+        if states.shape[1:] != spec.shape:
+            raise ValueError(
+                f"{self.name}: expected observations of shape {spec.shape}, "
+                f"got {tuple(states.shape[1:])}"
+            )
+        if self.normalizer is None:
+            return np.ascontiguousarray(states, dtype=spec.dtype)
+        training = ~np.asarray(batch.exploit, bool)
+        if training.any():
+            self.normalizer.update(states[training].astype(np.float64))
+        return self.normalizer.normalize(states, clip=self.input.clip)
+
+    def choose(self, distribution: Distribution, exploit: np.ndarray) -> torch.Tensor:
+        """A sample per row, the distribution's mode where ``exploit`` (no gradient)."""
+        with torch.no_grad():
+            actions = distribution.sample(self.generator)
+            if exploit.any():
+                greedy = torch.as_tensor(exploit, device=actions.device)
+                greedy = greedy.view(-1, *([1] * (actions.dim() - 1)))
+                actions = torch.where(greedy, distribution.mode(), actions)
+        return actions
+
+    def client_actions(self, actions: np.ndarray) -> np.ndarray:
+        """What clients get: continuous actions clipped to the bounds (recorded unclipped)."""
+        if self.action.is_discrete:
+            return actions
+        return np.clip(actions, self.action.low, self.action.high).astype(np.float32)
+
+    def random_actions(self, n: int) -> np.ndarray:
+        """Uniform actions: what training sessions do before the first weights."""
+        if self.action.is_discrete:
+            assert self.action.n is not None
+            return self.rng.integers(0, self.action.n, n)
+        low, high = np.array(self.action.low), np.array(self.action.high)
+        return self.rng.uniform(low, high, (n, len(low))).astype(np.float32)
+
+    # -- weights and gradients ----------------------------------------------------------------
+
+    def sync_weights(self) -> bool:
+        """Load the shards' newest usable weights into the model; False while there are none."""
+        parameters = self.parameters
+        parameters.poll()
+        if not parameters.ready:
+            return self.versions is not None
+        vector, versions, _ = parameters.weights()
+        if self.versions is None or not np.array_equal(versions, self.versions):
+            self.flat.load(vector)
+            self.versions = versions.copy()
+            self.on_new_weights()
+        if self.normalizer is not None:
+            totals = parameters.statistics()
+            if totals is not None:
+                self.normalizer.apply_global(totals)
+        return True
+
+    def on_new_weights(self) -> None:  # noqa: B027 - optional hook
+        """Called after new weights were loaded (target networks, caches ...)."""
+
+    def push_gradient(self, steps: int, episodes: int) -> bool:
+        """Push the model's accumulated ``.grad`` (clipped to ``max_grad_norm``), then zero it.
+
+        ``steps`` and ``episodes``: the environment steps and finished episodes the
+        gradient covers. False when it could not go (no weights yet, training stopped).
+        """
+        if self.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        gradient = self.flat.grad_vector().detach().cpu().numpy().copy()
+        self.flat.zero_grad()
+        return self.push_vector(gradient, steps, episodes)
+
+    def push_vector(self, gradient: np.ndarray, steps: int, episodes: int) -> bool:
+        """Push ``gradient`` ((param_count,) float32, computed on ``self.versions``)."""
+        if self.versions is None or self.parameters.stopping:
+            self.counters["not_pushed"] += 1
+            return False
+        if self.normalizer is not None:
+            self.parameters.add_statistics(self.normalizer.take_delta())
+        sent = self.parameters.push(gradient, self.versions, steps, episodes)
+        self.counters["pushes"] += 1
+        return sent > 0
+
+    def record(self, values: dict[str, float]) -> None:
+        """Learning figures for the metrics collector (``relaax_zmq.metrics.names``)."""
+        if self.metrics is not None:
+            for name, value in values.items():
+                self.metrics.scalar(name, float(value))
+
+    # -- status -------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        return {
+            **self.counters,
+            "sessions": len(self.recorder.sessions),
+            "waiting": self.recorder.waiting(),
+        }
+
+
+def segment_episodes(segments: list[Segment]) -> int:
+    """Episodes that ended in ``segments``."""
+    return sum(1 for s in segments if s.episode_ended)
+
+
+def stack_states(segments: list[Segment]) -> np.ndarray:
+    """(sum T, *obs): every segment's states, in order."""
+    return np.concatenate([s.states for s in segments])

@@ -1,0 +1,119 @@
+"""The config sections every built-in algorithm shares, and how an algorithm parses its own.
+
+An algorithm's hyperparameters are a frozen dataclass parsed from ``algorithm.config``
+by :func:`parse_config` (``relaax_zmq.config.from_mapping``: unknown keys, wrong types
+and out-of-range values are refused with the full dotted key). The shared sections::
+
+    input: {shape: [4], dtype: float32, normalize: false, clip: 10.0}
+    output: {actions: 2}                      # discrete: n actions
+    output: {low: [-2.0], high: [2.0]}        # continuous: the bounds, one per dimension
+    optimizer: {name: adam, learning_rate: 3.0e-4}
+    optimizer: {name: adam, learning_rate: {kind: linear, initial: 1.0e-3, final: 0.0, steps: 100000}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from relaax_zmq.config.convert import from_mapping, option
+from relaax_zmq.errors import ConfigError
+
+from .schedules import Schedule, make_schedule
+from .spaces import ActionSpec, ObservationSpec
+
+T = TypeVar("T")
+
+
+def parse_config(cls: type[T], mapping: Mapping[str, Any] | None, name: str) -> T:
+    """``cls`` from ``algorithm.config``; a bad value raises ``ValueError`` naming its key.
+
+    ``name`` is the algorithm's (``ppo``): errors read ``algorithm.config.clip: ...``.
+    """
+    try:
+        return from_mapping(cls, dict(mapping or {}), "algorithm.config")
+    except ConfigError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputConfig:
+    """What the agent observes."""
+
+    shape: tuple[int, ...] = option(doc="observation shape, as clients send it (no batch axis)")
+    dtype: Literal["float32", "float64", "uint8"] = option(
+        "float32", doc="observation dtype; uint8 with 3 dimensions is an image (conv torso)"
+    )
+    normalize: bool = option(False, doc="normalise by running mean/std shared through shard 0")
+    clip: float = option(10.0, gt=0, doc="normalised observations are clipped to +-clip")
+
+    def validate_config(self, path: str) -> None:
+        if not self.shape or any(n < 1 for n in self.shape):
+            raise ConfigError(f"{path}.shape", f"expected positive sizes, got {list(self.shape)}")
+        if self.normalize and self.dtype == "uint8":
+            raise ConfigError(f"{path}.normalize", "images (uint8) are scaled, not normalised")
+
+    def spec(self) -> ObservationSpec:
+        return ObservationSpec(tuple(self.shape), self.dtype)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputConfig:
+    """What the agent does: ``actions`` (discrete) or ``low`` and ``high`` (continuous)."""
+
+    actions: int | None = option(None, ge=2, doc="number of discrete actions")
+    low: tuple[float, ...] | None = option(None, doc="lower bound of each action dimension")
+    high: tuple[float, ...] | None = option(None, doc="upper bound of each action dimension")
+
+    def validate_config(self, path: str) -> None:
+        continuous = self.low is not None or self.high is not None
+        if (self.actions is None) == (not continuous):
+            raise ConfigError(path, "expected either actions (discrete) or low and high")
+        if continuous:
+            if self.low is None or self.high is None or len(self.low) != len(self.high):
+                raise ConfigError(path, "expected low and high of the same length")
+            if not self.low or any(lo >= hi for lo, hi in zip(self.low, self.high, strict=True)):
+                raise ConfigError(path, f"expected low < high, got {self.low} and {self.high}")
+
+    def spec(self) -> ActionSpec:
+        if self.actions is not None:
+            return ActionSpec.discrete(self.actions)
+        assert self.low is not None and self.high is not None
+        return ActionSpec.continuous(self.low, self.high)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+    """The optimizer the shards run (``relaax_zmq.learner.OptimizerSpec``)."""
+
+    name: Literal["adam", "rmsprop", "sgd"] = option("adam", doc="adam, rmsprop or sgd")
+    learning_rate: Any = option(3e-4, doc="a number, or a schedule over the global step")
+    eps: float | None = option(None, gt=0, doc="adam/rmsprop epsilon; null: the kernel's")
+    momentum: float = option(0.0, ge=0, lt=1, doc="sgd momentum")
+    decay: float = option(0.99, gt=0, lt=1, doc="rmsprop decay")
+    max_grad_norm: float | None = option(
+        0.5, gt=0, doc="workers clip each gradient to this global norm; null: no clipping"
+    )
+
+    def validate_config(self, path: str) -> None:
+        try:
+            schedule = make_schedule(self.learning_rate)
+        except ValueError as exc:
+            raise ConfigError(f"{path}.learning_rate", str(exc)) from None
+        if not schedule(0) > 0:
+            raise ConfigError(f"{path}.learning_rate", f"expected > 0, got {schedule(0)}")
+
+    def schedule(self) -> Schedule:
+        return make_schedule(self.learning_rate)
+
+    def hyperparameters(self) -> dict[str, float]:
+        """Keyword arguments of the shard kernel (``lr`` is the schedule's first value)."""
+        found: dict[str, float] = {"lr": float(self.schedule()(0))}
+        if self.eps is not None:
+            found["eps"] = self.eps
+        if self.name == "sgd" and self.momentum:
+            found["momentum"] = self.momentum
+        if self.name == "rmsprop":
+            found["decay"] = self.decay
+        return found
