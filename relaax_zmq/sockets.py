@@ -28,10 +28,20 @@ from relaax_zmq.config import AppConfig
 DEFAULT_HWM = 10_000
 #: Control and admin messages are small; anything above this is a misbehaving peer.
 ADMIN_MAX_MESSAGE_BYTES = 1 << 20
-#: Gradient slices a worker queues per shard before its pushes are dropped (and counted).
+#: Gradient slices a worker queues per shard before its pushes are dropped (and counted),
+#: at most: ``gradient_hwm`` lowers it for large slices.
 PS_GRADIENTS_HWM = 256
+#: Bytes of gradient slices one PUSH or PULL pipe may queue (``gradient_hwm``).
+PS_GRADIENTS_QUEUE_BYTES = 512 << 20
 #: Weight publications queued per subscriber; a slow one misses versions and asks again.
 PS_WEIGHTS_HWM = 16
+
+
+def gradient_hwm(slice_values: int) -> int:
+    """The HWM of a gradient pipe for slices of ``slice_values`` float32: at most
+    ``PS_GRADIENTS_QUEUE_BYTES`` queued (ZeroMQ counts messages, not bytes), 2 at least."""
+    fit = PS_GRADIENTS_QUEUE_BYTES // max(1, 4 * slice_values)
+    return max(2, min(PS_GRADIENTS_HWM, fit))
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,18 @@ def test_the_schedule_sets_the_learning_rate_by_global_step() -> None:
     assert optimizer.lr == 0.5 and spec.learning_rate(50) == 0.5
     optimizer.apply(param, np.ones(2, np.float32))
     np.testing.assert_allclose(param, [-1.5, -1.5])
+
+
+def test_a_gradient_in_pieces_steps_exactly_like_the_whole_one_across_groups() -> None:
+    rng = np.random.default_rng(1)
+    spec = OptimizerSpec("adam", {"lr": 0.1}, groups=(ParamGroup(3, 6, 0.5),))
+    whole, pieces = Optimizer(spec, 12), Optimizer(spec, 12)
+    a = rng.standard_normal(12).astype(np.float32)
+    b = a.copy()
+    for _ in range(3):
+        grad = rng.standard_normal(12).astype(np.float32)
+        whole.apply(a, grad)
+        pieces.apply(b, [grad[:5], grad[5:7], grad[7:]])  # boundaries inside and across groups
+    np.testing.assert_array_equal(a, b)
+    for name in whole.arrays:
+        np.testing.assert_array_equal(whole.arrays[name], pieces.arrays[name])

@@ -506,3 +506,19 @@ def test_scores_in_worker_heartbeats_rank_the_shard_state() -> None:
         b.score = 20.0
         wait_for(lambda: shard.score() == 15.0, what="the mean score", poll=[a, b])
         assert shard.state().score == 15.0
+
+
+def test_updater_takes_payloads_in_pieces_for_every_rule() -> None:
+    from relaax_zmq.ps.optimizer import Optimizer
+    from relaax_zmq.ps.updates import SliceUpdater
+
+    g = np.arange(N, dtype=np.float32) / N
+    pieces = wire.Payload([g[:4], g[4:]])
+    for options in ({}, {"combine": "average", "average_window": 1}, {"update": "sync"}):
+        config = ps_config(1, **options).parameter_servers
+        optimizer = Optimizer(OptimizerSpec("sgd", {"lr": LR}), N)
+        updater = SliceUpdater(config, INITIAL, optimizer, sync_workers=1)
+        assert updater.offer("w", 0, pieces) == "applied", options
+        np.testing.assert_allclose(updater.params, INITIAL - LR * g, rtol=1e-6)
+        nan = wire.Payload([g[:4], np.full(N - 4, np.nan, np.float32)])
+        assert updater.offer("w", 1, nan) == "dropped_nonfinite", options

@@ -61,7 +61,26 @@ def test_gradient_round_trip() -> None:
         17,
     )
     assert got.values.dtype == np.float32 and np.array_equal(got.values, VALUES)
-    assert not got.values.flags.writeable  # a view on the frame
+    assert not got.values.array().flags.writeable  # a view on the frame
+
+
+def test_large_payloads_travel_in_chunks_of_4_mib_and_come_back_whole() -> None:
+    count = 2 * wire.CHUNK_VALUES + 5
+    values = np.arange(count, dtype=np.float32)
+    frames = wire.encode(wire.Gradient(0, "w", 0, 1, 0, 0, values))
+    assert [f.size for f in frames[1:]] == [wire.CHUNK_VALUES, wire.CHUNK_VALUES, 5]
+    assert all(np.shares_memory(f, values) for f in frames[1:])  # views, no copies
+    got = wire.decode_to_shard(frames, 0)
+    assert isinstance(got, wire.Gradient) and len(got.values.chunks) == 3
+    out = np.empty(count, np.float32)
+    got.values.copy_into(out)
+    np.testing.assert_array_equal(out, values)
+    np.testing.assert_array_equal(got.values.array(), values)
+    with pytest.raises(ProtocolError) as caught:
+        wire.decode_to_shard(frames[:-1], 0)  # a chunk missing
+    assert caught.value.field == "ps.gradient.frames"
+    weights = wire.decode_to_worker(wire.encode(wire.Weights(0, 1, 2, 3, 4, 0, count, values)))
+    assert isinstance(weights, wire.Weights) and weights.values == values
 
 
 def test_hello_and_worker_heartbeat_round_trip() -> None:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from relaax_zmq.agent import Agent, AgentContext, StepBatch
+from relaax_zmq.metrics import names
 
 from .config import InputConfig, OptimizerConfig
 from .distributions import Distribution
@@ -204,12 +205,17 @@ class TorchAgent(Agent):
     def push_gradient(self, steps: int, episodes: int) -> bool:
         """Push the model's accumulated ``.grad`` (clipped to ``max_grad_norm``), then zero it.
 
+        Records the gradient's global norm (before clipping) as ``gradient_norm``.
+
         ``steps`` and ``episodes``: the environment steps and finished episodes the
         gradient covers. False when it could not go (no weights yet, training stopped).
         """
-        if self.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        gradient = self.flat.grad_vector().detach().cpu().numpy().copy()
+        grad = self.flat.grad_vector()
+        norm = float(torch.linalg.vector_norm(grad))
+        if self.max_grad_norm is not None and norm > self.max_grad_norm:
+            grad.mul_(self.max_grad_norm / (norm + 1e-6))
+        self.record({names.GRADIENT_NORM: norm})
+        gradient = grad.detach().cpu().numpy().copy()
         self.flat.zero_grad()
         return self.push_vector(gradient, steps, episodes)
 

@@ -28,6 +28,7 @@ published totals. ``score`` (set by the worker: its recent mean of
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,7 @@ from relaax_zmq.config import AppConfig
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.partition import shard_bounds
-from relaax_zmq.sockets import open_socket, socket_map
+from relaax_zmq.sockets import gradient_hwm, open_socket, socket_map
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ class ParameterClient:
         self.episodes = 0
         #: this worker's recent mean of ``checkpoint.best_metric`` (NaN: none yet)
         self.score = float("nan")
-        #: global L2 norms of the gradients pushed since ``take_gradient_norms``
-        self.gradient_norms: list[float] = []
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "pushes",
@@ -138,7 +137,9 @@ class ParameterClient:
         self._poller = zmq.Poller()
         try:
             for i in range(ps.shards):
-                self._push.append(open_socket(self._context, specs[f"worker.ps[{i}].gradients"]))
+                push = specs[f"worker.ps[{i}].gradients"]
+                push = dataclasses.replace(push, hwm=gradient_hwm(self.bounds[i].count))
+                self._push.append(open_socket(self._context, push))
                 sub = open_socket(self._context, specs[f"worker.ps[{i}].weights"])
                 self._sub.append(sub)
                 sub.setsockopt(zmq.SUBSCRIBE, wire.topic(i))
@@ -258,7 +259,6 @@ class ParameterClient:
             raise ValueError(
                 f"base_versions: expected {len(self.bounds)}, got {len(base_versions)}"
             )
-        self.gradient_norms.append(float(np.linalg.norm(grad)))
         self._send_statistics()
         sent = 0
         for i, bounds in enumerate(self.bounds):
@@ -346,7 +346,11 @@ class ParameterClient:
         elif view.synced and w.version < view.version:
             self.counters["old_weights"] += 1
             return False
-        self._vector[bounds.offset : bounds.stop] = w.values
+        target = self._vector[bounds.offset : bounds.stop]
+        if isinstance(w.values, wire.Payload):
+            w.values.copy_into(target)
+        else:
+            target[...] = w.values
         if not view.synced and view.has_weights:
             log.info("shard %d: resynced at version %d", i, w.version)
         view.incarnation = w.incarnation
@@ -420,11 +424,6 @@ class ParameterClient:
             "max_version": max(v.version for v in self._views),
             "synced_shards": sum(v.synced for v in self._views),
         }
-
-    def take_gradient_norms(self) -> list[float]:
-        """The norms of the gradients pushed since the last call."""
-        norms, self.gradient_norms = self.gradient_norms, []
-        return norms
 
     def close(self) -> None:
         """Close the sockets (pending gradients are dropped); terminate a private context."""

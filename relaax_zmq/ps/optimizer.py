@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +36,20 @@ def segments(spec: OptimizerSpec, offset: int, size: int) -> list[tuple[int, int
     return found
 
 
+def _ranges(
+    pieces: list[np.ndarray], segments: list[tuple[int, int, float]]
+) -> Iterator[tuple[int, int, np.ndarray, float]]:
+    """``(start, stop, gradient piece, lr scale)`` where the pieces and the segments overlap."""
+    at = 0
+    for piece in pieces:
+        end = at + piece.size
+        for start, stop, scale in segments:
+            lo, hi = max(start, at), min(stop, end)
+            if lo < hi:
+                yield lo, hi, piece[lo - at : hi - at], scale
+        at = end
+
+
 class Optimizer:
     """Applies gradients to a float32 slice in place with ``relaax_zmq.kernels``.
 
@@ -65,14 +79,19 @@ class Optimizer:
         if self.spec.lr_schedule is not None:
             self.lr = self.spec.learning_rate(global_step)
 
-    def apply(self, param: np.ndarray, grad: np.ndarray) -> None:
-        """One step: ``param`` moves against ``grad`` (both float32, contiguous)."""
-        if len(self.segments) == 1:
-            self._apply(param, grad, self.arrays, self.lr)
+    def apply(self, param: np.ndarray, grad: np.ndarray | Sequence[np.ndarray]) -> None:
+        """One step: ``param`` moves against ``grad`` (float32, contiguous).
+
+        ``grad`` may come in consecutive pieces (the frames it arrived in): each is
+        applied where it lies, without assembling the vector.
+        """
+        pieces = [grad] if isinstance(grad, np.ndarray) else list(grad)
+        if len(pieces) == 1 and len(self.segments) == 1:
+            self._apply(param, pieces[0], self.arrays, self.lr)
         else:
-            for start, stop, scale in self.segments:
+            for start, stop, piece, scale in _ranges(pieces, self.segments):
                 arrays = {k: v[start:stop] for k, v in self.arrays.items()}
-                self._apply(param[start:stop], grad[start:stop], arrays, self.lr * scale)
+                self._apply(param[start:stop], piece, arrays, self.lr * scale)
         self.step += 1
 
     def _apply(

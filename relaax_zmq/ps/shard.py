@@ -23,6 +23,7 @@ the workers' heartbeats) and its ``run`` returns.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import secrets
@@ -44,14 +45,22 @@ from relaax_zmq.ps.partition import shard_bounds
 from relaax_zmq.ps.plugin import initial_seed, load_spec
 from relaax_zmq.ps.state import ShardCheckpoints, ShardState
 from relaax_zmq.ps.updates import APPLIED, DROP_REASONS, NONFINITE, QUEUED, SliceUpdater
-from relaax_zmq.sockets import open_socket, socket_map
+from relaax_zmq.sockets import gradient_hwm, open_socket, socket_map
 
 log = logging.getLogger(__name__)
 
 #: Longest single wait, so that a stop request is noticed quickly (seconds).
 POLL_CAP = 0.05
-#: Messages handled in one drain at most before weights are published.
+#: Messages handled in one drain at most before weights are published ...
 DRAIN_MESSAGES = 1024
+#: ... and seconds spent in one drain at most (heartbeats must keep going under a backlog).
+DRAIN_SECONDS = 0.25
+#: Publication buffers reused once ZeroMQ has let go of them (fresh ones cost page faults).
+PUBLISH_BUFFERS = 4
+#: Most of its time a busy shard spends publishing weights: after a publication that took
+#: t seconds the next waits (1 / PUBLISH_SHARE - 1) * t (a large slice is published less
+#: often than every update; a small one after every drain).
+PUBLISH_SHARE = 0.2
 #: Seconds between the shard's INFO log lines with its figures.
 STATS_LOG_INTERVAL = 10.0
 #: How long closing the PUB may take to deliver the last heartbeats (milliseconds).
@@ -127,6 +136,8 @@ class Shard:
         self._published_version = -1
         self._published_statistics = -1
         self._published_at = -float("inf")
+        self._publish_gap = 0.0  # seconds between publications (PUBLISH_SHARE)
+        self._buffers: list[tuple[np.ndarray, list[zmq.MessageTracker] | None]] = []
         self._metered = (time.monotonic(), 0)
         self._stop_at: float | None = None
 
@@ -139,7 +150,9 @@ class Shard:
         assert context is not None
         try:
             self._checkpoint(start=True)
-            self._pull = open_socket(context, self._specs[f"ps[{self.shard}].gradients"])
+            pull = self._specs[f"ps[{self.shard}].gradients"]
+            pull = dataclasses.replace(pull, hwm=gradient_hwm(self.slice.count))
+            self._pull = open_socket(context, pull)
             self._pub = open_socket(context, self._specs[f"ps[{self.shard}].weights"])
             self.metrics = MetricsSender.from_config(
                 self.config, f"ps-{self.shard}", context=context
@@ -199,13 +212,16 @@ class Shard:
         next_beat, next_log = now, now + STATS_LOG_INTERVAL
         while not stop.is_set():
             wait = min(max(0.0, next_beat - now), POLL_CAP)
+            publish_at = self._published_at + self._publish_gap
+            if self._unpublished():
+                wait = min(wait, max(0.0, publish_at - now))
             if self._pull.poll(int(wait * 1000), zmq.POLLIN):
                 self._drain(time.monotonic())
             now = time.monotonic()
             if self.updater.sync and self.updater.close_round(self._live_workers(now)):
                 self.counters["applied"] += 1
             republish = self._republish
-            if republish or self.updater.version != self._published_version:
+            if self._unpublished() and now >= self._published_at + self._publish_gap:
                 self._publish_weights(now)
             if republish or self.statistics_updates != self._published_statistics:
                 self._publish_statistics()
@@ -224,7 +240,10 @@ class Shard:
 
     def _drain(self, now: float) -> None:
         assert self._pull is not None
+        deadline = now + min(DRAIN_SECONDS, self.ps.heartbeat_interval / 4)
         for _ in range(DRAIN_MESSAGES):
+            if time.monotonic() > deadline:
+                return
             try:
                 frames = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -325,9 +344,16 @@ class Shard:
 
     # -- publishing ---------------------------------------------------------------------------
 
+    def _unpublished(self) -> bool:
+        """A HELLO asked for the weights, or a version was made since the last publication."""
+        return self._republish or self.updater.version != self._published_version
+
     def _publish_weights(self, now: float) -> None:
         """The slice as it is now (a copy: ZeroMQ sends it later, the slice keeps changing)."""
+        started = time.perf_counter()
         republish = self.updater.version == self._published_version
+        slot, values = self._publish_buffer()
+        np.copyto(values, self.updater.params)
         message = wire.Weights(
             self.shard,
             self.incarnation,
@@ -336,10 +362,14 @@ class Shard:
             self.episodes,
             self.slice.offset,
             self.spec.param_count,
-            self.updater.params.copy(),
+            values,
         )
-        if self._publish(message):
+        trackers = self._publish(message, track=True)
+        if trackers is not None:
             self.counters["republished" if republish else "published"] += 1
+        if slot is not None:
+            self._buffers[slot] = (values, trackers)
+        self._publish_gap = (time.perf_counter() - started) * (1 / PUBLISH_SHARE - 1)
         self._published_version = self.updater.version
         self._published_at = now
         self._republish = False
@@ -390,14 +420,38 @@ class Shard:
             self.stopping,
         )
 
-    def _publish(self, message: wire.ToWorker) -> bool:
+    def _publish_buffer(self) -> tuple[int | None, np.ndarray]:
+        """A buffer for the next publication: a pooled one ZeroMQ is done with, else a new one.
+
+        Returns its pool slot (None: a one-off, the pool is full and all of it in flight,
+        held by slow subscribers' queues).
+        """
+        for slot, (values, trackers) in enumerate(self._buffers):
+            if trackers is None or all(t.done for t in trackers):
+                return slot, values
+        values = np.empty(self.slice.count, np.float32)
+        if len(self._buffers) < PUBLISH_BUFFERS:
+            self._buffers.append((values, None))
+            return len(self._buffers) - 1, values
+        return None, values
+
+    def _publish(self, message: wire.ToWorker, *, track: bool = False) -> Any:
+        """Send ``message``; with ``track`` the ``MessageTracker`` of each of its frames.
+
+        Else True. None when the PUB refused it (it drops rather than blocks); logged.
+        """
         assert self._pub is not None
+        frames = wire.encode(message)
+        trackers = []
         try:
-            self._pub.send_multipart(wire.encode(message), zmq.NOBLOCK, copy=False)
-        except zmq.ZMQError as exc:  # a PUB drops rather than block; anything else is logged
+            for i, frame in enumerate(frames):
+                more = zmq.SNDMORE if i < len(frames) - 1 else 0
+                sent = self._pub.send(frame, zmq.NOBLOCK | more, copy=False, track=track)
+                trackers.append(sent)
+        except zmq.ZMQError as exc:
             log.warning("shard %d: publishing failed: %s", self.shard, exc)
-            return False
-        return True
+            return None
+        return trackers if track else True
 
     # -- state --------------------------------------------------------------------------------
 

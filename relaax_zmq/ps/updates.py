@@ -26,6 +26,7 @@ import numpy as np
 from relaax_zmq import kernels
 from relaax_zmq.config.parameter_servers import ParameterServersConfig
 from relaax_zmq.ps.optimizer import Optimizer
+from relaax_zmq.ps.wire import Payload
 
 #: Versions of weights DC-ASGD keeps when ``max_staleness`` is null.
 DC_HISTORY = 16
@@ -97,6 +98,8 @@ class SliceUpdater:
         self._window: list[np.ndarray] = []
         self._round: dict[str, np.ndarray] = {}
         self._scratch = np.empty_like(self.params)
+        self._spares: list[np.ndarray] = []  # buffers from ``spare`` the updater holds no more
+        self._lent: set[int] = set()  # ids of the buffers ``spare`` gave out
         keep = DC_HISTORY if self.max_staleness is None else self.max_staleness + 1
         self._history_size = max(1, keep)
         self._history: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -104,12 +107,58 @@ class SliceUpdater:
 
     # -- gradients ------------------------------------------------------------------------------
 
-    def offer(self, worker: str, base_version: int, grad: np.ndarray, live_workers: int = 1) -> str:
+    def spare(self) -> np.ndarray:
+        """A slice-sized float32 buffer to assemble a gradient in; ``offer`` takes it back.
+
+        Buffers are reused once the updater holds them no more (a fresh one of tens of
+        megabytes costs page faults on every gradient).
+        """
+        if self._spares:
+            buffer = self._spares.pop()
+        else:
+            buffer = np.empty_like(self.params)
+        self._lent.add(id(buffer))
+        return buffer
+
+    def _release(self, *buffers: np.ndarray) -> None:
+        """Return the ``spare`` buffers among ``buffers`` to the pool."""
+        for buffer in buffers:
+            if id(buffer) in self._lent:
+                self._lent.discard(id(buffer))
+                self._spares.append(buffer)
+
+    def offer(
+        self,
+        worker: str,
+        base_version: int,
+        grad: np.ndarray | Payload,
+        live_workers: int = 1,
+    ) -> str:
         """Take a gradient of the slice computed on ``base_version``; APPLIED, QUEUED or a drop.
 
-        ``grad`` must be a float32 vector of the slice's length; ``live_workers`` is
-        how many workers the shard heard from lately (sync rounds).
+        ``grad`` must be a float32 vector of the slice's length, or the ``Payload`` it
+        arrived as (fifo applies its frames where they lie; the other rules assemble
+        it in a pooled buffer). ``live_workers`` is how many workers the shard heard
+        from lately (sync rounds). A buffer from ``spare`` goes back to the pool once
+        the updater is done with it.
         """
+        if isinstance(grad, Payload):
+            if grad.size != self.params.size:
+                raise ValueError(f"gradient: expected {self.params.size} values, got {grad.size}")
+            if len(grad.chunks) == 1:
+                grad = grad.chunks[0]
+            elif not self.sync and self.combine == "fifo":
+                return self._offer_pieces(base_version, grad.chunks)
+            else:
+                buffer = self.spare()
+                grad.copy_into(buffer)
+                grad = buffer
+        outcome = self._offer(worker, base_version, grad, live_workers)
+        if outcome != QUEUED:
+            self._release(grad)
+        return outcome
+
+    def _offer(self, worker: str, base_version: int, grad: np.ndarray, live_workers: int) -> str:
         grad = _aligned(grad)
         if grad.shape != self.params.shape:
             raise ValueError(f"gradient: expected {self.params.shape}, got {grad.shape}")
@@ -135,10 +184,24 @@ class SliceUpdater:
             if len(self._window) < self.window_size:
                 return QUEUED
             kernels.mean_into(self._scratch, self._window)
+            self._release(*self._window[:-1])  # the last is the one being offered
             self._window = []
             self._apply(self._scratch)
             return APPLIED
         self._apply(grad)
+        return APPLIED
+
+    def _offer_pieces(self, base_version: int, pieces: tuple[np.ndarray, ...]) -> str:
+        """fifo on a gradient in pieces: checked whole, then applied piece by piece."""
+        if not all(_finite(piece) for piece in pieces):
+            return NONFINITE
+        staleness = self.version - base_version
+        if staleness < 0:
+            return FUTURE
+        if self.max_staleness is not None and staleness > self.max_staleness:
+            return STALE
+        self.staleness.add(staleness)
+        self._apply(pieces)
         return APPLIED
 
     def close_round(self, live_workers: int) -> bool:
@@ -149,6 +212,7 @@ class SliceUpdater:
         if len(self._round) < needed:
             return False
         kernels.mean_into(self._scratch, list(self._round.values()))
+        self._release(*self._round.values())
         self._round = {}
         self._apply(self._scratch)
         return True
@@ -173,7 +237,7 @@ class SliceUpdater:
         out += grad
         return out
 
-    def _apply(self, grad: np.ndarray) -> None:
+    def _apply(self, grad: np.ndarray | tuple[np.ndarray, ...]) -> None:
         self.optimizer.apply(self.params, grad)
         self.version += 1
         self.updates += 1
@@ -197,6 +261,7 @@ class SliceUpdater:
         if self.updates or version <= self.version:
             return False
         self.version = version
+        self._release(*self._round.values())
         self._round = {}
         self._history.clear()
         self._remember()
@@ -213,14 +278,15 @@ class SliceUpdater:
         self.params[...] = params
         self.version = int(version)
         self.updates = 0
+        self._release(*self._window, *self._round.values())
         self._window, self._round = [], {}
         self._history.clear()
         self._remember()
 
 
 def _finite(grad: np.ndarray) -> bool:
-    norm = kernels.global_norm([grad])
-    return bool(np.isfinite(norm))
+    """No NaN or inf (nor values whose float32 sum overflows: garbage too); one fast pass."""
+    return bool(np.isfinite(grad.sum()))
 
 
 def _aligned(grad: np.ndarray) -> np.ndarray:

@@ -18,7 +18,11 @@ Shard -> workers (PUB -> SUB), the first frame is the shard's topic:
 
 Every header starts with the same 8 bytes (``PREFIX``: magic, wire version, kind,
 shard) followed by the kind's fixed little-endian fields; worker messages end with
-the worker's UTF-8 name. Payloads are raw little-endian float32 (weights, gradients)
+the worker's UTF-8 name. A float32 payload (gradients, weights) travels as
+``ceil(count / CHUNK_VALUES)`` frames (at least one) of ``CHUNK_VALUES`` values but
+the last: ZeroMQ moves several 4 MiB frames much faster than one of 40 MB (the
+allocator maps every buffer above 32 MiB afresh), and decoding gives a ``Payload``
+of read-only views on them. Payloads are raw little-endian float32 (weights, gradients)
 or float64 (statistics), one frame each, sent without a copy and read back as
 read-only numpy views on the frames. Every
 decoder checks every field and raises ``ProtocolError`` naming the first wrong
@@ -38,6 +42,8 @@ import numpy as np
 from relaax_zmq.errors import ProtocolError
 
 MAGIC = b"RXPS"
+#: float32 values per payload frame (4 MiB).
+CHUNK_VALUES = 1 << 20
 WIRE_VERSION = 2
 #: Longest worker name in bytes (UTF-8).
 MAX_NAME_BYTES = 255
@@ -69,6 +75,51 @@ class Kind(IntEnum):
     STATISTICS_TOTALS = 18
 
 
+class Payload:
+    """A received float32 vector: read-only views on its frames, in order."""
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self, chunks: Sequence[np.ndarray]) -> None:
+        self.chunks = tuple(chunks)
+        self.size = sum(c.size for c in self.chunks)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.chunks[0].dtype
+
+    def array(self) -> np.ndarray:
+        """The vector: the frame itself when it is one, else a contiguous copy."""
+        if len(self.chunks) == 1:
+            return self.chunks[0]
+        return np.concatenate(self.chunks)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = self.array()
+        return array if dtype is None else array.astype(dtype)
+
+    def copy_into(self, out: np.ndarray) -> None:
+        """Copy the vector into ``out`` (of the same size), frame by frame."""
+        if out.size != self.size:
+            raise ValueError(f"payload: expected {self.size} values, got room for {out.size}")
+        at = 0
+        for chunk in self.chunks:
+            out[at : at + chunk.size] = chunk
+            at += chunk.size
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Payload | np.ndarray):
+            return NotImplemented
+        return bool(np.array_equal(self.array(), np.asarray(other)))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def chunk_count(count: int) -> int:
+    """Frames of a float32 payload of ``count`` values."""
+    return max(1, -(-count // CHUNK_VALUES))
+
+
 @dataclass(frozen=True)
 class Gradient:
     """A slice of a worker's gradient (of the loss: shards descend along it)."""
@@ -79,7 +130,7 @@ class Gradient:
     steps: int  # environment steps it covers
     episodes: int  # episodes that ended in those steps
     offset: int
-    values: np.ndarray  # (count,) float32; read-only when decoded
+    values: np.ndarray | Payload  # (count,) float32; a Payload when decoded
 
 
 @dataclass(frozen=True)
@@ -122,7 +173,7 @@ class Weights:
     episodes: int
     offset: int
     param_count: int
-    values: np.ndarray  # (count,) float32; read-only when decoded
+    values: np.ndarray | Payload  # (count,) float32; a Payload when decoded
 
 
 @dataclass(frozen=True)
@@ -172,7 +223,7 @@ def encode(message: ToShard | ToWorker) -> list[Any]:
     if isinstance(m, Gradient):
         values, name = _payload(m.values), _name_bytes(m.worker)
         fields = (m.base_version, m.steps, m.episodes, m.offset, values.size, len(name))
-        return [_head(Kind.GRADIENT, m.shard, GRADIENT, *fields) + name, values]
+        return [_head(Kind.GRADIENT, m.shard, GRADIENT, *fields) + name, *_chunks(values)]
     if isinstance(m, Hello):
         name = _name_bytes(m.worker)
         return [_head(Kind.HELLO, m.shard, HELLO, m.known_version, len(name)) + name]
@@ -192,7 +243,7 @@ def encode(message: ToShard | ToWorker) -> list[Any]:
         return [
             topic(m.shard),
             _head(Kind.WEIGHTS, m.shard, WEIGHTS, *fields, m.param_count),
-            values,
+            *_chunks(values),
         ]
     if isinstance(m, ShardHeartbeat):
         flags = FLAG_STOPPING if m.stopping else 0
@@ -224,7 +275,14 @@ def _name_bytes(worker: str) -> bytes:
     return raw
 
 
-def _payload(values: np.ndarray, dtype: np.dtype = _F32) -> np.ndarray:
+def _chunks(values: np.ndarray) -> list[np.ndarray]:
+    """The frames of a float32 payload: views of ``CHUNK_VALUES`` (the vector when smaller)."""
+    if values.size <= CHUNK_VALUES:
+        return [values]
+    return [values[i : i + CHUNK_VALUES] for i in range(0, values.size, CHUNK_VALUES)]
+
+
+def _payload(values: np.ndarray | Payload, dtype: np.dtype = _F32) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1 or array.dtype.kind != "f":
         raise ValueError(f"payload: expected a 1-D float array, got {array.dtype} {array.shape}")
@@ -247,12 +305,13 @@ def decode_to_shard(frames: Sequence[Any], shard: int) -> ToShard:
         raise ProtocolError(f"{where}.shard", shard, got_shard)
     if kind == Kind.STATISTICS and shard != 0:
         raise ProtocolError(f"{where}.shard", "0 (only shard 0 holds the statistics)", shard)
-    _frame_count(frames, 2 if kind in (Kind.GRADIENT, Kind.STATISTICS) else 1, where)
     if kind == Kind.GRADIENT:
         base, steps, episodes, offset, count, name_len = _body(raw, GRADIENT, where)
+        _frame_count(frames, 1 + chunk_count(count), where)
         worker = _name(raw, GRADIENT, name_len, where)
-        values = _values(frames[1], count, where)
+        values = _chunked(frames[1:], count, where)
         return Gradient(shard, worker, base, steps, episodes, offset, values)
+    _frame_count(frames, 2 if kind == Kind.STATISTICS else 1, where)
     if kind == Kind.HELLO:
         known, name_len = _body(raw, HELLO, where)
         return Hello(shard, _name(raw, HELLO, name_len, where), known)
@@ -279,15 +338,15 @@ def decode_to_worker(frames: Sequence[Any]) -> ToWorker:
     if got_topic != topic(shard):
         raise ProtocolError(f"{where}.topic", repr(topic(shard)), repr(got_topic[:16]))
     if kind == Kind.WEIGHTS:
-        _frame_count(frames, 3, where)
         incarnation, version, step, episodes, offset, count, total = _body(raw, WEIGHTS, where)
+        _frame_count(frames, 2 + chunk_count(count), where)
         _exact(raw, WEIGHTS, where)
         _incarnation(incarnation, where)
         if offset + count > total:
             raise ProtocolError(
                 f"{where}.count", f"offset + count <= param_count ({total})", offset + count
             )
-        values = _values(frames[2], count, where)
+        values = _chunked(frames[2:], count, where)
         return Weights(shard, incarnation, version, step, episodes, offset, total, values)
     if kind == Kind.STATISTICS_TOTALS:
         _frame_count(frames, 3, where)
@@ -361,6 +420,12 @@ def _check_name(raw: bytes, where: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolError(where, "UTF-8 text", repr(raw[:32])) from None
+
+
+def _chunked(frames: Sequence[Any], count: int, where: str) -> Payload:
+    """The float32 payload of ``count`` values in ``frames`` (``chunk_count(count)`` of them)."""
+    sizes = [min(CHUNK_VALUES, count - i) for i in range(0, count, CHUNK_VALUES)] or [0]
+    return Payload([_values(f, n, where) for f, n in zip(frames, sizes, strict=True)])
 
 
 def _values(frame: Any, count: int, where: str, dtype: np.dtype = _F32) -> np.ndarray:

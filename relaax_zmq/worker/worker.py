@@ -13,8 +13,8 @@ once per turn, so weights and heartbeats flow while the worker waits.
 
 Metrics: once per heartbeat the worker sends its own figures (steps per second,
 sessions, mean batch size, the action latency from a request's arrival to its
-reply, the norm of the gradients pushed) with what the agent recorded in
-``AgentContext.metrics``, and forwards every client's METRICS. The clients'
+reply) with what the agent recorded in ``AgentContext.metrics`` (losses, gradient
+norms ...), and forwards every client's METRICS. The clients'
 ``checkpoint.best_metric`` values (episode reward by default) also make the
 worker's score, which its heartbeats to the shards carry.
 """
@@ -229,9 +229,6 @@ class Worker:
             m.scalar(names.ACTION_LATENCY_SERVER_MS, latency * 1000.0)
         step = steps
         if self.parameters is not None:
-            norms = self.parameters.take_gradient_norms()
-            if norms:
-                m.scalar(names.GRADIENT_NORM, sum(norms) / len(norms))
             self.parameters.score = self.score.mean
             step = self.parameters.global_step
         m.flush(step)

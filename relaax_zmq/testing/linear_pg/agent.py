@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from relaax_zmq.agent import Agent, AgentContext, StepBatch
+from relaax_zmq.metrics import MetricsSender, names
 from relaax_zmq.ps.client import ParameterClient
 
 from .config import LinearPGConfig
@@ -39,9 +40,16 @@ class _Session:
 class LinearPGAgent(Agent):
     """REINFORCE on a linear softmax policy (see the module docstring)."""
 
-    def __init__(self, config: LinearPGConfig, parameters: ParameterClient, seed: int) -> None:
+    def __init__(
+        self,
+        config: LinearPGConfig,
+        parameters: ParameterClient,
+        seed: int,
+        metrics: MetricsSender | None = None,
+    ) -> None:
         self.config = config
         self.parameters = parameters
+        self.metrics = metrics
         self.sync = parameters.sync
         self.rng = np.random.default_rng(seed)
         self.sessions: dict[int, _Session] = {}
@@ -172,6 +180,8 @@ class LinearPGAgent(Agent):
             advantages(np.concatenate(advantage)),
             self.config.actions,
         )
+        if self.metrics is not None:
+            self.metrics.scalar(names.GRADIENT_NORM, float(np.linalg.norm(grad)))
         self.parameters.push(grad, versions, steps, self._episodes_since_push)
         self._episodes_since_push = 0
         self.counters["pushes"] += 1
@@ -188,4 +198,4 @@ def make_agent(context: AgentContext) -> Agent:
         raise ValueError("linear_pg learns through the parameter servers: no ParameterClient")
     config = LinearPGConfig.from_mapping(context.config)
     seed = zlib.crc32(f"{context.seed}/{context.worker_id}".encode())
-    return LinearPGAgent(config, context.parameters, seed)
+    return LinearPGAgent(config, context.parameters, seed, context.metrics)
