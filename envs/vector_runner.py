@@ -33,7 +33,7 @@ import gymnasium
 import numpy as np
 
 from relaax_zmq.client import EpisodeRestart, VectorAgentProxy
-from relaax_zmq.client.training import EPISODE_REWARD
+from relaax_zmq.metrics import names
 
 from .spaces import action_converter, observation_converter
 
@@ -132,7 +132,6 @@ class VectorRunner:
             ended = terminal | truncated
             rewards = np.full(n, np.nan, np.float32)
             terminal, truncated = np.zeros(n, bool), np.zeros(n, bool)
-            reported: list[float] = []
             for i, env in enumerate(self.envs):
                 if ended[i]:
                     states[i] = self._reset(i)
@@ -150,7 +149,9 @@ class VectorRunner:
                 ):
                     self.episodes[i].append(float(totals[i]))
                     finished.append(float(totals[i]))
-                    reported.append(float(totals[i]))
+                    # episodes ending together: one mean per flush (the episode end flushes)
+                    self.agent.metrics.mean(names.EPISODE_REWARD, float(totals[i]))
+                    self.agent.metrics.mean(names.EPISODE_LENGTH, float(steps[i]))
                     log.info(
                         "env %d episode %d: reward %g in %d steps",
                         i,
@@ -158,9 +159,6 @@ class VectorRunner:
                         totals[i],
                         steps[i],
                     )
-            if reported:
-                # a scalar keeps one value per flush: the mean of the episodes ending together
-                self.agent.metrics.scalar(EPISODE_REWARD, float(np.mean(reported)))
 
     def _too_long(self, steps: int, start: float) -> bool:
         if self.max_episode_steps is not None and steps >= self.max_episode_steps:

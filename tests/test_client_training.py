@@ -48,6 +48,7 @@ def test_run_reports_every_episode_and_disconnects(server: FakeServer) -> None:
     np.testing.assert_array_equal(updates[3].tensors[Role.STATE], [[0.0]])
     sent = [messages.read_metrics(m)[0] for m in server.messages(MessageType.METRICS)]
     assert [s["episode_reward"] for s in sent] == [3.0, 3.0]
+    assert [s["episode_length"] for s in sent] == [3.0, 3.0]
     assert all(s["action_latency_client_ms"] > 0 for s in sent)
     assert server.wait_for(lambda: len(server.messages(MessageType.CLOSE)) == 1)
 

@@ -44,6 +44,8 @@ def test_each_step_is_one_batched_update_with_per_session_episode_ends(
 
     metrics = [messages.read_metrics(m)[0] for m in server.messages(MessageType.METRICS)]
     assert metrics and all("episode_reward" in m for m in metrics)
+    # CartPole pays 1 per step: an episode's reward is its length, the means agree
+    assert all(m["episode_reward"] == m["episode_length"] for m in metrics)
 
 
 def test_each_environment_matches_a_single_session_with_its_seed(server: FakeServer) -> None:

@@ -18,11 +18,9 @@ from typing import Any
 
 from relaax_zmq.client.proxy import AgentProxy
 from relaax_zmq.errors import EpisodeRestart
+from relaax_zmq.metrics import names
 
 log = logging.getLogger("relaax_zmq.client.training")
-
-#: The metric every finished episode reports.
-EPISODE_REWARD = "episode_reward"
 
 
 class TrainingBase(ABC):
@@ -113,7 +111,8 @@ class TrainingBase(ABC):
             if self.episode_timeout is not None:
                 truncated = truncated or time.monotonic() - start >= self.episode_timeout
             if terminal or truncated:
-                self.agent.metrics.scalar(EPISODE_REWARD, total)
+                self.agent.metrics.scalar(names.EPISODE_REWARD, total)
+                self.agent.metrics.scalar(names.EPISODE_LENGTH, steps)
                 try:
                     self.agent.update(
                         reward=reward, state=state, terminal=terminal, truncated=truncated
