@@ -40,6 +40,7 @@ from relaax_zmq.imports import import_path
 from .bandit import BanditEnv, BanditRunner
 from .gym_runner import GymRunner
 from .vector_runner import VectorRunner
+from .wrappers import env_maker
 
 log = logging.getLogger("relaax_zmq.envs")
 
@@ -83,7 +84,7 @@ def make_runner(config: AppConfig, index: int, **proxy_options: Any) -> Training
     proxy = AgentProxy.from_config(config, **proxy_options)
     options = session_options(env, index)
     if env.run == "gym":
-        return GymRunner(proxy, str(env.name), env_kwargs=env.env_kwargs, **options)
+        return GymRunner(proxy, env_factory(config)(), **options)
     if env.run == "bandit":
         return BanditRunner(proxy, **env.env_kwargs, **options)
     cls = load_class(env.run)
@@ -99,7 +100,7 @@ def env_factory(config: AppConfig) -> Callable[[], gymnasium.Env]:
     env = config.environment
     kwargs = dict(env.env_kwargs)
     if env.run == "gym":
-        return lambda: gymnasium.make(str(env.name), **kwargs)
+        return env_maker(str(env.name), kwargs, env.wrappers)
     if env.run == "bandit":
         return lambda: BanditEnv(**kwargs)
     cls = load_class(env.run)

@@ -74,7 +74,7 @@ def test_default_app_is_the_bandit_with_a_policy_gradient() -> None:
     assert config.environment.run == "bandit"
     assert config.environment.run.builtin
     assert config.algorithm.name == "reinforce"
-    assert config.algorithm.config["learning_rate"] == 0.01
+    assert config.algorithm.config["optimizer"]["learning_rate"] == 0.05
     assert config.app_dir == CONF
     assert config.source.endswith("app.yaml")
 

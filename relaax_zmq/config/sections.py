@@ -15,6 +15,7 @@ from typing import Any
 from relaax_zmq.config.convert import option
 from relaax_zmq.config.describe import key_path
 from relaax_zmq.config.values import RunnerSpec, ZmqEndpoint
+from relaax_zmq.envs.wrapper_specs import parse_wrapper
 from relaax_zmq.errors import ConfigError
 
 #: Names accepted by ``algorithm.name``; an app-local algorithm uses ``algorithm.path``.
@@ -36,8 +37,16 @@ class EnvironmentConfig:
     episode_timeout: float | None = option(None, gt=0, doc="truncate episodes after seconds")
     exploit: bool = option(False, doc="act with the trained policy, send no experience")
     env_kwargs: dict[str, Any] = option(factory=dict, doc="keyword arguments of the env")
+    wrappers: list[str] = option(
+        factory=list, doc="preprocessing after make: atari, frame_stack:N, select:I,J, clip_reward"
+    )
 
     def validate_config(self, path: str) -> None:
+        for i, spec in enumerate(self.wrappers):
+            try:
+                parse_wrapper(spec)
+            except ValueError as exc:
+                raise ConfigError(f"{key_path(path, 'wrappers')}[{i}]", str(exc)) from None
         if self.run == "gym" and not self.name:
             raise ConfigError(
                 key_path(path, "name"), "required when run is 'gym' (a gymnasium id: CartPole-v1)"
