@@ -71,6 +71,8 @@ class VectorRunner:
         self.exploit = exploit
         self.restarts = 0  #: EpisodeRestart received
         self.episodes: list[list[float]] = [[] for _ in self.envs]  #: per environment
+        self.finished: list[float] = []  #: every reported episode reward, in finishing order
+        self.steps = 0  #: environment steps taken (all environments)
         self._observation = observation_converter(self.envs[0].observation_space)
         self._action = action_converter(self.envs[0].action_space)
         self._seeded = [False] * len(self.envs)
@@ -93,7 +95,7 @@ class VectorRunner:
         Returns every reported episode reward in the order they finished
         (``episodes`` has them per environment).
         """
-        finished: list[float] = []
+        finished = self.finished
         try:
             self.agent.init(exploit=self.exploit)
             while not self._stop.is_set() and not self._done(max_episodes):
@@ -138,6 +140,7 @@ class VectorRunner:
                     totals[i], steps[i], starts[i] = 0.0, 0, time.monotonic()
                     continue
                 obs, reward, term, trunc, _ = env.step(self._action(actions[i]))
+                self.steps += 1
                 states[i] = self._observation(obs)
                 rewards[i] = reward
                 totals[i] += reward

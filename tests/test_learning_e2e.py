@@ -1,0 +1,32 @@
+"""Training end to end through the real daemons (LocalStack): shards, broker, workers, clients.
+
+The default run keeps the bandit (seconds) and one CartPole solve; bench.learning runs
+every case of the issue (python -m bench.learning).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.learning import run_case, write_case_app
+from relaax_zmq.config import load_config
+from relaax_zmq.local import LocalStack
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_the_bandit_preset_learns_the_best_arm_through_the_real_daemons() -> None:
+    outcome = run_case("bandit-reinforce", seed=0, budget=60)
+    assert outcome.solved, outcome  # the best arm on at least 95% of the pulls
+    assert outcome.mean >= 95.0
+
+
+def test_the_stack_stops_cleanly_and_leaves_final_checkpoints(tmp_path) -> None:
+    path = write_case_app("bandit-reinforce", seed=1, folder=tmp_path)
+    stack = LocalStack(path).start()
+    names = [d.name for d in stack.daemons]
+    assert names == ["shard-0", "broker", "worker-0"]
+    codes = stack.stop()
+    assert codes == {"worker-0": 0, "broker": 0, "shard-0": 0}
+    checkpoints = load_config(path).parameter_servers.checkpoint.dir
+    assert list(checkpoints.glob("ckpt-*.h5")), "the shard saves on SIGTERM"
