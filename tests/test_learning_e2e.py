@@ -30,3 +30,18 @@ def test_the_stack_stops_cleanly_and_leaves_final_checkpoints(tmp_path) -> None:
     assert codes == {"worker-0": 0, "broker": 0, "shard-0": 0}
     checkpoints = load_config(path).parameter_servers.checkpoint.dir
     assert list(checkpoints.glob("ckpt-*.h5")), "the shard saves on SIGTERM"
+
+
+def test_the_training_run_stops_at_the_target_and_says_where_things_are(tmp_path, capsys) -> None:
+    from relaax_zmq.train import main
+
+    path = write_case_app("bandit-reinforce", seed=2, folder=tmp_path)
+    code = main(
+        ["--config", str(path), "--target-reward", "95", "--window", "20", "--time-limit", "90"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "target reached" in out and "mean reward" in out
+    config = load_config(path)
+    assert list(config.parameter_servers.checkpoint.dir.glob("ckpt-*.h5"))
+    assert list(config.metrics.logdir.rglob("events.out.tfevents.*")), "the collector ran"

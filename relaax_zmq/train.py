@@ -1,0 +1,162 @@
+"""``python -m relaax_zmq.train --config app.yaml``: train an app on this machine, with live progress.
+
+Starts the app's daemons (``LocalStack``: shards, broker, workers, metrics collector),
+runs its environment clients in this process as one vectorised client, prints a
+progress line every few seconds (elapsed time, environment steps and steps per
+second, shard 0's global step, the mean reward of the last ``--window`` episodes,
+checkpoints written) and stops when the mean reaches ``--target-reward``, after
+``--time-limit`` seconds, when the shards reach ``max_global_step``, or on Ctrl-C;
+the shards save a final checkpoint on the way out. Then it prints where the
+checkpoints and the TensorBoard files are. Exit status 0 when the target was
+reached (or none was given), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from relaax_zmq.admin_client import broker_status
+from relaax_zmq.config import AppConfig
+from relaax_zmq.envs.launch import make_vector_runner
+from relaax_zmq.envs.vector_runner import VectorRunner
+from relaax_zmq.local import LocalStack
+
+PROG = "python -m relaax_zmq.train"
+#: Seconds between progress lines.
+PROGRESS_INTERVAL = 5.0
+
+
+@dataclass
+class Progress:
+    """Where a training run stands."""
+
+    elapsed: float
+    steps: int
+    episodes: int
+    mean_reward: float
+    global_step: int
+    checkpoints: int
+
+    def line(self) -> str:
+        rate = self.steps / self.elapsed if self.elapsed > 0 else 0.0
+        mean = "-" if math.isinf(self.mean_reward) else f"{self.mean_reward:.1f}"
+        return (
+            f"[{self.elapsed:6.0f} s] steps {self.steps:,} ({rate:,.0f}/s)  "
+            f"global step {self.global_step:,}  episodes {self.episodes:,}  "
+            f"mean reward {mean}  checkpoints {self.checkpoints}"
+        )
+
+
+def mean_of_last(values: Sequence[float], window: int) -> float:
+    """Mean of the last ``window`` values; -inf while fewer came."""
+    if len(values) < window:
+        return -math.inf
+    return sum(values[-window:]) / window
+
+
+def global_step(config: AppConfig) -> int:
+    """Shard 0's global step as the workers last reported it (0 when unknown)."""
+    try:
+        workers = broker_status(str(config.broker.admin), timeout=1.0)["workers"]
+    except Exception:
+        return 0
+    steps = [w.get("stats", {}).get("parameters", {}).get("global_step", 0) for w in workers]
+    return max(steps, default=0)
+
+
+def checkpoint_files(config: AppConfig) -> int:
+    folder = config.parameter_servers.checkpoint.dir
+    return len(list(folder.glob("ckpt-*.h5"))) if folder is not None and folder.exists() else 0
+
+
+def progress(config: AppConfig, runner: VectorRunner, start: float, window: int) -> Progress:
+    return Progress(
+        elapsed=time.monotonic() - start,
+        steps=runner.steps,
+        episodes=len(runner.finished),
+        mean_reward=mean_of_last(runner.finished, window),
+        global_step=global_step(config),
+        checkpoints=checkpoint_files(config),
+    )
+
+
+def train(
+    config_path: Path,
+    *,
+    target_reward: float | None,
+    time_limit: float | None,
+    window: int,
+) -> bool:
+    """Run the app until one of the stops (module docstring); True when the target was met."""
+    stack = LocalStack(config_path, collector=True)
+    config = stack.config
+    print(f"starting the daemons of {config_path} ...", flush=True)
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    reached = False
+    try:
+        with stack:
+            runner = make_vector_runner(config)
+            thread = threading.Thread(target=runner.run, daemon=True)
+            start = time.monotonic()
+            thread.start()
+            next_line = start
+            while True:
+                now = time.monotonic()
+                state = progress(config, runner, start, window)
+                reached = target_reward is not None and state.mean_reward >= target_reward
+                limit = config.parameter_servers.max_global_step
+                done = (
+                    reached
+                    or interrupted.is_set()
+                    or not thread.is_alive()
+                    or (time_limit is not None and state.elapsed >= time_limit)
+                    or (limit is not None and state.global_step >= limit)
+                )
+                if done or now >= next_line:
+                    print(state.line(), flush=True)
+                    next_line = now + PROGRESS_INTERVAL
+                if done:
+                    break
+                time.sleep(0.5)
+            runner.stop()
+            thread.join(30)
+            why = "target reached" if reached else "stopped"
+            print(f"{why}; stopping the daemons (final checkpoint) ...", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(f"checkpoints: {config.parameter_servers.checkpoint.dir} ({checkpoint_files(config)})")
+    print(f"TensorBoard: tensorboard --logdir {config.metrics.logdir}")
+    print(f"daemon logs: {stack.log_dir}")
+    return reached or target_reward is None
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description="Train an app on this machine.")
+    parser.add_argument("--config", required=True, type=Path, help="app YAML file")
+    parser.add_argument("--target-reward", type=float, default=None, help="stop at this mean")
+    parser.add_argument("--window", type=int, default=100, help="episodes in the mean (100)")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds at most")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    ok = train(
+        args.config,
+        target_reward=args.target_reward,
+        time_limit=args.time_limit,
+        window=args.window,
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
