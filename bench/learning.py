@@ -7,7 +7,10 @@ this machine: the app's shards, broker and workers as processes (``LocalStack``)
 environment clients of the preset as one vectorised client in this process. A run
 ends when the mean return of the last ``window`` finished episodes reaches the
 task's threshold (solved: seconds from the clients' start, environment steps) or when
-its time budget is spent (not solved). Every case runs once per seed; the table shows
+its time budget is spent (not solved). For the methods whose training episodes explore
+on purpose (``EXPLOIT_JUDGED``: DQN's epsilon, CEM's sampled candidates) the episodes
+judged are those of 8 exploit sessions running alongside, acting greedily with the
+current weights; the steps counted are the training sessions'. Every case runs once per seed; the table shows
 medians over the solved seeds.
 
 Baseline, in the same run: Stable-Baselines3 PPO with the RL-Zoo's tuned CartPole-v1
@@ -20,6 +23,7 @@ CartPole-v1 (its last-100-episodes mean). The last line printed is one JSON obje
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -79,6 +83,12 @@ CASES = (
 )
 
 
+#: Algorithms judged by exploit sessions running alongside (module docstring).
+EXPLOIT_JUDGED = frozenset({"dqn", "cem"})
+#: Exploit sessions of such a judge.
+JUDGES = 8
+
+
 def task_of(case: str) -> tuple[str, str]:
     """``"cartpole-memory-da3c"`` -> (``"cartpole-memory"``, ``"da3c"``)."""
     task, _, algorithm = case.rpartition("-")
@@ -127,23 +137,33 @@ def write_case_app(case: str, seed: int, folder: Path) -> Path:
 
 def run_case(case: str, seed: int, budget: float) -> Outcome:
     """One run of ``case`` through the real daemons (module docstring)."""
-    task = TASKS[task_of(case)[0]]
+    name, algorithm = task_of(case)
+    task = TASKS[name]
     with tempfile.TemporaryDirectory(prefix=f"bench-{case}-") as tmp:
         path = write_case_app(case, seed, Path(tmp))
         with LocalStack(path):
-            runner = make_vector_runner(load_config(path))
-            thread = threading.Thread(target=runner.run, daemon=True)
+            config = load_config(path)
+            runner = make_vector_runner(config)
+            judge = runner
+            runners = [runner]
+            if algorithm in EXPLOIT_JUDGED:
+                env = dataclasses.replace(config.environment, clients=JUDGES, exploit=True)
+                judge = make_vector_runner(dataclasses.replace(config, environment=env))
+                runners.append(judge)
+            threads = [threading.Thread(target=r.run, daemon=True) for r in runners]
             start = time.monotonic()
-            thread.start()
+            for thread in threads:
+                thread.start()
             outcome = _watch(
-                lambda: (rolling_mean(runner.finished, task.window), runner.steps),
+                lambda: (rolling_mean(judge.finished, task.window), runner.steps),
                 task.threshold,
                 start,
                 min(budget, task.budget),
-                thread,
+                threads[0],
             )
-            runner.stop()
-            thread.join(30)
+            for r, thread in zip(runners, threads, strict=True):
+                r.stop()
+                thread.join(30)
     return outcome
 
 
