@@ -84,8 +84,8 @@ def test_cartpole_preset_runs_da3c_on_gymnasium() -> None:
     assert (config.environment.run, config.environment.name) == ("gym", "CartPole-v1")
     assert config.environment.vectorized and config.environment.clients == 16
     assert config.algorithm.name == "da3c"
-    assert config.parameter_servers.max_global_step == 30_000
-    assert config.algorithm.config["learning_rate"] == pytest.approx(0.02)  # 2e-2 is a float
+    assert config.parameter_servers.max_global_step == 1_000_000
+    assert config.algorithm.config["optimizer"]["learning_rate"] == pytest.approx(3e-3)
 
 
 def test_the_commented_keys_of_app_yaml_are_the_defaults(tmp_path: Path) -> None:

@@ -1,0 +1,347 @@
+"""The worker side of ``ppo``: collect a rollout on one weight version, then learn in rounds.
+
+Collecting: every training session acts on the same pinned weights; each action is
+stored with the behaviour policy's log-probability and value. Segments are cut every
+``rollout_length`` steps and at episode ends. Once the worker holds ``batch_size``
+transitions (default ``rollout_length`` x training sessions), the next step cuts every
+session's partial segment (bootstrapped from the observation it brings) and the
+learning phase starts.
+
+Learning: GAE(lambda) over each segment (values and bootstraps of the behaviour
+weights), then ``epochs`` x ``minibatches`` steps. Step k waits for a consistent
+version newer than the one of step k-1's push (``wait_consistent(newer_than=...)``),
+loads it, computes the minibatch's PPO loss (clipped surrogate, optionally clipped
+value loss, entropy bonus) on it and pushes the gradient: with ``update: sync`` the
+shards average one gradient per worker per round and make one optimizer step, so every
+worker's step k is round k of the phase. After the last push the worker waits for the
+version that includes it and collects on it. Sessions keep getting actions throughout;
+nothing is recorded while learning.
+
+Waiting never blocks a worker for long: one ``act`` call starts learning steps for
+``wait_timeout`` seconds, each wait for a version bounded by ``wait_timeout`` (one that
+times out is counted in ``wait_timeouts``), and the phase continues at the next call; a phase that has waited ``round_timeout`` seconds for
+one version is abandoned (logged, ``abandoned_phases``) and collection starts again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from relaax_zmq.agent import AgentContext, StepBatch
+from relaax_zmq.metrics import names
+
+from ..common.agent import TorchAgent, segment_episodes
+from ..common.config import parse_config
+from ..common.losses import normalize_advantages, ppo_clip_loss, ppo_value_loss
+from ..common.networks import ActorCritic
+from ..common.normalizer import RewardScaler
+from ..common.recorder import Recorder, Segment
+from .config import MIN_CLIP, PPOConfig
+from .rollout import LOG_PROB, VALUE, Rollout, bootstrap_indices, build_rollout, minibatch_order
+
+log = logging.getLogger(__name__)
+
+#: The metric name of the share of clipped probability ratios (not a built-in name).
+CLIP_FRACTION = "clip_fraction"
+
+
+def build_model(config: PPOConfig) -> ActorCritic:
+    """Policy and value heads (separate torsos unless ``shared_torso``)."""
+    return ActorCritic(
+        config.input.spec(),
+        config.output.spec(),
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        shared_torso=config.shared_torso,
+        init_log_std=config.init_log_std,
+    )
+
+
+@dataclass
+class _Phase:
+    """A learning phase in progress."""
+
+    rollout: Rollout
+    order: list[np.ndarray]  # one index array per step
+    steps: int  # environment steps of the rollout (sent with the first push)
+    episodes: int
+    newer_than: int  # the next step needs a consistent version above this one
+    waiting_since: float
+    next: int = 0  # steps pushed
+
+    @property
+    def pushed_all(self) -> bool:
+        return self.next >= len(self.order)
+
+
+class PPOAgent(TorchAgent):
+    """PPO in synchronous rounds (see the module docstring)."""
+
+    def __init__(self, context: AgentContext, config: PPOConfig) -> None:
+        if context.parameters is not None and not context.parameters.sync:
+            raise ValueError(
+                "ppo: expected parameter_servers.update: sync (one averaged step per round "
+                "of every worker's minibatch), got async"
+            )
+        super().__init__(
+            context,
+            build_model(config),
+            input=config.input,
+            action=config.output.spec(),
+            optimizer=config.optimizer,
+            name="ppo",
+            recorder=Recorder(config.rollout_length),
+        )
+        self.config = config
+        self.clip = config.clip_schedule()
+        self.learning_rate = config.optimizer.schedule()
+        self.scaler = RewardScaler(config.gamma) if config.normalize_rewards else None
+        self.segments: list[Segment] = []  # the rollout being collected
+        self.closing = False  # the next step cuts every partial segment: the rollout is full
+        self.closed = False  # this step did: learn() starts the phase
+        self.phase: _Phase | None = None
+        self.counters.update(
+            phases=0, phases_done=0, wait_timeouts=0, abandoned_phases=0, final_waits_missed=0
+        )
+
+    # -- acting -------------------------------------------------------------------------------
+
+    def act(self, batch: StepBatch) -> np.ndarray:
+        n = len(batch)
+        if batch.states is None:
+            raise ValueError(f"{self.name}: expected observations with every update")
+        states = self.observations(batch)
+        exploit = self.recorder.exploit_mask(batch)
+        if self.phase is None:
+            segments = (
+                self._close(batch, states) if self.closing else self.recorder.step(batch, states)
+            )
+            self.learn(segments)
+        if self.phase is not None:
+            self._learn_for_a_while()
+        if self.sync_weights():
+            actions, extras = self.policy(torch.as_tensor(states, device=self.device), exploit)
+            if self.phase is None and not self.parameters.stopping:
+                self.recorder.act(batch, states, actions, extras)
+                self.closing = self._rollout_full(batch, exploit)
+            actions = self.client_actions(actions)
+        else:
+            actions = self.random_actions(n)
+            self.counters["random_steps"] += n
+        self.counters["steps"] += n
+        self.counters["exploit_steps"] += int(exploit.sum())
+        return actions
+
+    def policy(
+        self, observations: torch.Tensor, exploit: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        with torch.no_grad():
+            output = self.model(observations)
+            distribution = self.model.distribution(output.head)
+            actions = self.choose(distribution, exploit)
+            log_probs = distribution.log_prob(actions)
+        extras = {LOG_PROB: log_probs.cpu().numpy(), VALUE: output.value.cpu().numpy()}
+        return actions.cpu().numpy(), extras
+
+    def sync_weights(self) -> bool:
+        """While collecting, keep the pinned version (only statistics follow the shards)."""
+        if self.phase is not None or self.versions is None:
+            return super().sync_weights()
+        self.parameters.poll()
+        totals = self.parameters.statistics() if self.normalizer is not None else None
+        if totals is not None:
+            assert self.normalizer is not None
+            self.normalizer.apply_global(totals)
+        return True
+
+    def close_sessions(self, session_ids: np.ndarray) -> None:
+        super().close_sessions(session_ids)
+        self._forget_returns(session_ids)
+
+    def end_episodes(self, session_ids: np.ndarray) -> None:
+        super().end_episodes(session_ids)
+        self._forget_returns(session_ids)
+
+    def _forget_returns(self, session_ids: np.ndarray) -> None:
+        """The reward scaler's running returns of these sessions start again."""
+        if self.scaler is not None:
+            for sid in session_ids.tolist():
+                self.scaler.reset(sid)
+
+    # -- collecting ---------------------------------------------------------------------------
+
+    def _batch_target(self) -> int:
+        if self.config.batch_size is not None:
+            return self.config.batch_size
+        training = sum(1 for t in self.recorder.sessions.values() if not t.exploit)
+        return self.config.rollout_length * max(1, training)
+
+    def _rollout_full(self, batch: StepBatch, exploit: np.ndarray) -> bool:
+        """The actions just recorded complete the rollout once their rewards come."""
+        recorded = int((~exploit & ~(batch.terminal | batch.truncated)).sum())
+        held = sum(len(s) for s in self.segments) + self.recorder.waiting() + recorded
+        return held >= self._batch_target()
+
+    def _close(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
+        """Step the recorder cutting every session of ``batch`` (bootstrapped from ``states``).
+
+        Only real episode ends keep ``truncated``; sessions not in the batch lose their
+        partial segments (their next observation is unknown).
+        """
+        cut_all = dataclasses.replace(batch, truncated=np.ones(len(batch), bool))
+        segments = self.recorder.step(cut_all, states)
+        truncated = dict(zip(batch.session_ids.tolist(), batch.truncated.tolist(), strict=True))
+        self.recorder.end_episodes(np.fromiter(self.recorder.sessions, np.uint64))
+        self.closing, self.closed = False, True
+        return [
+            dataclasses.replace(s, truncated=s.truncated and truncated[s.session_id])
+            for s in segments
+        ]
+
+    def learn(self, segments: list[Segment]) -> None:
+        """Add the segments cut this step to the rollout; start learning when it is complete."""
+        self.counters["segments"] += len(segments)
+        self.segments += segments
+        if not self.closed:
+            return
+        self.closed = False
+        rollout, self.segments = self.segments, []
+        if rollout and self.versions is not None and not self.parameters.stopping:
+            self._start_phase(rollout)
+
+    def _start_phase(self, segments: list[Segment]) -> None:
+        c = self.config
+        assert self.versions is not None
+        rollout = build_rollout(
+            segments,
+            self._bootstraps(segments),
+            gamma=c.gamma,
+            lam=c.gae_lambda,
+            device=self.device,
+            scaler=self.scaler,
+        )
+        self.phase = _Phase(
+            rollout=rollout,
+            order=minibatch_order(len(rollout), c.epochs, c.minibatches, self.rng),
+            steps=len(rollout),
+            episodes=segment_episodes(segments),
+            newer_than=int(self.versions[0]) - 1,  # the collection's version will do
+            waiting_since=time.monotonic(),
+        )
+        self.counters["phases"] += 1
+
+    def _bootstraps(self, segments: list[Segment]) -> dict[int, float]:
+        """``V(next_state)`` on the behaviour weights for every segment that bootstraps."""
+        indices = bootstrap_indices(segments)
+        if not indices:
+            return {}
+        next_states = np.stack([segments[i].next_state for i in indices])
+        with torch.no_grad():
+            values = self.model(torch.as_tensor(next_states, device=self.device)).value
+        return dict(zip(indices, values.cpu().tolist(), strict=True))
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def _learn_for_a_while(self) -> None:
+        """Learning steps started within ``wait_timeout`` seconds, each wait bounded by it."""
+        phase = self.phase
+        assert phase is not None
+        c = self.config
+        deadline = time.monotonic() + c.wait_timeout
+        while time.monotonic() < deadline:
+            if self.parameters.stopping:  # no round will close any more
+                self._end_phase()
+                return
+            if not self.parameters.wait_consistent(c.wait_timeout, newer_than=phase.newer_than):
+                self._timed_out(phase)
+                return
+            super().sync_weights()  # loads the consistent version just waited for
+            assert self.versions is not None
+            if int(self.versions[0]) <= phase.newer_than:  # a shard moved on meanwhile
+                continue
+            if phase.pushed_all:
+                self._end_phase()
+                return
+            self._step(phase)
+            phase.newer_than = int(self.versions[0])
+            phase.waiting_since = time.monotonic()
+
+    def _timed_out(self, phase: _Phase) -> None:
+        self.counters["wait_timeouts"] += 1
+        waited = time.monotonic() - phase.waiting_since
+        log.debug("ppo: no version > %d after %.2f s", phase.newer_than, waited)
+        if waited < self.config.round_timeout:
+            return
+        if phase.pushed_all:  # every gradient went: collect on what there is
+            self.counters["final_waits_missed"] += 1
+        else:
+            self.counters["abandoned_phases"] += 1
+            log.warning(
+                "ppo: abandoned a learning phase after step %d of %d: no weights newer "
+                "than version %d for %.1f s",
+                phase.next,
+                len(phase.order),
+                phase.newer_than,
+                waited,
+            )
+        self._end_phase()
+
+    def _end_phase(self) -> None:
+        """Back to collecting, on the newest weights (pinned from now on)."""
+        phase = self.phase
+        assert phase is not None
+        if phase.pushed_all:
+            self.counters["phases_done"] += 1
+        self.phase = None
+        super().sync_weights()
+
+    def _step(self, phase: _Phase) -> None:
+        """One minibatch's gradient on the loaded weights, pushed (one sync round)."""
+        c = self.config
+        data = phase.rollout
+        index = torch.as_tensor(phase.order[phase.next], device=self.device)
+        global_step = self.parameters.global_step
+        output = self.model(data.states[index])
+        distribution = self.model.distribution(output.head)
+        advantages = data.advantages[index]
+        if c.normalize_advantages and len(advantages) > 1:
+            advantages = normalize_advantages(advantages)
+        clip = max(self.clip(global_step), MIN_CLIP)
+        surrogate = ppo_clip_loss(
+            distribution.log_prob(data.actions[index]), data.log_probs[index], advantages, clip
+        )
+        value_loss = ppo_value_loss(
+            output.value, data.values[index], data.returns[index], c.clip_value
+        )
+        entropy = distribution.entropy().mean()
+        loss = surrogate.loss + c.value_coef * value_loss - c.entropy_coef * entropy
+        loss.backward()
+        first = phase.next == 0
+        self.push_gradient(phase.steps if first else 0, phase.episodes if first else 0)
+        phase.next += 1
+        self.record(
+            {
+                names.LOSS: loss.item(),
+                names.POLICY_LOSS: surrogate.loss.item(),
+                names.VALUE_LOSS: value_loss.item(),
+                names.ENTROPY: entropy.item(),
+                names.KL_DIVERGENCE: surrogate.approx_kl.item(),
+                CLIP_FRACTION: surrogate.clip_fraction.item(),
+                names.LEARNING_RATE: self.learning_rate(global_step),
+            }
+        )
+
+    # -- status -------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        return {**super().stats(), "learning": int(self.phase is not None)}
+
+
+def make_agent(context: AgentContext) -> PPOAgent:
+    return PPOAgent(context, parse_config(PPOConfig, context.config, "ppo"))
