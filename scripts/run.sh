@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the main job.
-# Until the parameter servers and learning algorithms land, the job is the
-# exchange on its own: a broker, two workers with a fixed policy and 64
-# CartPole environments in one vectorised client (conf/exchange.yaml), run to
-# the end with the broker's figures printed. Pass another app file to run it.
+# Set up (scripts/setup.sh) and run the main job: train an agent to solve CartPole-v1 on
+# this machine through the real daemons (shards, broker, worker, metrics collector) with
+# live progress, until the mean reward of the last 100 episodes reaches 475 (or 15
+# minutes pass), then print where the checkpoints and the TensorBoard logs are.
+# Pass another app file (and target reward) to train it instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-python scripts/exchange_demo.py "${1:-conf/exchange.yaml}"
+python -m relaax_zmq.train --config "${1:-conf/cartpole.yaml}" --target-reward "${2:-475}" --time-limit 900

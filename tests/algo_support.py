@@ -107,7 +107,12 @@ def drive(
     driven = Driven()
     for _ in range(steps):
         batch = StepBatch(
-            ids, rewards.copy(), states, terminal.copy(), truncated.copy(), np.full(sessions, exploit)
+            ids,
+            rewards.copy(),
+            states,
+            terminal.copy(),
+            truncated.copy(),
+            np.full(sessions, exploit),
         )
         actions = agent.act(batch)
         ended = terminal | truncated
