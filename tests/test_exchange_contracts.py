@@ -176,9 +176,12 @@ def test_plugin_by_path_builds_its_agent() -> None:
         agent.act(wrong)
 
 
-def test_builtin_algorithm_that_is_missing_says_so() -> None:
-    with pytest.raises(ConfigError, match="algorithm.name: built-in algorithm 'cem' is not"):
-        load_agent(AlgorithmConfig(name="cem"), AgentContext())
+@pytest.mark.parametrize("name", ["cem", "da3c", "ddpg", "dqn", "ppo", "reinforce", "trpo"])
+def test_every_builtin_loads_and_refuses_to_run_without_parameter_servers(name) -> None:
+    output = {"low": [-1.0], "high": [1.0]} if name == "ddpg" else {"actions": 2}
+    config = {"input": {"shape": [4]}, "output": output}
+    with pytest.raises(ValueError, match="parameter servers"):
+        load_agent(AlgorithmConfig(name=name), AgentContext(config=config))
 
 
 def test_plugin_folder_without_agent_module_is_refused(tmp_path) -> None:

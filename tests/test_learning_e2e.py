@@ -21,6 +21,12 @@ def test_the_bandit_preset_learns_the_best_arm_through_the_real_daemons() -> Non
     assert outcome.mean >= 95.0
 
 
+def test_da3c_solves_cartpole_through_the_real_daemons() -> None:
+    outcome = run_case("cartpole-da3c", seed=0, budget=400)
+    assert outcome.solved, outcome  # mean of the last 100 episodes >= 475
+    assert outcome.steps < 1_000_000
+
+
 def test_the_stack_stops_cleanly_and_leaves_final_checkpoints(tmp_path) -> None:
     path = write_case_app("bandit-reinforce", seed=1, folder=tmp_path)
     stack = LocalStack(path).start()

@@ -70,4 +70,6 @@ def test_torch_is_pinned_below_the_cuda_pulling_releases(wheel) -> None:
         for line in wheel.read(meta).decode().splitlines()
         if line.startswith("Requires-Dist: torch")
     ]
-    assert requires == ["Requires-Dist: torch<2.14,>=2.3"]
+    assert requires and requires[0] == "Requires-Dist: torch<2.14,>=2.3"
+    # an extra that brings a torch user (SB3) pins it the same way
+    assert all(r.startswith("Requires-Dist: torch<2.14,>=2.3") for r in requires), requires
