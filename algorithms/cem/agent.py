@@ -28,13 +28,11 @@ import torch
 from relaax_zmq.agent import AgentContext, StepBatch
 
 from ..common.agent import TorchAgent
-from ..common.config import OptimizerConfig, parse_config
+from ..common.config import DELTA_OPTIMIZER, parse_config
 from ..common.recorder import Recorder, Segment
 from .config import CEMConfig
 from .policy import EliteUpdate, ParameterPolicy, SearchDistribution, cem_update
 
-#: What the shards run on the pushed deltas: ``w <- w - 1.0 * delta`` lands on the new vector.
-DELTA_OPTIMIZER = OptimizerConfig(name="sgd", learning_rate=1.0, max_grad_norm=None)
 #: The metrics of an update: mean return of the population, of its elite, mean new std.
 POPULATION_RETURN = "cem_population_return"
 ELITE_RETURN = "cem_elite_return"

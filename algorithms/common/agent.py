@@ -193,11 +193,15 @@ class TorchAgent(Agent):
             self.flat.load(vector)
             self.versions = versions.copy()
             self.on_new_weights()
+        self.apply_statistics()
+        return True
+
+    def apply_statistics(self) -> None:
+        """Normalise with shard 0's newest observation statistics (when normalising)."""
         if self.normalizer is not None:
-            totals = parameters.statistics()
+            totals = self.parameters.statistics()
             if totals is not None:
                 self.normalizer.apply_global(totals)
-        return True
 
     def on_new_weights(self) -> None:  # noqa: B027 - optional hook
         """Called after new weights were loaded (target networks, caches ...)."""

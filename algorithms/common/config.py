@@ -117,3 +117,8 @@ class OptimizerConfig:
         if self.name == "rmsprop":
             found["decay"] = self.decay
         return found
+
+
+#: The optimizer of algorithms that push parameter deltas (``old - new``) instead of
+#: gradients (TRPO, CEM): the shards' plain SGD step at lr 1 lands exactly on ``new``.
+DELTA_OPTIMIZER = OptimizerConfig(name="sgd", learning_rate=1.0, max_grad_norm=None)

@@ -154,10 +154,7 @@ class PPOAgent(TorchAgent):
         if self.phase is not None or self.versions is None:
             return super().sync_weights()
         self.parameters.poll()
-        totals = self.parameters.statistics() if self.normalizer is not None else None
-        if totals is not None:
-            assert self.normalizer is not None
-            self.normalizer.apply_global(totals)
+        self.apply_statistics()
         return True
 
     def close_sessions(self, session_ids: np.ndarray) -> None:

@@ -37,7 +37,7 @@ from relaax_zmq.agent import AgentContext
 from relaax_zmq.metrics import names
 
 from ..common.agent import TorchAgent, segment_episodes, stack_states
-from ..common.config import OptimizerConfig, parse_config
+from ..common.config import DELTA_OPTIMIZER, parse_config
 from ..common.distributions import Categorical, DiagGaussian
 from ..common.losses import normalize_advantages
 from ..common.networks import ActorCritic
@@ -46,8 +46,6 @@ from ..common.returns import gae
 from ..common.trpo import TRPOResult, trpo_step
 from .config import TRPOConfig
 
-#: What the shards run on the pushed deltas: ``w <- w - 1.0 * delta`` lands on the new vector.
-DELTA_OPTIMIZER = OptimizerConfig(name="sgd", learning_rate=1.0, max_grad_norm=None)
 #: Parameters of the value network inside ``ActorCritic`` (the rest is the policy).
 VALUE_PREFIXES = ("value_torso.", "value_head.")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from relaax_zmq.learner import ParameterServerContext, ParameterServerSpec
 
-from ..common.config import parse_config
+from ..common.config import DELTA_OPTIMIZER, parse_config
 from ..common.server import torch_parameter_server
-from .agent import DELTA_OPTIMIZER, build_model
+from .agent import build_model
 from .config import TRPOConfig
 
 
