@@ -9,7 +9,7 @@ from typing import Any, Literal
 from relaax_zmq.config.convert import option
 from relaax_zmq.errors import ConfigError
 
-from ..common.config import InputConfig, OutputConfig
+from ..common.config import InputConfig, OutputConfig, checked_schedule
 from ..common.schedules import Schedule, make_schedule
 
 
@@ -55,12 +55,7 @@ class CEMConfig:
                 f"expected population * elite_fraction >= 0.5 (at least one elite), got "
                 f"{self.population} * {self.elite_fraction}",
             )
-        try:
-            schedule = make_schedule(self.noise)
-        except ValueError as exc:
-            raise ConfigError(f"{path}.noise", str(exc)) from None
-        if schedule(0) < 0:
-            raise ConfigError(f"{path}.noise", f"expected a variance >= 0, got {schedule(0)}")
+        checked_schedule(self.noise, f"{path}.noise")
 
     def noise_schedule(self) -> Schedule:
         return make_schedule(self.noise)

@@ -13,6 +13,7 @@ and out-of-range values are refused with the full dotted key). The shared sectio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -35,6 +36,36 @@ def parse_config(cls: type[T], mapping: Mapping[str, Any] | None, name: str) -> 
         return from_mapping(cls, dict(mapping or {}), "algorithm.config")
     except ConfigError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+#: "The end of training" for the range checks of schedules.
+SCHEDULE_HORIZON = 10**12
+
+
+def checked_schedule(
+    spec: Any,
+    path: str,
+    *,
+    low: float = 0.0,
+    high: float = math.inf,
+    strict: bool = False,
+    horizon: int = 0,
+) -> Schedule:
+    """``make_schedule(spec)`` whose values at step 0 (and ``horizon``) lie in ``[low, high]``
+    (``(low, high]`` when ``strict``); ``ConfigError`` at ``path`` naming what came."""
+    try:
+        schedule = make_schedule(spec)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
+    for step in sorted({0, horizon}):
+        value = schedule(step)
+        below = value <= low if strict else value < low
+        if below or value > high:
+            opening = "(" if strict else "["
+            raise ConfigError(
+                path, f"expected values in {opening}{low}, {high}], got {value} at step {step}"
+            )
+    return schedule
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,12 +128,7 @@ class OptimizerConfig:
     )
 
     def validate_config(self, path: str) -> None:
-        try:
-            schedule = make_schedule(self.learning_rate)
-        except ValueError as exc:
-            raise ConfigError(f"{path}.learning_rate", str(exc)) from None
-        if not schedule(0) > 0:
-            raise ConfigError(f"{path}.learning_rate", f"expected > 0, got {schedule(0)}")
+        checked_schedule(self.learning_rate, f"{path}.learning_rate", strict=True)
 
     def schedule(self) -> Schedule:
         return make_schedule(self.learning_rate)

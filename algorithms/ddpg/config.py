@@ -15,7 +15,12 @@ from typing import Any, Literal
 from relaax_zmq.config.convert import option
 from relaax_zmq.errors import ConfigError
 
-from ..common.config import InputConfig, OptimizerConfig, OutputConfig
+from ..common.config import (
+    InputConfig,
+    OptimizerConfig,
+    OutputConfig,
+    checked_schedule,
+)
 from ..common.schedules import Schedule, make_schedule
 
 
@@ -86,12 +91,7 @@ class DDPGConfig:
             )
         if self.input.dtype == "uint8" and len(self.input.shape) == 3:
             raise ConfigError(f"{path}.input", "expected vector observations, got images")
-        try:
-            noise = make_schedule(self.exploration_noise)
-        except ValueError as exc:
-            raise ConfigError(f"{path}.exploration_noise", str(exc)) from None
-        if not noise(0) >= 0:
-            raise ConfigError(f"{path}.exploration_noise", f"expected >= 0, got {noise(0)}")
+        checked_schedule(self.exploration_noise, f"{path}.exploration_noise")
 
     def noise_schedule(self) -> Schedule:
         """The exploration noise std (relative) as a function of the global step."""

@@ -18,25 +18,14 @@ from typing import Any, Literal
 from relaax_zmq.config.convert import option
 from relaax_zmq.errors import ConfigError
 
-from ..common.config import InputConfig, OptimizerConfig, OutputConfig
-from ..common.schedules import Schedule, make_schedule
-
-
-def _probability_schedule(path: str, spec: Any, horizon: int) -> Schedule:
-    """``spec`` as a schedule whose values stay in [0, 1] (checked at 0 and ``horizon``)."""
-    try:
-        schedule = make_schedule(spec)
-    except ValueError as exc:
-        raise ConfigError(path, str(exc)) from None
-    for step in (0, horizon):
-        if not 0.0 <= schedule(step) <= 1.0:
-            raise ConfigError(
-                path, f"expected values in [0, 1], got {schedule(step)} at step {step}"
-            )
-    return schedule
-
-
-_HORIZON = 10**12  # "the end of training" for range checks of schedules
+from ..common.config import (
+    SCHEDULE_HORIZON,
+    InputConfig,
+    OptimizerConfig,
+    OutputConfig,
+    checked_schedule,
+)
+from ..common.schedules import Schedule
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +95,7 @@ class DqnConfig:
         self.beta_schedule(f"{path}.beta")
 
     def epsilon_schedule(self, path: str = "epsilon") -> Schedule:
-        return _probability_schedule(path, self.epsilon, _HORIZON)
+        return checked_schedule(self.epsilon, path, high=1.0, horizon=SCHEDULE_HORIZON)
 
     def beta_schedule(self, path: str = "beta") -> Schedule:
-        return _probability_schedule(path, self.beta, _HORIZON)
+        return checked_schedule(self.beta, path, high=1.0, horizon=SCHEDULE_HORIZON)

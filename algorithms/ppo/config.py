@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from relaax_zmq.config.convert import option
-from relaax_zmq.errors import ConfigError
 
-from ..common.config import InputConfig, OptimizerConfig, OutputConfig
+from ..common.config import (
+    InputConfig,
+    OptimizerConfig,
+    OutputConfig,
+    checked_schedule,
+)
 from ..common.schedules import Schedule, make_schedule
 
 #: A clip schedule that reaches 0 is held at this value (the surrogate needs clip > 0).
@@ -72,12 +76,7 @@ class PPOConfig:
     )
 
     def validate_config(self, path: str) -> None:
-        try:
-            schedule = make_schedule(self.clip)
-        except ValueError as exc:
-            raise ConfigError(f"{path}.clip", str(exc)) from None
-        if not schedule(0) > 0:
-            raise ConfigError(f"{path}.clip", f"expected > 0, got {schedule(0)}")
+        checked_schedule(self.clip, f"{path}.clip", strict=True)
 
     def clip_schedule(self) -> Schedule:
         """The clip range as a function of the global step."""
