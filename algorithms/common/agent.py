@@ -123,7 +123,7 @@ class TorchAgent(Agent):
             raise ValueError(f"{self.name}: expected observations with every update")
         states = self.observations(batch)
         segments = self.recorder.step(batch, states)
-        exploit = self.recorder.exploit_mask(batch)
+        exploit = np.asarray(batch.exploit, bool)
         if self.sync_weights():
             tensor = torch.as_tensor(states, device=self.device)
             actions, extras = self.policy(tensor, exploit)

@@ -117,7 +117,7 @@ class PPOAgent(TorchAgent):
         if batch.states is None:
             raise ValueError(f"{self.name}: expected observations with every update")
         states = self.observations(batch)
-        exploit = self.recorder.exploit_mask(batch)
+        exploit = np.asarray(batch.exploit, bool)
         if self.phase is None:
             segments = (
                 self._close(batch, states) if self.closing else self.recorder.step(batch, states)
