@@ -165,3 +165,12 @@ def test_reward_scaler_resets_at_episode_end_and_per_session():
     assert out.dtype == np.float32 and out[1] == 2.0
     with pytest.raises(ValueError, match=r"dones: expected shape \(2,\), got \(3,\)"):
         scaler.scale("a", [1.0, 2.0], [False] * 3)
+
+
+def test_reward_scaler_scale_segment_ends_the_episode_only_at_its_last_step():
+    by_segment, by_steps = RewardScaler(gamma=0.5, clip=None), RewardScaler(gamma=0.5, clip=None)
+    first = by_segment.scale_segment("a", [1.0, 2.0], episode_ended=True)
+    second = by_segment.scale_segment("a", [4.0], episode_ended=False)
+    expected = by_steps.scale("a", [1.0, 2.0, 4.0], [False, True, False])
+    np.testing.assert_allclose(np.concatenate([first, second]), expected, rtol=1e-6)
+    assert by_segment.scale_segment("b", np.zeros(0), episode_ended=True).shape == (0,)

@@ -76,6 +76,30 @@ def test_da3c_on_pendulum_learns_a_gaussian_within_bounds() -> None:
         assert len(np.unique(actions)) > 1  # sampled, not the mean
 
 
+def test_da3c_normalize_rewards_learns_from_scaled_rewards() -> None:
+    config = {
+        "input": {"shape": [3]},
+        "output": {"low": [-2.0], "high": [2.0]},
+        "batch_size": 40,
+        "normalize_rewards": True,
+    }
+    with agent_on_shards("da3c", config) as run:
+        seen: list[np.ndarray] = []
+        learn = run.agent.learn
+        run.agent.learn = lambda segments: (
+            seen.extend(s.rewards for s in segments),
+            learn(segments),
+        )
+        drive(run.agent, lambda: gymnasium.make("Pendulum-v1"), sessions=2, steps=200)
+        rewards = np.concatenate(seen)
+        assert run.agent.reward_scaler is not None and run.agent.counters["pushes"] >= 5
+        # Pendulum pays -16..0 a step (median about -5); divided by the std of the
+        # discounted return (gamma 0.99: tens) and clipped at 10, they shrink
+        assert rewards.max() <= 0 and rewards.min() >= -10.0, (rewards.min(), rewards.max())
+        assert np.median(np.abs(rewards)) < 1.0, np.median(rewards)
+        assert run.agent.reward_scaler.rms.count >= 300
+
+
 def step(
     ids: np.ndarray, states: np.ndarray, *, rewards: Any = np.nan, terminal: Any = False
 ) -> StepBatch:

@@ -14,10 +14,10 @@ from relaax_zmq.agent import StepBatch
 from relaax_zmq.algorithms.common.config import parse_config
 from relaax_zmq.algorithms.common.flat import FlatModel, param_count
 from relaax_zmq.algorithms.common.recorder import Segment
+from relaax_zmq.algorithms.common.replay import LocalReplay, ReplayBatch, ReplayBuffer
 from relaax_zmq.algorithms.ddpg.config import DDPGConfig
 from relaax_zmq.algorithms.ddpg.model import build_model
 from relaax_zmq.algorithms.ddpg.parameter_server import make_parameter_server
-from relaax_zmq.algorithms.ddpg.replay import Transitions, UniformReplay, segment_transitions
 from relaax_zmq.learner import ParameterServerContext
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,13 +61,16 @@ def test_param_group_covers_exactly_the_actor_in_the_flat_vector() -> None:
     assert group.lr_scale == 0.25 and spec.optimizer.hyperparameters["lr"] == 1e-3
 
 
-def _random_transitions(n: int, rng: np.random.Generator) -> Transitions:
-    return Transitions(
-        rng.normal(size=(n, 3)).astype(np.float32),
-        rng.uniform(-2, 2, (n, 1)).astype(np.float32),
-        rng.normal(size=n).astype(np.float32),
-        rng.normal(size=(n, 3)).astype(np.float32),
-        (rng.random(n) < 0.1).astype(np.float32),
+def _random_transitions(n: int, rng: np.random.Generator) -> ReplayBatch:
+    return ReplayBatch(
+        states=rng.normal(size=(n, 3)).astype(np.float32),
+        actions=rng.uniform(-2, 2, (n, 1)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        next_states=rng.normal(size=(n, 3)).astype(np.float32),
+        dones=(rng.random(n) < 0.1).astype(np.float32),
+        discounts=np.full(n, 0.99, np.float32),
+        indices=np.arange(n),
+        weights=np.ones(n, np.float32),
     )
 
 
@@ -136,18 +139,29 @@ def test_terminal_stores_done_and_truncation_bootstraps_from_the_final_observati
         return Segment(1, states, actions, rewards, {}, terminal, truncated, last)
 
     first, second = segment(True, False), segment(False, True)
-    batch = segment_transitions([first, second], 1)
-    np.testing.assert_array_equal(batch.dones, [0, 1, 0, 0])
-    np.testing.assert_array_equal(batch.next_states[1], np.zeros(3))
-    np.testing.assert_array_equal(batch.next_states[0], [3, 4, 5])
-    np.testing.assert_array_equal(batch.next_states[3], [9, 9, 9])
-    replay = UniformReplay(3, (3,), np.float32, 1)
-    replay.add(segment_transitions([first], 1))
-    replay.add(segment_transitions([second], 1))
-    assert len(replay) == 3 and replay.cursor == 1
+    everything = ReplayBuffer(
+        4, (3,), np.float32, np.random.default_rng(0), action_shape=(1,), action_dtype=np.float32
+    )
+    LocalReplay(everything, 1, 0.9).feed([first, second])
+    np.testing.assert_array_equal(everything.dones, [0, 1, 0, 0])
+    np.testing.assert_array_equal(everything.next_states[1], np.zeros(3))
+    np.testing.assert_array_equal(everything.next_states[0], [3, 4, 5])
+    np.testing.assert_array_equal(everything.next_states[3], [9, 9, 9])
+    np.testing.assert_allclose(everything.discounts, 0.9)
+    replay = ReplayBuffer(
+        3, (3,), np.float32, np.random.default_rng(0), action_shape=(1,), action_dtype=np.float32
+    )
+    feeder = LocalReplay(replay, 1, 0.9)
+    feeder.feed([first])
+    feeder.feed([second])
+    assert len(feeder) == 3 and replay.position == 1
     np.testing.assert_array_equal(replay.dones, [0, 1, 0])  # row 0: overwritten by the newest
     np.testing.assert_array_equal(replay.next_states[0], [9, 9, 9])
-    assert replay.sample(5, np.random.default_rng(0)).states.shape == (5, 3)
+    batch = replay.sample(5)
+    assert batch.states.shape == (5, 3) and batch.actions.shape == (5, 1)
+    assert batch.actions.dtype == np.float32
+    with pytest.raises(ValueError, match=r"replay action: expected shape \(1,\), got \(2,\)"):
+        replay.add(np.zeros(3), np.zeros(2), 0.0, None, 1.0)
 
 
 class _Scalars:

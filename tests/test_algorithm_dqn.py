@@ -14,11 +14,11 @@ from algo_support import agent_on_shards, drive
 from relaax_zmq.agent import AgentContext, StepBatch
 from relaax_zmq.algorithms.common.config import parse_config
 from relaax_zmq.algorithms.common.flat import flat_parameters
+from relaax_zmq.algorithms.common.nstep import NStepAssembler
 from relaax_zmq.algorithms.common.recorder import Segment
+from relaax_zmq.algorithms.common.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree
 from relaax_zmq.algorithms.dqn.agent import DqnAgent, build_model, make_agent
 from relaax_zmq.algorithms.dqn.config import DqnConfig
-from relaax_zmq.algorithms.dqn.nstep import NStepAssembler
-from relaax_zmq.algorithms.dqn.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree
 from relaax_zmq.envs.bandit import BanditEnv
 
 pytestmark = pytest.mark.timeout(120)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from abc import abstractmethod
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from relaax_zmq.metrics import names
 from .config import InputConfig, OptimizerConfig
 from .distributions import Distribution
 from .flat import FlatModel
-from .normalizer import RunningMeanStd
+from .normalizer import RewardScaler, RunningMeanStd
 from .recorder import Recorder, Segment
 from .spaces import ActionSpec
 
@@ -46,6 +47,7 @@ class TorchAgent(Agent):
         optimizer: the ``optimizer`` section (gradient clipping).
         name: the algorithm's name, for messages.
         recorder: how experience is cut into segments (``Recorder``).
+        reward_scaler: rewards of the segments are scaled by it before ``learn`` (None: raw).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class TorchAgent(Agent):
         optimizer: OptimizerConfig,
         name: str,
         recorder: Recorder,
+        reward_scaler: RewardScaler | None = None,
     ) -> None:
         if context.parameters is None:
             raise ValueError(f"{name} learns through the parameter servers: no ParameterClient")
@@ -82,6 +85,7 @@ class TorchAgent(Agent):
         self.rng = np.random.default_rng(self.seed)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.recorder = recorder
+        self.reward_scaler = reward_scaler
         self.versions: np.ndarray | None = None  # versions of the weights in the model
         self.counters: dict[str, int] = {
             "steps": 0,
@@ -111,9 +115,27 @@ class TorchAgent(Agent):
 
     def close_sessions(self, session_ids: np.ndarray) -> None:
         self.recorder.close(session_ids)
+        self._forget_returns(session_ids)
 
     def end_episodes(self, session_ids: np.ndarray) -> None:
         self.recorder.end_episodes(session_ids)
+        self._forget_returns(session_ids)
+
+    def _forget_returns(self, session_ids: np.ndarray) -> None:
+        """The reward scaler's running returns of these sessions start again."""
+        if self.reward_scaler is not None:
+            for sid in session_ids.tolist():
+                self.reward_scaler.reset(sid)
+
+    def scale_rewards(self, segments: list[Segment]) -> list[Segment]:
+        """The segments with their rewards scaled by ``reward_scaler`` (as they are without)."""
+        scaler = self.reward_scaler
+        if scaler is None:
+            return segments
+        return [
+            replace(s, rewards=scaler.scale_segment(s.session_id, s.rewards, s.episode_ended))
+            for s in segments
+        ]
 
     # -- acting -------------------------------------------------------------------------------
 
@@ -136,7 +158,7 @@ class TorchAgent(Agent):
         self.counters["exploit_steps"] += int(exploit.sum())
         if segments:
             self.counters["segments"] += len(segments)
-        self.learn(segments)
+        self.learn(self.scale_rewards(segments))
         return actions
 
     def observations(self, batch: StepBatch) -> np.ndarray:

@@ -180,6 +180,12 @@ class RewardScaler:
             scaled = np.clip(scaled, -self.clip, self.clip)
         return scaled.astype(np.float32)
 
+    def scale_segment(self, session: Hashable, rewards: Any, episode_ended: bool) -> np.ndarray:
+        """``scale`` for consecutive rewards of which only the last may end the episode."""
+        ends = np.zeros(np.shape(rewards), bool)
+        ends[-1:] = episode_ended
+        return self.scale(session, rewards, ends)
+
     def reset(self, session: Hashable) -> None:
         """Forget a session's running return (e.g. when it is closed)."""
         self._returns.pop(session, None)

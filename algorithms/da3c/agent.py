@@ -25,6 +25,7 @@ from ..common.agent import TorchAgent, segment_episodes
 from ..common.config import parse_config
 from ..common.losses import A3CLoss, a3c_loss
 from ..common.networks import ActorCritic, LSTMState
+from ..common.normalizer import RewardScaler
 from ..common.recorder import Recorder, Segment
 from ..common.returns import gae
 from .config import DA3CConfig
@@ -98,6 +99,7 @@ class DA3CAgent(TorchAgent):
             optimizer=config.optimizer,
             name="da3c",
             recorder=Recorder(config.t_max),
+            reward_scaler=RewardScaler(config.gamma) if config.normalize_rewards else None,
         )
         self.config = config
         self.memory = None if config.lstm_size is None else SessionMemory(config.lstm_size)

@@ -46,3 +46,6 @@ class DA3CConfig:
     )
     value_coef: float = option(0.5, ge=0, doc="weight of the value loss 0.5 * (R - V)^2")
     entropy_coef: float = option(0.01, ge=0, doc="weight of the entropy bonus")
+    normalize_rewards: bool = option(
+        False, doc="divide rewards by the running std of the discounted return (per worker)"
+    )

@@ -7,7 +7,7 @@ worker's replay holds ``learning_starts`` transitions its training sessions act
 uniformly at random (``random_exploration``).
 
 Learning: every training transition (``Recorder(1)``: one step with its next
-observation) goes to the worker's own uniform replay; a termination stores ``done``
+observation) goes to the worker's own uniform replay (``LocalReplay``, 1-step); a termination stores ``done``
 (no bootstrap), a truncation bootstraps from the final observation. Every
 ``train_every`` transitions, ``gradient_steps`` steps each sample ``batch_size``
 transitions and push ONE gradient over the flat vector holding both networks:
@@ -47,9 +47,9 @@ from ..common.config import parse_config
 from ..common.flat import FlatModel
 from ..common.losses import ddpg_critic_targets, polyak, target_policy_smoothing
 from ..common.recorder import Recorder, Segment
+from ..common.replay import LocalReplay, ReplayBatch, ReplayBuffer
 from .config import DDPGConfig
 from .model import build_model
-from .replay import Transitions, UniformReplay, segment_transitions
 
 #: Seconds between polls while waiting for the shards' next weights.
 POLL_STEP = 0.0005
@@ -76,9 +76,15 @@ class DDPGAgent(TorchAgent):
         self.half_range = ((high - low) / 2).astype(np.float32)
         self.middle = ((high + low) / 2).astype(np.float32)
         self.noise = config.noise_schedule()
-        self.replay = UniformReplay(
-            config.buffer_size, self.observation.shape, np.float32, self.action.size
+        self.replay = ReplayBuffer(
+            config.buffer_size,
+            self.observation.shape,
+            np.float32,
+            self.rng,
+            action_shape=(self.action.size,),
+            action_dtype=np.float32,
         )
+        self.feeder = LocalReplay(self.replay, 1, config.gamma)
         self.untrained = 0  # transitions since the last training
         self.unpushed_steps = 0  # environment steps and episodes the next push reports
         self.unpushed_episodes = 0
@@ -108,7 +114,7 @@ class DDPGAgent(TorchAgent):
 
     def learn(self, segments: list[Segment]) -> None:
         if segments:
-            self.replay.add(segment_transitions(segments, self.action.size))
+            self.feeder.feed(segments)
             steps = sum(len(s) for s in segments)
             self.untrained += steps
             self.unpushed_steps += steps
@@ -128,7 +134,7 @@ class DDPGAgent(TorchAgent):
     def learning_step(self) -> dict[str, float]:
         """One sampled batch: compute, push, wait for the next weights, move the targets."""
         update_actor = self.learn_steps % self.config.policy_delay == 0
-        batch = self.replay.sample(self.config.batch_size, self.rng)
+        batch = self.replay.sample(self.config.batch_size)
         figures = self.compute_gradient(batch, update_actor=update_actor)
         assert self.versions is not None
         base = self.versions.copy()
@@ -144,12 +150,20 @@ class DDPGAgent(TorchAgent):
             self.update_targets()
         return figures
 
-    def compute_gradient(self, batch: Transitions, *, update_actor: bool) -> dict[str, float]:
+    def compute_gradient(self, batch: ReplayBatch, *, update_actor: bool) -> dict[str, float]:
         """Accumulate this batch's critic (and, when ``update_actor``, actor) gradient in
         the model's ``.grad``; the actor's part stays zero otherwise. Returns the figures."""
         c = self.config
-        states, actions, rewards, next_states, dones = (
-            torch.as_tensor(x, device=self.device) for x in batch
+        states, actions, rewards, next_states, dones, discounts = (
+            torch.as_tensor(x, device=self.device)
+            for x in (
+                batch.states,
+                batch.actions,
+                batch.rewards,
+                batch.next_states,
+                batch.dones,
+                batch.discounts,
+            )
         )
         with torch.no_grad():
             next_actions = self.target.actor(next_states)
@@ -157,7 +171,7 @@ class DDPGAgent(TorchAgent):
                 next_actions = self._smooth(next_actions)
             next_q = self.target.critic(next_states, next_actions)
             q1_next, q2_next = next_q if c.twin else (next_q, None)
-            targets = ddpg_critic_targets(rewards, dones, q1_next, q2_next, c.gamma)
+            targets = ddpg_critic_targets(rewards, dones, q1_next, q2_next, discounts)
         q = self.model.critic(states, actions)
         qs = q if c.twin else (q,)
         value_loss = sum(F.mse_loss(qi, targets) for qi in qs)

@@ -2,7 +2,7 @@
 
 Each worker acts epsilon-greedily (epsilon follows ``config.epsilon`` over the worker's
 own training steps; exploit sessions act greedily), turns its sessions' transitions into
-(n-step) transitions (``NStepAssembler``) and keeps them in a LOCAL replay (uniform or
+(n-step) transitions (``LocalReplay``) and keeps them in a LOCAL replay (uniform or
 prioritized). Once the replay holds ``learning_starts`` transitions, every
 ``train_every`` transitions it runs ``gradient_steps`` rounds of: refresh the weights
 from the shards, sample a minibatch, compute the gradient of the Huber TD loss
@@ -32,9 +32,8 @@ from ..common.flat import load_flat
 from ..common.losses import dqn_td_targets, td_loss
 from ..common.networks import QNetwork
 from ..common.recorder import Recorder, Segment
+from ..common.replay import LocalReplay, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 from .config import DqnConfig
-from .nstep import NStepAssembler, Transition
-from .replay import PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 
 
 def build_model(config: DqnConfig) -> QNetwork:
@@ -67,7 +66,6 @@ class DqnAgent(TorchAgent):
         self.target_syncs: list[int] = []  # the global steps at which the target was synced
         self.epsilon = config.epsilon_schedule()
         self.beta = config.beta_schedule()
-        self.nstep = NStepAssembler(config.n_step, config.gamma)
         dtype = np.float32 if config.input.normalize else self.observation.dtype
         shape = self.observation.shape
         self.replay: ReplayBuffer = (
@@ -82,6 +80,7 @@ class DqnAgent(TorchAgent):
             if config.prioritized
             else ReplayBuffer(config.buffer_size, shape, dtype, self.rng)
         )
+        self.feeder = LocalReplay(self.replay, config.n_step, config.gamma)
         self.unreported = {"steps": 0, "episodes": 0}  # what the next push covers
         self.due = 0  # transitions towards the next training round
         self.counters.update(gradients=0, target_syncs=0)
@@ -123,14 +122,12 @@ class DqnAgent(TorchAgent):
         super().close_sessions(session_ids)
 
     def _flush(self, session_ids: np.ndarray) -> None:
-        for sid in session_ids.tolist():
-            self._store(self.nstep.flush(sid))
+        self.feeder.flush(session_ids.tolist())
 
     # -- learning -----------------------------------------------------------------------------
 
     def learn(self, segments: list[Segment]) -> None:
-        for segment in segments:
-            self._store(self.nstep.add(segment))
+        self.feeder.feed(segments)
         self.unreported["steps"] += sum(len(s) for s in segments)
         self.unreported["episodes"] += segment_episodes(segments)
         self.due += sum(len(s) for s in segments)
@@ -144,10 +141,6 @@ class DqnAgent(TorchAgent):
                 if not self.train_step():
                     self.due = 0
                     return
-
-    def _store(self, transitions: list[Transition]) -> None:
-        for t in transitions:
-            self.replay.add(t.state, int(t.action), t.reward, t.next_state, t.discount)
 
     def sync_target(self) -> bool:
         """Copy the weights held into the target when the global step entered a new

@@ -97,11 +97,11 @@ class PPOAgent(TorchAgent):
             optimizer=config.optimizer,
             name="ppo",
             recorder=Recorder(config.rollout_length),
+            reward_scaler=RewardScaler(config.gamma) if config.normalize_rewards else None,
         )
         self.config = config
         self.clip = config.clip_schedule()
         self.learning_rate = config.optimizer.schedule()
-        self.scaler = RewardScaler(config.gamma) if config.normalize_rewards else None
         self.segments: list[Segment] = []  # the rollout being collected
         self.closing = False  # the next step cuts every partial segment: the rollout is full
         self.closed = False  # this step did: learn() starts the phase
@@ -122,7 +122,7 @@ class PPOAgent(TorchAgent):
             segments = (
                 self._close(batch, states) if self.closing else self.recorder.step(batch, states)
             )
-            self.learn(segments)
+            self.learn(self.scale_rewards(segments))
         if self.phase is not None:
             self._learn_for_a_while()
         if self.sync_weights():
@@ -156,20 +156,6 @@ class PPOAgent(TorchAgent):
         self.parameters.poll()
         self.apply_statistics()
         return True
-
-    def close_sessions(self, session_ids: np.ndarray) -> None:
-        super().close_sessions(session_ids)
-        self._forget_returns(session_ids)
-
-    def end_episodes(self, session_ids: np.ndarray) -> None:
-        super().end_episodes(session_ids)
-        self._forget_returns(session_ids)
-
-    def _forget_returns(self, session_ids: np.ndarray) -> None:
-        """The reward scaler's running returns of these sessions start again."""
-        if self.scaler is not None:
-            for sid in session_ids.tolist():
-                self.scaler.reset(sid)
 
     # -- collecting ---------------------------------------------------------------------------
 
@@ -221,7 +207,6 @@ class PPOAgent(TorchAgent):
             gamma=c.gamma,
             lam=c.gae_lambda,
             device=self.device,
-            scaler=self.scaler,
         )
         self.phase = _Phase(
             rollout=rollout,

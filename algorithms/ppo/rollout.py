@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..common.normalizer import RewardScaler
 from ..common.recorder import Segment
 from ..common.returns import gae
 
@@ -43,13 +42,15 @@ def bootstrap_indices(segments: list[Segment]) -> list[int]:
 
 
 def segment_advantages(
-    segment: Segment, rewards: np.ndarray, bootstrap: float, gamma: float, lam: float
+    segment: Segment, bootstrap: float, gamma: float, lam: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(advantages, returns) of one segment, float32 (T,) each."""
     values = segment.extras[VALUE].astype(np.float64)
     dones = np.zeros(len(segment))
     dones[-1] = float(segment.terminal)
-    advantages, returns = gae(rewards.astype(np.float64), values, dones, bootstrap, gamma, lam)
+    advantages, returns = gae(
+        segment.rewards.astype(np.float64), values, dones, bootstrap, gamma, lam
+    )
     return advantages.astype(np.float32), returns.astype(np.float32)
 
 
@@ -60,21 +61,14 @@ def build_rollout(
     gamma: float,
     lam: float,
     device: torch.device,
-    scaler: RewardScaler | None = None,
 ) -> Rollout:
     """The rollout of ``segments`` (in collection order).
 
-    ``bootstraps``: segment index -> ``V(next_state)`` (absent: 0). ``scaler``: rewards are
-    scaled per session, in order, before GAE (``normalize_rewards``).
+    ``bootstraps``: segment index -> ``V(next_state)`` (absent: 0).
     """
     advantages, returns = [], []
     for i, segment in enumerate(segments):
-        rewards = segment.rewards
-        if scaler is not None:
-            ends = np.zeros(len(segment), bool)
-            ends[-1] = segment.episode_ended
-            rewards = scaler.scale(segment.session_id, rewards, ends)
-        a, r = segment_advantages(segment, rewards, bootstraps.get(i, 0.0), gamma, lam)
+        a, r = segment_advantages(segment, bootstraps.get(i, 0.0), gamma, lam)
         advantages.append(a)
         returns.append(r)
 

@@ -1,5 +1,8 @@
 """A worker's local experience replay: uniform, or proportional prioritized (Schaul et al. 2016).
 
+Used by the off-policy algorithms (DQN with integer actions, DDPG with continuous ones);
+``LocalReplay`` feeds one from a worker's segments through an ``NStepAssembler``.
+
 A stored transition is ``(state, action, reward, next_state, done, discount)``: ``reward``
 is the (n-step) discounted reward sum, ``discount`` the factor of the bootstrap
 (``gamma ** m`` for a window of ``m`` steps) and ``done`` says the window ended by
@@ -15,10 +18,13 @@ cost O(log capacity) per transition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .nstep import NStepAssembler, Transition
+from .recorder import Segment
 
 
 @dataclass(frozen=True)
@@ -109,10 +115,18 @@ class ReplayBuffer:
         capacity: transitions kept.
         shape, dtype: one observation (states and next states are stored as such).
         rng: the sampling generator.
+        action_shape, action_dtype: one action (default: a discrete action, int64).
     """
 
     def __init__(
-        self, capacity: int, shape: tuple[int, ...], dtype: str | np.dtype, rng: np.random.Generator
+        self,
+        capacity: int,
+        shape: Sequence[int],
+        dtype: str | np.dtype,
+        rng: np.random.Generator,
+        *,
+        action_shape: Sequence[int] = (),
+        action_dtype: str | np.dtype = np.int64,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"replay capacity: expected >= 1, got {capacity}")
@@ -121,7 +135,7 @@ class ReplayBuffer:
         self.rng = rng
         self.states = np.zeros((capacity, *self.shape), dtype)
         self.next_states = np.zeros((capacity, *self.shape), dtype)
-        self.actions = np.zeros(capacity, np.int64)
+        self.actions = np.zeros((capacity, *action_shape), action_dtype)
         self.rewards = np.zeros(capacity, np.float32)
         self.dones = np.zeros(capacity, np.float32)
         self.discounts = np.zeros(capacity, np.float32)
@@ -135,7 +149,7 @@ class ReplayBuffer:
     def add(
         self,
         state: np.ndarray,
-        action: int,
+        action: np.ndarray | int,
         reward: float,
         next_state: np.ndarray | None,
         discount: float,
@@ -143,6 +157,10 @@ class ReplayBuffer:
         """Store one transition (``next_state`` None: terminal); the slot it took."""
         if np.shape(state) != self.shape:
             raise ValueError(f"replay state: expected shape {self.shape}, got {np.shape(state)}")
+        if np.shape(action) != self.actions.shape[1:]:
+            raise ValueError(
+                f"replay action: expected shape {self.actions.shape[1:]}, got {np.shape(action)}"
+            )
         slot = self.position
         self.states[slot] = state
         if next_state is None:
@@ -215,7 +233,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def add(
         self,
         state: np.ndarray,
-        action: int,
+        action: np.ndarray | int,
         reward: float,
         next_state: np.ndarray | None,
         discount: float,
@@ -257,3 +275,33 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         scaled = priorities**self.alpha
         self.sums.update(indices, scaled)
         self.minima.update(indices, scaled)
+
+
+class LocalReplay:
+    """A worker's segments, as (n-step) transitions, into a replay ``buffer``.
+
+    Args:
+        buffer: where the transitions go.
+        n_step, gamma: the ``NStepAssembler``'s window and discount.
+    """
+
+    def __init__(self, buffer: ReplayBuffer, n_step: int, gamma: float) -> None:
+        self.buffer = buffer
+        self.nstep = NStepAssembler(n_step, gamma)
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def feed(self, segments: Sequence[Segment]) -> None:
+        """Store the transitions whose windows these segments complete."""
+        for segment in segments:
+            self._store(self.nstep.add(segment))
+
+    def flush(self, session_ids: Sequence[int]) -> None:
+        """Store the open windows of sessions whose episodes stopped without an end flag."""
+        for sid in session_ids:
+            self._store(self.nstep.flush(sid))
+
+    def _store(self, transitions: list[Transition]) -> None:
+        for t in transitions:
+            self.buffer.add(t.state, t.action, t.reward, t.next_state, t.discount)
