@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The C client (envs/c): libzmq's headers, pkg-config, make and a compiler; installed with
+# apt-get when running as root, else a message says what is missing.
+bash envs/c/install-deps.sh
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
