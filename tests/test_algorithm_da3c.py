@@ -245,18 +245,22 @@ class PositionsOnly(gymnasium.ObservationWrapper):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_da3c_lstm_balances_cartpole_without_velocities() -> None:
-    """An LSTM must infer the velocities; it does not reach 475 within 500k steps (see the report),
-    so this asserts clearly better than a random policy (about 22) and prints what it reached."""
+    """An LSTM must infer the velocities from the positions it sees (conf/cartpole-memory-da3c:
+    rewards scaled, or the value loss swamps the shared torso)."""
     config = {
         "input": {"shape": [2], "normalize": True},
         "output": {"actions": 2},
         "lstm_size": 64,
-        "optimizer": {"learning_rate": 1e-3},
+        "hidden_sizes": [64],
+        "normalize_rewards": True,
+        "optimizer": {
+            "learning_rate": {"kind": "linear", "initial": 2e-3, "final": 2e-4, "steps": 4000},
+        },
     }
     mean, steps, _ = solve(
         config,
         lambda: PositionsOnly(gymnasium.make("CartPole-v1")),
         sessions=16,
-        max_steps=500_000,
+        max_steps=1_500_000,
     )
-    assert mean >= 30, (mean, steps)
+    assert mean >= 475, (mean, steps)
