@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,9 @@ from types import TracebackType
 from relaax_zmq.admin_client import broker_status
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.ps.plugin import load_spec
+
+#: Environment every daemon runs with: one OpenMP thread, unbuffered output.
+DAEMON_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass
@@ -47,6 +51,35 @@ class LocalDaemon:
     def tail(self, chars: int = 4000) -> str:
         """The end of the daemon's log."""
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+@dataclass(frozen=True)
+class DaemonSpec:
+    """One daemon of an app: its name (``shard-0``), role (``ps``) and module with arguments."""
+
+    name: str
+    role: str
+    module: str
+    args: tuple[str, ...] = ()
+
+    def command(self, config_path: Path) -> list[str]:
+        """The command line that runs it with this Python on ``config_path``."""
+        return [sys.executable, "-m", self.module, "--config", str(config_path), *self.args]
+
+
+def app_daemons(config: AppConfig, *, collector: bool = True) -> list[DaemonSpec]:
+    """The daemons of the app in start order: collector, shards, broker, workers."""
+    found = [DaemonSpec("collector", "metrics", "relaax_zmq.metrics")] if collector else []
+    found += [
+        DaemonSpec(f"shard-{i}", "ps", "relaax_zmq.ps", ("--shard", str(i)))
+        for i in range(app_shards(config))
+    ]
+    found.append(DaemonSpec("broker", "broker", "relaax_zmq.broker"))
+    found += [
+        DaemonSpec(f"worker-{i}", "workers", "relaax_zmq.worker", ("--name", f"worker-{i}"))
+        for i in range(config.workers.count)
+    ]
+    return found
 
 
 @dataclass
@@ -76,55 +109,42 @@ class LocalStack:
     @property
     def shards(self) -> int:
         """Shards the app runs (0 when its algorithm has no parameter-server side)."""
-        return self.config.parameter_servers.shards if load_spec(self.config) else 0
+        return app_shards(self.config)
 
     def start(self) -> LocalStack:
         """Start every daemon and wait until the workers are ready; stops all on failure."""
         try:
-            if self.collector:
-                self._start("collector", "relaax_zmq.metrics")
-            for i in range(self.shards):
-                self._start(f"shard-{i}", "relaax_zmq.ps", "--shard", str(i))
-            self._start("broker", "relaax_zmq.broker")
-            for i in range(self.config.workers.count):
-                self._start(f"worker-{i}", "relaax_zmq.worker", "--name", f"worker-{i}")
+            for spec in app_daemons(self.config, collector=self.collector):
+                self._start(spec)
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start(self, name: str, module: str, *args: str) -> None:
+    def _start(self, spec: DaemonSpec) -> None:
         assert self.log_dir is not None
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_dir / f"{name}.log"
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", module, "--config", str(self.config_path), *args]
+        log = self.log_dir / f"{spec.name}.log"
+        env = {**os.environ, **DAEMON_ENV}
         with open(log, "w") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.daemons.append(LocalDaemon(name, process, log))
+            process = subprocess.Popen(
+                spec.command(self.config_path), stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        self.daemons.append(LocalDaemon(spec.name, process, log))
 
     def _wait_ready(self) -> None:
         """Until every worker is registered and synced with every shard; RuntimeError else."""
-        admin, workers, shards = (
-            str(self.config.broker.admin),
-            self.config.workers.count,
-            self.shards,
-        )
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
+
+        def check() -> None:
             dead = [d for d in self.daemons if d.process.poll() is not None]
             if dead:
                 raise RuntimeError(f"{dead[0].name} exited at start:\n{dead[0].tail()}")
-            try:
-                live = [w for w in broker_status(admin, timeout=1.0)["workers"] if w["alive"]]
-            except Exception:  # the broker is not up yet
-                live = []
-            synced = [w for w in live if _synced(w, shards)]
-            if len(synced) >= workers:
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"workers not ready after {self.ready_timeout:.0f} s:\n{self.logs()}")
+
+        try:
+            wait_ready(self.config, timeout=self.ready_timeout, check=check)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}:\n{self.logs()}") from None
 
     def logs(self, chars: int = 2000) -> str:
         """The end of every daemon's log."""
@@ -150,6 +170,47 @@ class LocalStack:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def app_shards(config: AppConfig) -> int:
+    """Shards the app runs (0 when its algorithm has no parameter-server side)."""
+    return config.parameter_servers.shards if load_spec(config) else 0
+
+
+def ready_workers(config: AppConfig, shards: int | None = None) -> int | None:
+    """Live workers synced with every shard, by the broker; None while it does not answer."""
+    shards = app_shards(config) if shards is None else shards
+    try:
+        workers = broker_status(str(config.broker.admin), timeout=1.0)["workers"]
+    except Exception:  # the broker is not up yet (or not reachable)
+        return None
+    return sum(1 for w in workers if w["alive"] and _synced(w, shards))
+
+
+def wait_ready(
+    config: AppConfig,
+    *,
+    workers: int | None = None,
+    timeout: float = 60.0,
+    check: Callable[[], None] | None = None,
+    interval: float = 0.2,
+) -> None:
+    """Return once ``workers`` (default ``workers.count``) workers are ready (``ready_workers``).
+
+    ``check`` is called every ``interval`` seconds and may raise to give up early (a daemon
+    died); ``TimeoutError`` after ``timeout`` seconds.
+    """
+    wanted = config.workers.count if workers is None else workers
+    shards = app_shards(config)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check is not None:
+            check()
+        ready = ready_workers(config, shards)
+        if ready is not None and ready >= wanted:
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{wanted} workers not ready after {timeout:.0f} s")
 
 
 def _synced(worker: dict, shards: int) -> bool:

@@ -67,13 +67,35 @@ def global_step(config: AppConfig) -> int:
         workers = broker_status(str(config.broker.admin), timeout=1.0)["workers"]
     except Exception:
         return 0
+    return reported_global_step(workers)
+
+
+def reported_global_step(workers: Sequence[dict]) -> int:
+    """Shard 0's global step in the workers' entries of a broker status (0 when unknown)."""
     steps = [w.get("stats", {}).get("parameters", {}).get("global_step", 0) for w in workers]
     return max(steps, default=0)
+
+
+def served_steps(workers: Sequence[dict]) -> int:
+    """Environment steps the workers of a broker status have served, all together."""
+    return sum(int(w.get("stats", {}).get("steps", 0)) for w in workers)
 
 
 def checkpoint_files(config: AppConfig) -> int:
     folder = config.parameter_servers.checkpoint.dir
     return len(list(folder.glob("ckpt-*.h5"))) if folder is not None and folder.exists() else 0
+
+
+def locations(config: AppConfig, log_dir: Path | None, **more: Path) -> list[str]:
+    """Lines that say where a run's checkpoints, TensorBoard files and logs are."""
+    lines = [
+        f"checkpoints: {config.parameter_servers.checkpoint.dir} ({checkpoint_files(config)})",
+        f"TensorBoard: tensorboard --logdir {config.metrics.logdir}",
+    ]
+    lines += [f"{what.replace('_', ' ')}: {where}" for what, where in more.items()]
+    if log_dir is not None:
+        lines.append(f"daemon logs: {log_dir}")
+    return lines
 
 
 def progress(config: AppConfig, runner: VectorRunner, start: float, window: int) -> Progress:
@@ -132,9 +154,8 @@ def train(
             print(f"{why}; stopping the daemons (final checkpoint) ...", flush=True)
     finally:
         signal.signal(signal.SIGINT, previous)
-    print(f"checkpoints: {config.parameter_servers.checkpoint.dir} ({checkpoint_files(config)})")
-    print(f"TensorBoard: tensorboard --logdir {config.metrics.logdir}")
-    print(f"daemon logs: {stack.log_dir}")
+    for line in locations(config, stack.log_dir):
+        print(line)
     return reached or target_reward is None
 
 

@@ -1,0 +1,117 @@
+"""``relaax-zmq new APP [-a ALGO] [-e ENV]``: a new app folder, runnable as created.
+
+``APP/app.yaml`` and the environment's code: ``-e bandit`` (default, RELAAX's
+4-armed bandit: ``APP/bandit.py``), ``-e template`` (a runner to edit:
+``APP/template.py``) or a gymnasium id (``-e CartPole-v1``: no code, the built-in gym
+runner). ``-a`` picks the algorithm (default reinforce, da3c for a gymnasium id); its
+hyperparameters come from the matching preset (``relaax-zmq config -l``), or the
+algorithm's first preset fitted to the environment's observation and action spaces.
+Then: ``cd APP && relaax-zmq run all``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from relaax_zmq.cli.appfile import write_app
+from relaax_zmq.cli.common import CliError
+from relaax_zmq.cli.presets import presets_dir
+from relaax_zmq.cli.scaffold import ENV_TEMPLATES, algorithm_package, spaces_config, vendor_module
+
+HELP = "create an app folder (app.yaml and environment code)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", type=Path, metavar="APP", help="folder to create")
+    parser.add_argument("-a", "--algorithm", help="built-in algorithm (reinforce; da3c for gym)")
+    parser.add_argument(
+        "-e",
+        "--environment",
+        default="bandit",
+        help=f"{', '.join(ENV_TEMPLATES)} (code copied into the app) or a gymnasium id",
+    )
+
+
+def find_preset(algorithm: str, env_name: str | None) -> dict[str, Any]:
+    """The preset of ``algorithm`` on ``env_name`` (run: gym), else its first (cartpole first)."""
+    candidates = []
+    for path in sorted(presets_dir().glob("*.yaml"), key=lambda p: "cartpole" not in p.stem):
+        data = yaml.safe_load(path.read_text()) or {}
+        if data.get("algorithm", {}).get("name") != algorithm:
+            continue
+        if data.get("environment", {}).get("name") == env_name:
+            return data
+        candidates.append(data)
+    if not candidates:
+        raise CliError(f"no preset uses algorithm {algorithm!r}")
+    return candidates[0]
+
+
+def app_data(algorithm: str, environment: str) -> tuple[dict[str, Any], str | None]:
+    """The new app's mapping and the environment module to copy (None for gym)."""
+    template = ENV_TEMPLATES.get(environment)
+    if template is None:  # a gymnasium id
+        preset = find_preset(algorithm, environment)
+        inputs, outputs = spaces_config(environment)
+        env = {"run": "gym", "name": environment, "clients": 8, "vectorized": True}
+        module = None
+    elif environment == "bandit" and algorithm == "reinforce":
+        preset = yaml.safe_load((presets_dir() / "bandit-reinforce.yaml").read_text())
+        inputs, outputs = (
+            preset["algorithm"]["config"]["input"],
+            preset["algorithm"]["config"]["output"],
+        )
+        env = {"run": f"{template.file_name}:{template.cls}", "clients": 16, "vectorized": True}
+        module = template.module
+    else:
+        preset = find_preset(algorithm, None)
+        inputs, outputs = {"shape": list(template.shape)}, {"actions": template.actions}
+        env = {"run": f"{template.file_name}:{template.cls}"}
+        env.update({"clients": 16, "vectorized": True} if template.vectorizable else {"clients": 4})
+        module = template.module
+    if template is not None:
+        env["env_kwargs"] = dict(template.env_kwargs)
+    config = dict(preset["algorithm"].get("config", {}))
+    config.update({"input": inputs, "output": outputs})
+    data = {
+        "version": 1,
+        "environment": env,
+        **{k: v for k, v in preset.items() if k in ("workers", "parameter_servers")},
+        "algorithm": {"name": algorithm, "config": config},
+    }
+    return data, module
+
+
+def run(args: argparse.Namespace) -> int:
+    folder: Path = args.app
+    if folder.exists() and any(folder.iterdir()):
+        raise CliError(f"{folder} exists and is not empty")
+    default = "da3c" if args.environment not in ENV_TEMPLATES else "reinforce"
+    algorithm = args.algorithm or default
+    algorithm_package(algorithm)  # checks the name
+    data, module = app_data(algorithm, args.environment)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        if module is not None:
+            vendor_module(module, folder / ENV_TEMPLATES[args.environment].file_name)
+        header = (
+            f"relaax-zmq app: {algorithm} on {args.environment} (made by relaax-zmq new).\n"
+            "docs/config.md describes every key; relaax-zmq config -l lists presets.\n"
+            "Run it: relaax-zmq run all (from this folder)."
+        )
+        write_app(folder / "app.yaml", data, header)
+    except BaseException:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+        raise
+    print(
+        f"created {folder}/app.yaml"
+        + (f" and {folder}/{module.rpartition('.')[2]}.py" if module else "")
+    )
+    print(f"run it: cd {folder} && relaax-zmq run all")
+    return 0

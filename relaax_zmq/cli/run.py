@@ -1,0 +1,182 @@
+"""``relaax-zmq run [ROLE ...]``: start an app's daemons under supervisord.
+
+Writes the supervisord configuration of the chosen roles (``programs.py``) into the
+app's run folder, starts supervisord (or adds the roles to the one already running
+for this app) and waits until the daemons are up: every worker registered and
+holding weights from every shard when workers run, every program RUNNING
+otherwise. A daemon that keeps crashing at start is reported with the end of its
+log, everything started is stopped again, and the exit status is 1.
+
+In the foreground (default) it then shows live progress and stops by itself when
+training ends (``monitor.py``); Ctrl-C stops every daemon cleanly (the shards write
+a final checkpoint), then it writes the learning curve and says where checkpoints,
+TensorBoard files, the curve and the logs are. ``--detach`` returns once the
+daemons are up (``relaax-zmq status``/``stop`` then manage them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from relaax_zmq.cli.common import CliError, add_app_option, load_app
+from relaax_zmq.cli.curves import write_curves
+from relaax_zmq.cli.monitor import Watch, curves_base, stop_event
+from relaax_zmq.cli.ports import taken_endpoints
+from relaax_zmq.cli.programs import (
+    CHOICES,
+    ROLES,
+    TENSORBOARD_PORT,
+    app_programs,
+    env_overrides,
+    expand_roles,
+)
+from relaax_zmq.cli.runfolder import RunFolder
+from relaax_zmq.cli.supervisor import Supervisor
+from relaax_zmq.config import AppConfig
+from relaax_zmq.local import app_shards, wait_ready
+from relaax_zmq.train import locations
+
+HELP = "start the app's daemons under supervisord (and watch training)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "roles",
+        nargs="*",
+        default=["all"],
+        metavar="ROLE",
+        help=f"what to run: {', '.join(CHOICES)} (default: all)",
+    )
+    add_app_option(parser)
+    parser.add_argument("-n", "--clients", type=int, help="environment sessions (overrides)")
+    parser.add_argument("--exploit", action="store_true", help="clients act greedily, no learning")
+    parser.add_argument(
+        "-d", "--detach", action="store_true", help="return once the daemons are up"
+    )
+    parser.add_argument("--target-reward", type=float, help="stop when the mean reaches this")
+    parser.add_argument("--window", type=int, default=100, help="rewards in the mean (100)")
+    parser.add_argument("--time-limit", type=float, help="stop after this many seconds")
+    parser.add_argument(
+        "--ready-timeout", type=float, default=120.0, help="seconds to wait for the daemons (120)"
+    )
+    parser.add_argument(
+        "--tensorboard-port", type=int, default=TENSORBOARD_PORT, help="port of tensorboard"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        roles = expand_roles(args.roles)
+    except ValueError as exc:
+        raise CliError(f"run: {exc}", code=2) from None
+    if args.clients is not None and args.clients < 1:
+        raise CliError(f"run: -n expects a number of clients >= 1, got {args.clients}", code=2)
+    config = load_app(args.config)
+    folder = RunFolder.of(args.config)
+    supervisor = Supervisor(folder)
+    started_here = not supervisor.running()
+    if started_here:
+        busy = taken_endpoints(config, roles, app_shards(config))
+        if busy:
+            raise CliError(
+                "ports in use (another app or an earlier run still up?): " + ", ".join(busy)
+            )
+    else:  # add these roles to what already runs for this app
+        running = {info.group for info in supervisor.processes()}
+        roles = [role for role in ROLES if role in running or role in roles]
+    programs = app_programs(
+        config,
+        folder.config_path,
+        roles,
+        env_args=env_overrides(args.clients, args.exploit),
+        tensorboard_port=args.tensorboard_port,
+    )
+    supervisor.write(programs)
+    print(f"starting {', '.join(p.name for p in programs)} under supervisord ...", flush=True)
+    try:
+        if started_here:
+            supervisor.start()
+        else:
+            supervisor.update()
+            supervisor.start_groups(roles)
+        wait_started(config, supervisor, roles, args.ready_timeout)
+    except BaseException:
+        if started_here:
+            supervisor.shutdown()
+        raise
+    print(f"up: {folder.root} (relaax-zmq status -c {args.config})", flush=True)
+    if args.detach:
+        return 0
+    return watch(args, config, supervisor)
+
+
+def wait_started(
+    config: AppConfig, supervisor: Supervisor, roles: list[str], timeout: float
+) -> None:
+    """Until the daemons are up (module docstring); CliError naming a crashing one."""
+
+    def check() -> None:
+        failed = [p for p in supervisor.processes() if p.state in ("FATAL", "BACKOFF")]
+        fatal = [p for p in failed if p.state == "FATAL"]
+        if fatal:
+            info = fatal[0]
+            raise CliError(
+                f"{info.name} failed to start ({info.description}); the end of its log "
+                f"({supervisor.folder.log_of(info.name)}):\n"
+                f"{supervisor.tail(info.name).rstrip()}"
+            )
+
+    deadline = time.monotonic() + timeout
+    if "workers" in roles:
+        try:
+            wait_ready(config, timeout=timeout, check=check)
+        except TimeoutError as exc:
+            states = ", ".join(f"{p.name} {p.state}" for p in supervisor.processes())
+            raise CliError(f"{exc} ({states}); see the logs in {supervisor.folder.logs}") from None
+    while time.monotonic() < deadline:
+        check()
+        # supervisord says RUNNING once a program has stayed up for STARTSECS
+        if all(p.state in ("RUNNING", "EXITED") for p in supervisor.processes()):
+            return
+        time.sleep(0.2)
+    states_text = ", ".join(f"{p.name} {p.state}" for p in supervisor.processes())
+    raise CliError(
+        f"daemons not up after {timeout:.0f} s ({states_text}); see the logs in "
+        f"{supervisor.folder.logs}"
+    )
+
+
+def watch(args: argparse.Namespace, config: AppConfig, supervisor: Supervisor) -> int:
+    """Progress until training ends, then a clean stop and where everything is."""
+    stop, restore = stop_event()
+    try:
+        outcome = Watch(
+            config,
+            supervisor,
+            window=args.window,
+            target_reward=args.target_reward,
+            time_limit=args.time_limit,
+        ).run(stop)
+        print(f"{outcome.reason}; stopping the daemons (final checkpoint) ...", flush=True)
+        supervisor.shutdown()
+    finally:
+        restore()
+    folder = supervisor.folder
+    curves = write_curves(
+        [config.metrics.logdir],
+        curves_base(folder.root),
+        smooth=args.window,
+        title=str(folder.config_path.name),
+    )
+    extra: dict[str, Path] = {}
+    if curves is not None:
+        extra["learning_curve"] = curves[0]
+    for line in locations(config, folder.logs, **extra):
+        print(line)
+    if outcome.failed:
+        return 1
+    if args.target_reward is not None and not outcome.reached:
+        return 1
+    return 0
