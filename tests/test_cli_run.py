@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -124,3 +125,16 @@ def test_foreground_run_reaches_the_target_and_play_scores_the_policy(app: Path)
     assert played.returncode == 0, played.stderr
     score = json.loads(played.stdout.strip().splitlines()[-1])
     assert score["episodes"] == 6 and score["mean_reward"] >= 90  # the best arm, greedily
+
+
+def test_a_new_app_runs_in_the_foreground_learns_and_stops_by_itself(app: Path) -> None:
+    """``relaax-zmq new demo && cd demo && relaax-zmq run all``, as a newcomer tries it."""
+    done = subprocess.run(
+        [*CLI, "run", "all"], cwd=app.parent, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "max_global_step 300,000 reached" in done.stdout, done.stdout[-3000:]
+    rewards = [float(r) for r in re.findall(r"mean reward ([0-9.]+)", done.stdout)]
+    assert rewards and rewards[-1] >= 90.0, done.stdout[-3000:]  # the best arm: +1 a pull
+    assert (app.parent / "logs" / "run" / "app" / "learning-curve.png").stat().st_size > 0
+    assert list(load_config(app).parameter_servers.checkpoint.dir.glob("ckpt-*.h5"))
