@@ -65,7 +65,12 @@ def _packages() -> list[str]:
 setup(
     packages=_packages(),
     package_dir={"relaax_zmq": "relaax_zmq", **MAPPED},
-    package_data={"relaax_zmq": ["py.typed"], "relaax_zmq.protocol": ["testdata/*.txt"]},
+    package_data={
+        "relaax_zmq": ["py.typed"],
+        "relaax_zmq.protocol": ["testdata/*.txt"],
+        # the presets of conf/ (relaax-zmq config -l, new): relaax_zmq/cli/presets links to conf/
+        "relaax_zmq.cli": ["presets/*.yaml"],
+    },
     ext_modules=cythonize(
         [
             extension("relaax_zmq._codec", "ext/codec.pyx"),

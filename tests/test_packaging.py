@@ -61,6 +61,10 @@ def test_extensions_and_data_are_shipped(wheel) -> None:
     assert any(n.startswith("relaax_zmq/_kernels.") and n.endswith(".so") for n in names)
     assert "relaax_zmq/protocol/testdata/rlx_v1_vectors.txt" in names
     assert "relaax_zmq/py.typed" in names
+    assert {
+        "relaax_zmq/cli/presets/cartpole.yaml",
+        "relaax_zmq/cli/presets/bandit-reinforce.yaml",
+    } <= set(names)
 
 
 def test_torch_is_pinned_below_the_cuda_pulling_releases(wheel) -> None:
