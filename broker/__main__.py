@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import zmq
 
 from relaax_zmq.daemon import StopFlag, load_daemon_config, parse_daemon_args
+from relaax_zmq.errors import AuthError
 
 from .broker import Broker
 
@@ -23,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = StopFlag().install()
     try:
         Broker(config).run(stop)
-    except zmq.ZMQError as exc:
+    except (zmq.ZMQError, AuthError) as exc:
         log.error("cannot serve: %s", exc)
         return 1
     if stop.signal is not None:

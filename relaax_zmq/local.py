@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from relaax_zmq.admin_client import broker_status
+from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.ps.plugin import load_spec
 
@@ -181,7 +181,7 @@ def ready_workers(config: AppConfig, shards: int | None = None) -> int | None:
     """Live workers synced with every shard, by the broker; None while it does not answer."""
     shards = app_shards(config) if shards is None else shards
     try:
-        workers = broker_status(str(config.broker.admin), timeout=1.0)["workers"]
+        workers = app_broker_status(config, timeout=1.0)["workers"]
     except Exception:  # the broker is not up yet (or not reachable)
         return None
     return sum(1 for w in workers if w["alive"] and _synced(w, shards))

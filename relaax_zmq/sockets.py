@@ -13,7 +13,13 @@ broker's ROUTERs), ``worker.backend`` (a worker's DEALER to the broker),
 DEALER talking to the admin endpoint); per parameter-server shard i,
 ``ps[i].gradients`` (the shard's PULL) and ``ps[i].weights`` (its PUB), and
 ``worker.ps[i].gradients`` / ``worker.ps[i].weights`` (a worker's PUSH and SUB
-to it; docs/parameter_servers.md).
+to it; docs/parameter_servers.md); ``metrics.collector`` (the collector's PULL) and
+``worker.metrics`` / ``ps.metrics`` / ``client.metrics`` (the PUSH of a sender of that kind).
+
+With ``security.curve`` every socket off ``inproc://`` gets a ``CurveSpec``
+(docs/security.md): the role of its owner (the name's first part; ``ps`` is the
+``shard`` role), and for a connecting socket the role of the socket bound at
+the same endpoint, for a bound one the roles of the sockets that connect to it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass, replace
 import zmq
 
 from relaax_zmq.config import AppConfig
+from relaax_zmq.security.curve import CurveSpec, apply_curve
 
 #: Messages queued per peer before ZeroMQ blocks or drops (0 would mean unlimited).
 DEFAULT_HWM = 10_000
@@ -59,6 +66,8 @@ class SocketSpec:
     handover: bool = False
     #: queue messages only on completed connections (ZMQ_IMMEDIATE): nothing waits for a dead peer
     immediate: bool = False
+    #: CURVE keys and peers (``security.curve``); None: plaintext (NULL mechanism)
+    curve: CurveSpec | None = None
 
 
 def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSpec]:
@@ -74,9 +83,63 @@ def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSp
         SocketSpec("admin.client", zmq.DEALER, b.admin, False, ADMIN_MAX_MESSAGE_BYTES),
     ]
     specs += _parameter_server_specs(config)
+    specs += _metrics_specs(config)
     if inproc:
         specs = [replace(s, endpoint=_inproc(s.endpoint)) for s in specs]
+    elif config.security.curve:
+        specs = _with_curve(config, specs)
     return {s.name: s for s in specs}
+
+
+#: Key role of a socket's owner by the first part of the socket's name.
+_OWNER_ROLE = {
+    "broker": "broker",
+    "worker": "worker",
+    "client": "client",
+    "admin": "admin",
+    "ps": "shard",
+    "metrics": "metrics",
+}
+
+
+def owner_role(name: str) -> str:
+    """The key role of the process that owns socket ``name`` (``ps[0].weights`` -> shard)."""
+    return _OWNER_ROLE[name.split(".")[0].split("[")[0]]
+
+
+def _with_curve(config: AppConfig, specs: list[SocketSpec]) -> list[SocketSpec]:
+    """``specs`` with their ``CurveSpec``: servers admit the roles that connect to them."""
+    sec = config.security
+    assert sec.keys_dir is not None  # validated with curve
+    servers = {s.endpoint: owner_role(s.name) for s in specs if s.bind}
+    admitted: dict[str, set[str]] = {}
+    for s in specs:
+        if not s.bind:
+            admitted.setdefault(s.endpoint, set()).add(owner_role(s.name))
+    out = []
+    for s in specs:
+        role = owner_role(s.name)
+        base = {"keys_dir": sec.keys_dir, "role": role, "name": sec.key_name(role)}
+        base["reload_interval"] = sec.reload_interval
+        if s.bind:
+            curve = CurveSpec(**base, admit=tuple(sorted(admitted.get(s.endpoint, ()))))
+        else:
+            server = servers[s.endpoint]
+            curve = CurveSpec(**base, server_role=server, server_name=sec.key_name(server))
+        out.append(replace(s, curve=curve))
+    return out
+
+
+def _metrics_specs(config: AppConfig) -> list[SocketSpec]:
+    from relaax_zmq.metrics.wire import SENDER_HWM
+
+    endpoint, limit = config.metrics.endpoint, config.protocol.max_message_bytes
+    specs = [SocketSpec("metrics.collector", zmq.PULL, endpoint, True, limit)]
+    for kind in ("worker", "ps", "client"):
+        specs.append(
+            SocketSpec(f"{kind}.metrics", zmq.PUSH, endpoint, False, limit, hwm=SENDER_HWM)
+        )
+    return specs
 
 
 def _parameter_server_specs(config: AppConfig) -> list[SocketSpec]:
@@ -116,6 +179,8 @@ def open_socket(
             sock.setsockopt(zmq.IDENTITY, identity)
         if spec.immediate:
             sock.setsockopt(zmq.IMMEDIATE, 1)
+        if spec.curve is not None:
+            apply_curve(context, sock, spec.curve, spec.name)
         if spec.type == zmq.ROUTER:
             # a reply to a vanished peer is an error we can count, not a silent drop
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaax_zmq.admin_client import broker_status
+from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.config import AppConfig
 from relaax_zmq.envs.launch import make_vector_runner
 from relaax_zmq.envs.vector_runner import VectorRunner
@@ -64,7 +64,7 @@ def mean_of_last(values: Sequence[float], window: int) -> float:
 def global_step(config: AppConfig) -> int:
     """Shard 0's global step as the workers last reported it (0 when unknown)."""
     try:
-        workers = broker_status(str(config.broker.admin), timeout=1.0)["workers"]
+        workers = app_broker_status(config, timeout=1.0)["workers"]
     except Exception:
         return 0
     return reported_global_step(workers)

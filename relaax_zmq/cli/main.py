@@ -27,6 +27,7 @@ COMMANDS = {
     "export": "export",
     "play": "play",
     "plot": "plot",
+    "keys": "keys",
 }
 
 

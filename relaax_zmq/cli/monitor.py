@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relaax_zmq.admin_client import broker_status
+from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.cli.events import EPISODE_REWARD, ScalarReader
 from relaax_zmq.cli.supervisor import ProcessInfo, Supervisor
 from relaax_zmq.config import AppConfig
@@ -71,7 +71,7 @@ class Watch:
             if point.wall_time >= self.reader_since - 1.0:
                 self.rewards.append(point.value)
         try:
-            workers = broker_status(str(self.config.broker.admin), timeout=1.0)["workers"]
+            workers = app_broker_status(self.config, timeout=1.0)["workers"]
         except Exception:  # the broker is restarting: keep the last figures
             workers = None
         if workers is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relaax_zmq.admin_client import broker_status
+from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.cli.common import add_app_option, add_json_option, load_app, print_json
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
@@ -47,7 +47,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         else []
     )
     try:
-        status = broker_status(str(config.broker.admin), timeout=1.0)
+        status = app_broker_status(config, timeout=1.0)
     except Exception as exc:
         found["broker"] = {"reachable": False, "error": str(exc)}
     else:

@@ -43,6 +43,7 @@ from relaax_zmq.protocol import messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role, type_name
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
+from relaax_zmq.security import CurveSpec
 
 if TYPE_CHECKING:
     from relaax_zmq.client.inprocess import InProcessConnection
@@ -68,6 +69,7 @@ def config_options(config: Any) -> dict[str, Any]:
         "backoff_max": broker.retry_backoff_max,
         "max_message_bytes": spec.max_message_bytes,
         "limits": config.protocol.limits(),
+        "curve": spec.curve,
     }
 
 
@@ -83,6 +85,7 @@ class BlockProxy:
         context: ZeroMQ context (default: the process-wide one).
         max_message_bytes: ``MAXMSGSIZE`` of the socket.
         limits: decoder limits of replies.
+        curve: CURVE keys of the socket (``security.curve``); None: plaintext.
         backoff: a ready ``Backoff`` (tests inject one with a fake rng and sleep).
         connection: a ready channel instead of a socket to ``endpoint`` (the
             in-process path, ``relaax_zmq.client.inprocess``).
@@ -100,6 +103,7 @@ class BlockProxy:
         context: zmq.Context | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         limits: Limits = DEFAULT_LIMITS,
+        curve: CurveSpec | None = None,
         backoff: Backoff | None = None,
         connection: Connection | InProcessConnection | None = None,
     ) -> None:
@@ -108,7 +112,7 @@ class BlockProxy:
         self.n = n
         self.retry_deadline = retry_deadline
         self.connection = connection or Connection(
-            client_spec(endpoint, max_message_bytes),
+            client_spec(endpoint, max_message_bytes, curve),
             timeout=request_timeout,
             context=context,
             limits=limits,

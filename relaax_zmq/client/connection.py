@@ -21,6 +21,7 @@ from relaax_zmq.errors import AgentError
 from relaax_zmq.protocol.constants import type_name
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
+from relaax_zmq.security import CurveSpec
 from relaax_zmq.sockets import SocketSpec, open_socket
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,15 @@ class RequestTimeout(AgentError):
         super().__init__(None, f"no reply to {what} within {timeout:g} s")
 
 
-def client_spec(endpoint: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> SocketSpec:
+def client_spec(
+    endpoint: str,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    curve: CurveSpec | None = None,
+) -> SocketSpec:
     """The ``client.frontend`` socket for ``endpoint`` (as ``sockets.socket_map`` builds it)."""
-    return SocketSpec("client.frontend", zmq.DEALER, endpoint, False, max_message_bytes)
+    return SocketSpec(
+        "client.frontend", zmq.DEALER, endpoint, False, max_message_bytes, curve=curve
+    )
 
 
 class Connection:

@@ -180,14 +180,32 @@ class ProtocolConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SecurityConfig:
-    """CURVE encryption and authentication; it fails closed: no keys, no start."""
+    """CURVE encryption and authentication; it fails closed: no keys, no start (docs/security.md)."""
 
     curve: bool = option(False, doc="encrypt and authenticate every socket")
     keys_dir: Path | None = option(None, doc="key pairs and allowed public keys")
+    key_names: dict[str, str] = option(
+        factory=dict, doc="key pair name per role (broker, shard, metrics, client, worker, admin)"
+    )
+    reload_interval: float = option(1.0, gt=0, doc="seconds between checks of the key files")
+
+    def key_name(self, role: str) -> str:
+        """The name of ``role``'s key pair: ``key_names[role]``, else the role itself."""
+        return self.key_names.get(role, role)
 
     def validate_config(self, path: str) -> None:
+        from relaax_zmq.security.keys import ROLES, check_name
+
         where = key_path(path, "keys_dir")
         if self.curve and self.keys_dir is None:
             raise ConfigError(where, f"required when {key_path(path, 'curve')} is true")
         if self.curve and self.keys_dir is not None and not self.keys_dir.is_dir():
             raise ConfigError(where, f"expected an existing folder, got {str(self.keys_dir)!r}")
+        for role, name in self.key_names.items():
+            entry = f"{key_path(path, 'key_names')}.{role}"
+            if role not in ROLES:
+                raise ConfigError(entry, f"expected a role ({', '.join(ROLES)}), got {role!r}")
+            try:
+                check_name(str(name))
+            except ValueError as exc:
+                raise ConfigError(entry, str(exc)) from None

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import zmq
 
 from relaax_zmq.daemon import StopFlag, load_daemon_config, parse_daemon_args
+from relaax_zmq.errors import AuthError
 from relaax_zmq.metrics.collector import Collector
 
 PROG = "relaax-zmq-metrics"
@@ -23,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = StopFlag().install()
     try:
         Collector(config).run(stop)
-    except zmq.ZMQError as exc:
+    except (zmq.ZMQError, AuthError) as exc:
         raise SystemExit(f"{PROG}: {config.metrics.endpoint}: {exc}") from None
     except OSError as exc:
         raise SystemExit(f"{PROG}: {config.metrics.logdir}: {exc}") from None

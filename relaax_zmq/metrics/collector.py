@@ -23,8 +23,8 @@ import zmq
 from relaax_zmq.daemon import StopFlag
 from relaax_zmq.metrics.events import HISTOGRAM_BINS, EventWriter, histogram_value, scalar_value
 from relaax_zmq.metrics.filters import MetricFilter
-from relaax_zmq.metrics.wire import Batch, BatchError, collector_spec, decode_batch
-from relaax_zmq.sockets import open_socket
+from relaax_zmq.metrics.wire import Batch, BatchError, decode_batch
+from relaax_zmq.sockets import open_socket, socket_map
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,14 @@ class Collector:
             "flushes": 0,
         }
         self._context = context
+        self._spec = socket_map(config)["metrics.collector"]
         self._writer: EventWriter | None = None
         self._auto_steps: dict[str, int] = {}
 
     def run(self, stop: StopFlag) -> None:
         """Collect until ``stop`` is set; then take what already arrived, flush and close."""
         context = self._context or zmq.Context.instance()
-        spec = collector_spec(self.endpoint, max_message_bytes=self.max_message_bytes)
-        sock = open_socket(context, spec)
+        sock = open_socket(context, self._spec)
         try:
             self._writer = EventWriter(self.run_dir, flush_secs=self.flush_interval)
             try:

@@ -8,6 +8,7 @@ to one thread (ZeroMQ sockets are not thread-safe).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import operator
 from collections.abc import Iterable, Mapping
@@ -21,7 +22,8 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.metrics.wire import SENDER_HWM, check_source, encode_batch, sender_spec, source_kind
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
-from relaax_zmq.sockets import open_socket
+from relaax_zmq.security import CurveSpec
+from relaax_zmq.sockets import open_socket, socket_map
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class MetricsSender:
         hwm: batches queued for the collector before new ones are dropped.
         max_message_bytes: a larger batch is dropped.
         limits: RLX limits of the encoder.
+        curve: CURVE keys of the socket (``security.curve``); None: plaintext.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class MetricsSender:
         hwm: int = SENDER_HWM,
         max_message_bytes: int = 1 << 30,
         limits: Limits = DEFAULT_LIMITS,
+        curve: CurveSpec | None = None,
     ) -> None:
         self.source = check_source(source)
         self.kind = source_kind(source)
@@ -71,6 +75,7 @@ class MetricsSender:
         self.counters = {"sent": 0, "dropped": 0, "metrics": 0, "dropped_metrics": 0, "filtered": 0}
         self._pending: dict[int | None, _Pending] = {}
         spec = sender_spec(endpoint, hwm=hwm, max_message_bytes=max_message_bytes)
+        spec = dataclasses.replace(spec, curve=curve)
         self._socket: zmq.Socket | None = open_socket(context or zmq.Context.instance(), spec)
 
     @classmethod
@@ -81,6 +86,8 @@ class MetricsSender:
         kwargs.setdefault("disabled", m.disabled)
         kwargs.setdefault("limits", config.protocol.limits())
         kwargs.setdefault("max_message_bytes", config.protocol.max_message_bytes)
+        kind = source_kind(check_source(source))
+        kwargs.setdefault("curve", socket_map(config)[f"{kind}.metrics"].curve)
         return cls(str(m.endpoint), source, **kwargs)
 
     # -- recording ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import zmq
 
 from relaax_zmq.checkpoint import CheckpointError
 from relaax_zmq.daemon import StopFlag, load_daemon_config
-from relaax_zmq.errors import ConfigError
+from relaax_zmq.errors import AuthError, ConfigError
 from relaax_zmq.ps.checkpoints import ManagedCheckpoints
 from relaax_zmq.ps.shard import Shard
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{PROG}: {exc}") from None
     try:
         shard.run(stop)
-    except zmq.ZMQError as exc:  # a port in use, most likely
+    except (zmq.ZMQError, AuthError) as exc:  # a port in use, most likely; or a key
         raise SystemExit(f"{PROG}: shard {args.shard}: {exc}") from None
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from relaax_zmq.daemon import StopFlag, load_daemon_config, parse_daemon_args
-from relaax_zmq.errors import ConfigError
+from relaax_zmq.errors import AuthError, ConfigError
 from relaax_zmq.worker.worker import Worker
 
 PROG = "relaax-zmq-worker"
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = StopFlag().install()
     try:
         Worker(config, name=args.name).run(stop)
-    except ConfigError as exc:
+    except (ConfigError, AuthError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
     return 0
 

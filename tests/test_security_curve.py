@@ -1,0 +1,189 @@
+"""CURVE + ZAP over real tcp sockets and daemons: allow-listed keys in, everyone else out."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from exchange_support import start_daemon, wait_until, write_app
+from security_support import curve_config, curve_dealer, handshake_events, make_keys
+
+from relaax_zmq.admin_client import AdminError, admin_curve, broker_status, live_workers
+from relaax_zmq.client import AgentProxy
+from relaax_zmq.config import load_config
+from relaax_zmq.daemon import StopFlag
+from relaax_zmq.metrics import MetricsSender
+from relaax_zmq.metrics.collector import Collector
+from relaax_zmq.protocol import decode, encode, messages
+from relaax_zmq.protocol.constants import MessageType
+from relaax_zmq.security import generate, load_key_pair, load_public_key, revoke
+from relaax_zmq.sockets import open_socket, socket_map
+
+#: how a handshake can fail (a NULL peer sees its server hang up or a mechanism mismatch)
+FAILED = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+}
+
+
+def refused(events: set[int]) -> bool:
+    """The handshake failed and never succeeded."""
+    return bool(events & FAILED) and zmq.EVENT_HANDSHAKE_SUCCEEDED not in events
+
+
+@pytest.fixture
+def context():
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
+
+
+def test_socket_map_puts_curve_on_every_socket_off_the_host(tmp_path: Path) -> None:
+    config = curve_config(make_keys(tmp_path), key_names={"worker": "host3"})
+    specs = socket_map(config)
+    assert all(s.curve is not None for s in specs.values())
+    roles = {n: (s.curve.role, s.curve.admit or s.curve.server_role) for n, s in specs.items()}
+    assert roles["broker.frontend"] == ("broker", ("client",))
+    assert roles["broker.backend"] == ("broker", ("worker",))
+    assert roles["broker.admin"] == ("broker", ("admin",))
+    assert roles["ps[0].gradients"] == roles["ps[0].weights"] == ("shard", ("worker",))
+    assert roles["metrics.collector"] == ("metrics", ("client", "shard", "worker"))
+    assert roles["worker.ps[0].weights"] == ("worker", "shard")
+    assert roles["ps.metrics"] == ("shard", "metrics")
+    assert roles["admin.client"] == ("admin", "broker")
+    assert specs["worker.backend"].curve.name == "host3"
+    assert all(s.curve is None for s in socket_map(config, inproc=True).values())
+
+
+def test_shard_sockets_admit_workers_only(tmp_path: Path, context: zmq.Context) -> None:
+    keys = make_keys(tmp_path)
+    specs = socket_map(curve_config(keys))
+    pull = open_socket(context, specs["ps[0].gradients"])
+    pub = open_socket(context, specs["ps[0].weights"])
+    push = open_socket(context, specs["worker.ps[0].gradients"])
+    sub = open_socket(context, specs["worker.ps[0].weights"])
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    push.send(b"slice")
+    assert pull.poll(2000) and pull.recv() == b"slice"
+    # a client's key is valid but not a worker's: refused like a stranger
+    as_client = dataclasses.replace(
+        specs["worker.ps[0].gradients"],
+        curve=dataclasses.replace(
+            specs["worker.ps[0].gradients"].curve, role="client", name="client"
+        ),
+    )
+    intruder = open_socket(context, as_client)
+    assert zmq.EVENT_HANDSHAKE_FAILED_AUTH in handshake_events(intruder)
+    plain = context.socket(zmq.SUB)
+    plain.setsockopt(zmq.SUBSCRIBE, b"")
+    assert refused(handshake_events(plain, specs["ps[0].weights"].endpoint))
+    wait_until(lambda: pub.send(b"weights") or sub.poll(50), 5, "the worker's subscription")
+    assert sub.recv() == b"weights" and not plain.poll(200)
+    intruder.send(b"forged", zmq.NOBLOCK) if intruder.poll(0, zmq.POLLOUT) else None
+    assert not pull.poll(300), "nothing from the refused peer"
+
+
+def test_metrics_collector_records_allowed_senders_only(tmp_path: Path, context) -> None:
+    keys = make_keys(tmp_path)
+    config = curve_config(keys)
+    collector = Collector(config, context=context)
+    stop = StopFlag()
+    thread = threading.Thread(target=collector.run, args=(stop,))
+    thread.start()
+    try:
+        assert collector.ready.wait(5)
+        plain = context.socket(zmq.PUSH)
+        assert refused(handshake_events(plain, str(config.metrics.endpoint)))
+        plain.close(0)
+        with MetricsSender.from_config(config, "ps-0", context=context) as sender:
+            assert sender._socket is not None
+            assert sender._socket.getsockopt(zmq.MECHANISM) == zmq.CURVE
+            sender.scalar("loss", 1.0, step=1)
+            sender.flush()
+            wait_until(lambda: collector.stats()["received"] == 1, 5, "the shard's batch")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert collector.stats()["received"] == 1 and collector.stats()["malformed"] == 0
+
+
+def _served(sock: zmq.Socket, timeout: float = 2.0) -> bool:
+    try:
+        sock.send_multipart(encode(messages.init()), zmq.NOBLOCK)
+    except zmq.Again:  # no connection took the message: nobody can serve it
+        return False
+    if not sock.poll(int(timeout * 1000)):
+        return False
+    return decode(sock.recv_multipart()).type in (MessageType.READY, MessageType.ERROR)
+
+
+def test_curve_broker_and_worker_serve_allowed_keys_and_refuse_others(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    alice = generate(keys, "client", "alice")
+    app, endpoints = write_app(
+        tmp_path, security={"curve": True, "keys_dir": str(keys), "reload_interval": 0.1}
+    )
+    config = load_config(app)
+    admin = admin_curve(config)
+    broker = start_daemon("broker", "relaax_zmq.broker", app)
+    worker = start_daemon("w0", "relaax_zmq.worker", app, "--name", "w0")
+    ctx = zmq.Context()
+    try:
+        wait_until(lambda: live_workers(endpoints["admin"], curve=admin), 30, "a worker over CURVE")
+        with pytest.raises(AdminError, match="no reply"):  # no admin key: no status
+            broker_status(endpoints["admin"], timeout=0.5)
+        proxy = AgentProxy.from_config(config)
+        proxy.init()
+        assert int(proxy.update(state=np.zeros(4, np.float32))) in (0, 1)  # served, encrypted
+        server = load_public_key(keys, "broker", "broker")
+        front = endpoints["frontend"]
+        plain = curve_dealer(ctx, front, None, server)
+        assert refused(handshake_events(plain, front))
+        assert not _served(plain, 0.5)
+        stranger = curve_dealer(ctx, front, zmq.curve_keypair(), server)
+        assert zmq.EVENT_HANDSHAKE_FAILED_AUTH in handshake_events(stranger, front)
+        assert not _served(stranger, 0.5)
+        stolen = load_key_pair(keys, "client", "alice")
+        before = curve_dealer(ctx, front, stolen, server)
+        before.connect(front)
+        assert _served(before)
+        revoke(keys, "client", "alice")
+        time.sleep(0.3)  # > security.reload_interval: the broker looks at the files again
+        after = curve_dealer(ctx, front, stolen, server)
+        assert zmq.EVENT_HANDSHAKE_FAILED_AUTH in handshake_events(after, front)
+        assert not _served(after, 0.5)
+        assert int(proxy.update(state=np.zeros(4, np.float32))) in (0, 1)  # others go on
+        proxy.disconnect()
+        assert broker.proc.poll() is None and worker.proc.poll() is None
+        log = broker.output()
+        assert "revoked key " + alice.public_key in log and "unknown key" in log
+    finally:
+        ctx.destroy(linger=0)
+        worker.stop()
+        broker.stop()
+
+
+@pytest.mark.parametrize("problem", ["mode", "missing"])
+def test_curve_daemons_refuse_to_start_without_safe_keys(tmp_path: Path, problem: str) -> None:
+    keys = make_keys(tmp_path)
+    secret = keys / "broker" / "broker.key_secret"
+    if problem == "mode":
+        os.chmod(secret, 0o640)
+    else:
+        secret.unlink()
+    app, _ = write_app(tmp_path, security={"curve": True, "keys_dir": str(keys)})
+    broker = start_daemon("broker", "relaax_zmq.broker", app)
+    try:
+        assert broker.proc.wait(30) == 1
+    finally:
+        broker.stop()
+    out = broker.output()
+    assert str(secret) in out
+    assert ("mode 0640" in out and "0600" in out) if problem == "mode" else "missing" in out
