@@ -41,7 +41,7 @@ from bench.timing import table
 from relaax_zmq.config import load_config
 from relaax_zmq.envs.launch import make_vector_runner
 from relaax_zmq.local import LocalStack
-from relaax_zmq.testing.ports import free_port
+from relaax_zmq.testing.ports import on_free_ports
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -120,16 +120,11 @@ def write_case_app(case: str, seed: int, folder: Path) -> Path:
     app = yaml.safe_load((CONF / f"{case}.yaml").read_text())
     environment = app.setdefault("environment", {})
     environment.update({"seed": seed, "vectorized": True, "max_episodes": None})
-    base = free_port()
-    app["broker"] = {
-        **app.get("broker", {}),
-        **{k: f"tcp://127.0.0.1:{free_port()}" for k in ("frontend", "backend", "admin")},
-    }
-    ps = app.setdefault("parameter_servers", {})
-    ps["endpoints"] = {"gradients_port": base + 100, "weights_port": base + 300}
+    on_free_ports(app)
+    ps = app["parameter_servers"]
     ps["max_global_step"] = None
     ps["checkpoint"] = {"dir": str(folder / "checkpoints"), "every_seconds": None}
-    app["metrics"] = {"endpoint": f"tcp://127.0.0.1:{free_port()}", "logdir": str(folder / "tb")}
+    app["metrics"]["logdir"] = str(folder / "tb")
     path = folder / "app.yaml"
     path.write_text(yaml.safe_dump(app))
     return path

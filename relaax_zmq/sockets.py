@@ -119,8 +119,12 @@ def _with_curve(config: AppConfig, specs: list[SocketSpec]) -> list[SocketSpec]:
     out = []
     for s in specs:
         role = owner_role(s.name)
-        base = {"keys_dir": sec.keys_dir, "role": role, "name": sec.key_name(role)}
-        base["reload_interval"] = sec.reload_interval
+        base = {
+            "keys_dir": sec.keys_dir,
+            "role": role,
+            "name": sec.key_name(role),
+            "reload_interval": sec.reload_interval,
+        }
         if s.bind:
             curve = CurveSpec(**base, admit=tuple(sorted(admitted.get(s.endpoint, ()))))
         else:

@@ -109,6 +109,31 @@ def progress(config: AppConfig, runner: VectorRunner, start: float, window: int)
     )
 
 
+def target_met(state: Progress, target_reward: float | None) -> bool:
+    """The mean reward reached ``target_reward`` (never without one)."""
+    return target_reward is not None and state.mean_reward >= target_reward
+
+
+def stop_reason(
+    state: Progress,
+    max_global_step: int | None,
+    *,
+    target_reward: float | None,
+    time_limit: float | None,
+    interrupted: bool,
+) -> str | None:
+    """Why a run stops now (the target first), or None while it goes on."""
+    if target_met(state, target_reward):
+        return f"target reward {target_reward:g} reached"
+    if interrupted:
+        return "interrupted"
+    if time_limit is not None and state.elapsed >= time_limit:
+        return f"time limit of {time_limit:g} s reached"
+    if max_global_step is not None and state.global_step >= max_global_step:
+        return f"max_global_step {max_global_step:,} reached"
+    return None
+
+
 def train(
     config_path: Path,
     *,
@@ -133,24 +158,25 @@ def train(
             while True:
                 now = time.monotonic()
                 state = progress(config, runner, start, window)
-                reached = target_reward is not None and state.mean_reward >= target_reward
-                limit = config.parameter_servers.max_global_step
-                done = (
-                    reached
-                    or interrupted.is_set()
-                    or not thread.is_alive()
-                    or (time_limit is not None and state.elapsed >= time_limit)
-                    or (limit is not None and state.global_step >= limit)
+                reason = stop_reason(
+                    state,
+                    config.parameter_servers.max_global_step,
+                    target_reward=target_reward,
+                    time_limit=time_limit,
+                    interrupted=interrupted.is_set(),
                 )
-                if done or now >= next_line:
+                if reason is None and not thread.is_alive():
+                    reason = "the environment clients finished"
+                if reason is not None or now >= next_line:
                     print(state.line(), flush=True)
                     next_line = now + PROGRESS_INTERVAL
-                if done:
+                if reason is not None:
                     break
                 time.sleep(0.5)
+            reached = target_met(state, target_reward)
             runner.stop()
             thread.join(30)
-            why = "target reached" if reached else "stopped"
+            why = "target reached" if reached else reason
             print(f"{why}; stopping the daemons (final checkpoint) ...", flush=True)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -10,7 +10,7 @@ import zmq.utils.monitor
 
 from relaax_zmq.config import parse_config
 from relaax_zmq.security import ROLES, generate
-from relaax_zmq.testing.ports import free_port
+from relaax_zmq.testing.ports import on_free_ports
 
 
 def make_keys(folder: Path) -> Path:
@@ -23,20 +23,13 @@ def make_keys(folder: Path) -> Path:
 
 def curve_config(keys: Path, **security: Any):
     """An app config on free loopback ports with CURVE on, keys in ``keys``."""
-    ports = {name: f"tcp://127.0.0.1:{free_port()}" for name in ("frontend", "backend", "admin")}
-    return parse_config(
-        {
-            "version": 1,
-            "environment": {"run": "bandit"},
-            "algorithm": {"name": "reinforce"},
-            "broker": ports,
-            "metrics": {"endpoint": f"tcp://127.0.0.1:{free_port()}"},
-            "parameter_servers": {
-                "endpoints": {"gradients_port": free_port(), "weights_port": free_port()}
-            },
-            "security": {"curve": True, "keys_dir": str(keys), "reload_interval": 0.1, **security},
-        }
-    )
+    app = {
+        "version": 1,
+        "environment": {"run": "bandit"},
+        "algorithm": {"name": "reinforce"},
+        "security": {"curve": True, "keys_dir": str(keys), "reload_interval": 0.1, **security},
+    }
+    return parse_config(on_free_ports(app))
 
 
 def handshake_events(

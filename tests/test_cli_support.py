@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from relaax_zmq.testing.ports import free_port
+from relaax_zmq.testing.ports import on_free_ports
 
 CLI = [sys.executable, "-m", "relaax_zmq.cli"]
 
@@ -31,15 +31,8 @@ def cli(
 
 def free_ports(config: dict) -> dict:
     """``config`` (an app mapping) with every endpoint on a free loopback port."""
-    config["broker"] = {
-        **config.get("broker", {}),
-        **{k: f"tcp://127.0.0.1:{free_port()}" for k in ("frontend", "backend", "admin")},
-    }
-    ps = config.setdefault("parameter_servers", {})
-    ps["endpoints"] = {"gradients_port": free_port(), "weights_port": free_port()}
-    metrics = config.setdefault("metrics", {})
-    metrics["endpoint"] = f"tcp://127.0.0.1:{free_port()}"
-    metrics["flush_interval"] = 1.0
+    on_free_ports(config)
+    config["metrics"]["flush_interval"] = 1.0
     return config
 
 

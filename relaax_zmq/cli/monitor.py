@@ -31,6 +31,8 @@ from relaax_zmq.train import (
     mean_of_last,
     reported_global_step,
     served_steps,
+    stop_reason,
+    target_met,
 )
 
 
@@ -119,16 +121,16 @@ class Watch:
         limit = self.config.parameter_servers.max_global_step
         while True:
             state = self.progress()
-            reason = self.check_processes()
-            reached = self.target_reward is not None and state.mean_reward >= self.target_reward
-            if reached:
-                reason = f"target reward {self.target_reward:g} reached"
-            elif stop.is_set():
-                reason = "interrupted"
-            elif self.time_limit is not None and state.elapsed >= self.time_limit:
-                reason = f"time limit of {self.time_limit:g} s reached"
-            elif limit is not None and state.global_step >= limit:
-                reason = f"max_global_step {limit:,} reached"
+            processes = self.check_processes()  # reports restarts every round
+            reason = stop_reason(
+                state,
+                limit,
+                target_reward=self.target_reward,
+                time_limit=self.time_limit,
+                interrupted=stop.is_set(),
+            )
+            reason = reason or processes
+            reached = target_met(state, self.target_reward)
             now = time.monotonic()
             if reason is not None or now >= next_line:
                 self.echo(state.line())
