@@ -148,7 +148,8 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def write_config(folder: Path) -> tuple[Path, dict[str, str]]:
+def write_config(folder: Path, **broker: object) -> tuple[Path, dict[str, str]]:
+    """An app on free ports with the linear policy; ``broker`` adds broker keys."""
     endpoints = {
         name: f"tcp://127.0.0.1:{free_port()}" for name in ("frontend", "backend", "admin")
     }
@@ -157,7 +158,7 @@ def write_config(folder: Path) -> tuple[Path, dict[str, str]]:
         "log_level": "WARNING",
         "environment": {"run": "gym", "name": "CartPole-v1"},
         "algorithm": {"path": str(LINEAR_POLICY_PATH), "config": {"actions": 2}},
-        "broker": {**endpoints, "min_free_memory_mib": 0},
+        "broker": {**endpoints, "min_free_memory_mib": 0, **broker},
         "workers": {"max_sessions": 1024, "max_batch": 256},
     }
     path = folder / "bench_exchange.yaml"
@@ -166,9 +167,9 @@ def write_config(folder: Path) -> tuple[Path, dict[str, str]]:
 
 
 @contextmanager
-def exchange(folder: Path) -> Iterator[dict[str, str]]:
-    """A real broker and one real worker, up and registered."""
-    path, endpoints = write_config(folder)
+def exchange(folder: Path, **broker: object) -> Iterator[dict[str, str]]:
+    """A real broker and one real worker, up and registered (``broker``: broker keys)."""
+    path, endpoints = write_config(folder, **broker)
     broker = _popen([sys.executable, "-m", "relaax_zmq.broker", "--config", str(path)])
     worker = _popen(
         [sys.executable, "-m", "relaax_zmq.worker", "--config", str(path), "--name", "w0"]

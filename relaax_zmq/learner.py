@@ -151,9 +151,11 @@ class ParameterServerSpec:
             raise TypeError(f"param_count: expected an int, got {type(self.param_count).__name__}")
         if self.param_count < 1:
             raise ValueError(f"param_count: expected an int >= 1, got {self.param_count}")
-        size = self.statistics_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"statistics_size: expected an int >= 0, got {size!r}")
+        from relaax_zmq.ps.wire import MAX_STATISTICS_VALUES
+
+        size, most = self.statistics_size, MAX_STATISTICS_VALUES
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= most:
+            raise ValueError(f"statistics_size: expected an int in [0, {most}], got {size!r}")
 
     def initial_vector(self, seed: int) -> np.ndarray:
         """``initial_parameters(seed)`` checked: a (param_count,) float32 vector, finite."""

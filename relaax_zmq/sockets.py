@@ -20,6 +20,13 @@ With ``security.curve`` every socket off ``inproc://`` gets a ``CurveSpec``
 (docs/security.md): the role of its owner (the name's first part; ``ps`` is the
 ``shard`` role), and for a connecting socket the role of the socket bound at
 the same endpoint, for a bound one the roles of the sockets that connect to it.
+
+Message sizes: a spec's ``max_message_bytes`` is the largest legal message on that
+socket (the exchange's ``broker.max_message_bytes``, a parameter-server payload frame,
+a metrics batch, an admin request). ZeroMQ's ``MAXMSGSIZE`` is set to
+``FRAME_LIMIT_FACTOR`` times it: a legal message always fits, and a peer sending a
+larger frame is disconnected by ZeroMQ, alone, before anything is allocated for it.
+Between the two, the receiver's decoder refuses the message with an error.
 """
 
 from __future__ import annotations
@@ -31,10 +38,14 @@ import zmq
 from relaax_zmq.config import AppConfig
 from relaax_zmq.security.curve import CurveSpec, apply_curve
 
+#: ZeroMQ's ``MAXMSGSIZE`` (per frame) over the largest legal message of a socket.
+FRAME_LIMIT_FACTOR = 2
 #: Messages queued per peer before ZeroMQ blocks or drops (0 would mean unlimited).
 DEFAULT_HWM = 10_000
 #: Control and admin messages are small; anything above this is a misbehaving peer.
 ADMIN_MAX_MESSAGE_BYTES = 1 << 20
+#: Largest metrics batch a sender sends (it drops larger ones) and a collector reads.
+METRICS_MAX_MESSAGE_BYTES = 16 << 20
 #: Gradient slices a worker queues per shard before its pushes are dropped (and counted),
 #: at most: ``gradient_hwm`` lowers it for large slices.
 PS_GRADIENTS_HWM = 256
@@ -59,6 +70,7 @@ class SocketSpec:
     type: int
     endpoint: str
     bind: bool
+    #: the largest legal message; ZeroMQ drops a peer whose frame exceeds ``frame_limit``
     max_message_bytes: int
     hwm: int = DEFAULT_HWM
     linger_ms: int = 0
@@ -68,6 +80,11 @@ class SocketSpec:
     immediate: bool = False
     #: CURVE keys and peers (``security.curve``); None: plaintext (NULL mechanism)
     curve: CurveSpec | None = None
+
+    @property
+    def frame_limit(self) -> int:
+        """ZeroMQ's ``MAXMSGSIZE``: ``FRAME_LIMIT_FACTOR`` times the largest legal message."""
+        return FRAME_LIMIT_FACTOR * self.max_message_bytes
 
 
 def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSpec]:
@@ -137,7 +154,7 @@ def _with_curve(config: AppConfig, specs: list[SocketSpec]) -> list[SocketSpec]:
 def _metrics_specs(config: AppConfig) -> list[SocketSpec]:
     from relaax_zmq.metrics.wire import SENDER_HWM
 
-    endpoint, limit = config.metrics.endpoint, config.protocol.max_message_bytes
+    endpoint, limit = config.metrics.endpoint, metrics_message_limit(config)
     specs = [SocketSpec("metrics.collector", zmq.PULL, endpoint, True, limit)]
     for kind in ("worker", "ps", "client"):
         specs.append(
@@ -146,8 +163,15 @@ def _metrics_specs(config: AppConfig) -> list[SocketSpec]:
     return specs
 
 
+def metrics_message_limit(config: AppConfig) -> int:
+    """The largest metrics batch of ``config``: ``METRICS_MAX_MESSAGE_BYTES`` at most."""
+    return min(config.protocol.max_message_bytes, METRICS_MAX_MESSAGE_BYTES)
+
+
 def _parameter_server_specs(config: AppConfig) -> list[SocketSpec]:
-    ps, limit = config.parameter_servers, config.protocol.max_message_bytes
+    from relaax_zmq.ps.wire import MAX_FRAME_BYTES
+
+    ps, limit = config.parameter_servers, MAX_FRAME_BYTES
     grads_hwm, weights_hwm = PS_GRADIENTS_HWM, PS_WEIGHTS_HWM
     specs = []
     for i in range(ps.shards):
@@ -178,7 +202,7 @@ def open_socket(
         sock.setsockopt(zmq.LINGER, spec.linger_ms)
         sock.setsockopt(zmq.SNDHWM, spec.hwm)
         sock.setsockopt(zmq.RCVHWM, spec.hwm)
-        sock.setsockopt(zmq.MAXMSGSIZE, spec.max_message_bytes)
+        sock.setsockopt(zmq.MAXMSGSIZE, spec.frame_limit)
         if identity is not None:
             sock.setsockopt(zmq.IDENTITY, identity)
         if spec.immediate:

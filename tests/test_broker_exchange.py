@@ -561,12 +561,16 @@ def test_oversized_message_too_large(ex: Exchange) -> None:
     code, text = error_of(reply)
     assert code == ErrorCode.TOO_LARGE and "1024" in text and reply.sequence == many.sequence
     assert client.update().type == MessageType.ACTION  # a small one still goes through
-    # one frame above MAXMSGSIZE: ZeroMQ drops that peer, the broker carries on
+    # a frame at MAXMSGSIZE (twice the limit) is refused by the broker's decoder
+    at = ex.client()
+    at.send_raw([header(1), b"x" * 2048])
+    assert error_of(at.recv())[0] == ErrorCode.TOO_LARGE
+    # one byte above MAXMSGSIZE: ZeroMQ drops that peer, the broker carries on
     rogue = ex.client()
-    rogue.send_raw([header(1), b"x" * 2000])
+    rogue.send_raw([header(1), b"x" * 2049])
     rogue.nothing(0.2)
     assert client.update().type == MessageType.ACTION
-    assert ex.status()["counters"]["errors"] == {"TOO_LARGE": 1}
+    assert ex.status()["counters"]["errors"] == {"TOO_LARGE": 2}
 
 
 def test_unknown_session_and_foreign_block(ex: Exchange) -> None:

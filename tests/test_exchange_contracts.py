@@ -126,6 +126,7 @@ def test_socket_map_names_every_exchange_socket() -> None:
     assert specs["client.frontend"].endpoint == specs["broker.frontend"].endpoint
     assert specs["worker.backend"].endpoint == "tcp://127.0.0.1:17001"
     assert specs["broker.frontend"].max_message_bytes == 4096
+    assert specs["broker.frontend"].frame_limit == 2 * 4096  # twice the largest legal message
     assert specs["broker.admin"].max_message_bytes == ADMIN_MAX_MESSAGE_BYTES
 
 
@@ -140,7 +141,7 @@ def test_inproc_socket_map_pairs_binders_and_connectors() -> None:
         client.send(b"ping")
         assert server.poll(2000)
         assert server.recv_multipart() == [b"me", b"ping"]
-        assert server.getsockopt(zmq.MAXMSGSIZE) == specs["broker.frontend"].max_message_bytes
+        assert server.getsockopt(zmq.MAXMSGSIZE) == specs["broker.frontend"].frame_limit
         server.close()
         client.close()
     finally:

@@ -208,7 +208,7 @@ def test_a_frame_above_the_socket_limit_drops_only_that_peer(tmp_path) -> None:
         try:
             bad.send_multipart(encode(messages.init()))
             sid = _reply(bad).session_id
-            huge = np.zeros((1, 20000), np.float32)  # one 80 kB frame > MAXMSGSIZE
+            huge = np.zeros((1, 40000), np.float32)  # one 160 kB frame > MAXMSGSIZE (128 KiB)
             bad.send_multipart(encode(messages.update(sid, state=huge)))
             assert not bad.poll(1000), "ZeroMQ drops the connection instead of answering"
             assert int(good.update(state=np.zeros(4, np.float32))) in (0, 1)

@@ -68,6 +68,10 @@ def test_a_batch_of_many_metrics_is_one_zeromq_message(pull):
     assert batch.scalars["scalar_49"] == 24.5
     assert len(batch.histograms) == 5
     assert batch.histograms["hist_0"].tolist() == [*range(10), 100.0, 200.0]
+    size = sum(len(f) for f in frames)
+    assert decode_batch(frames, max_bytes=size).header.step == 7  # at the limit: read
+    with pytest.raises(BatchError, match=f"expected at most {size - 1} bytes, got {size}"):
+        decode_batch(frames, max_bytes=size - 1)
     assert batch.histograms["hist_4"].size == 50
     assert sender.stats()["sent"] == 1 and sender.stats()["metrics"] == 55
 

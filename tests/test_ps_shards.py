@@ -457,6 +457,14 @@ def _statistics_spec(size: int = 3) -> ParameterServerSpec:
     )
 
 
+def test_statistics_are_bounded_by_one_payload_frame() -> None:
+    from relaax_zmq.ps.wire import MAX_STATISTICS_VALUES
+
+    assert _statistics_spec(MAX_STATISTICS_VALUES).statistics_size == MAX_STATISTICS_VALUES
+    with pytest.raises(ValueError, match=f"in \\[0, {MAX_STATISTICS_VALUES}\\]"):
+        _statistics_spec(MAX_STATISTICS_VALUES + 1)
+
+
 def test_shard_0_adds_statistics_from_every_worker_and_publishes_the_totals() -> None:
     config = ps_config(2, workers=2)
     spec = _statistics_spec()

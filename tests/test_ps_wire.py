@@ -109,6 +109,19 @@ def test_only_shard_0_takes_statistics() -> None:
     assert caught.value.field == "ps.statistics.shard"
 
 
+def test_statistics_fit_one_payload_frame() -> None:
+    most = wire.MAX_STATISTICS_VALUES
+    assert 8 * most == wire.MAX_FRAME_BYTES == 4 * wire.CHUNK_VALUES
+    with pytest.raises(ValueError, match="MAX_STATISTICS_VALUES"):
+        wire.encode(wire.Statistics(0, "w", np.zeros(most + 1)))
+    head = wire.encode(wire.Statistics(0, "w", np.zeros(1)))[0]
+    count_at = wire.PREFIX.size
+    forged = head[:count_at] + struct.pack("<Q", most + 1) + head[count_at + 8 :]
+    with pytest.raises(ProtocolError) as caught:
+        wire.decode_to_shard([forged, b""], 0)
+    assert caught.value.field == "ps.statistics.count"
+
+
 def test_weights_and_shard_heartbeat_round_trip() -> None:
     sent = wire.Weights(2, 0xDEADBEEF, 5, 1000, 12, 10, 20, VALUES)
     frames = wire.encode(sent)

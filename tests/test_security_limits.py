@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import zmq
 from exchange_support import running_exchange
+from test_ps_processes import start_shard, write_ps_app
+from test_ps_shards import clients
 
 from relaax_zmq.client import AgentProxy
-from relaax_zmq.config import load_config
+from relaax_zmq.config import load_config, parse_config
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode
-from relaax_zmq.sockets import socket_map
+from relaax_zmq.ps import load_spec
+from relaax_zmq.ps.wire import MAX_FRAME_BYTES
+from relaax_zmq.sockets import (
+    ADMIN_MAX_MESSAGE_BYTES,
+    METRICS_MAX_MESSAGE_BYTES,
+    open_socket,
+    socket_map,
+)
 
 
 def test_one_byte_over_the_frontend_limit_drops_only_that_client(tmp_path) -> None:
     with running_exchange(tmp_path, worker_count=1, broker={"max_message_bytes": 65536}) as ex:
-        limit = socket_map(load_config(ex.config))["broker.frontend"].max_message_bytes
+        limit = socket_map(load_config(ex.config))["broker.frontend"].frame_limit
         ctx = zmq.Context()
         good = AgentProxy(ex.frontend)
         good.init()
@@ -40,3 +51,62 @@ def test_one_byte_over_the_frontend_limit_drops_only_that_client(tmp_path) -> No
             over.close()
             good.disconnect()
             ctx.term()
+
+
+def test_every_socket_lets_zeromq_drop_frames_above_twice_the_largest_legal_message() -> None:
+    config = parse_config(
+        {"version": 1, "environment": {"run": "bandit"}, "algorithm": {"name": "da3c"}}
+    )
+    specs = socket_map(config)
+    legal = {
+        "broker.frontend": config.protocol.max_message_bytes,
+        "broker.admin": ADMIN_MAX_MESSAGE_BYTES,
+        "ps[0].gradients": MAX_FRAME_BYTES,
+        "worker.ps[0].weights": MAX_FRAME_BYTES,
+        "metrics.collector": METRICS_MAX_MESSAGE_BYTES,
+    }
+    for name, size in legal.items():
+        assert specs[name].max_message_bytes == size, name
+    ctx = zmq.Context()
+    try:
+        for spec in specs.values():
+            assert spec.frame_limit == 2 * spec.max_message_bytes, spec.name
+            sock = open_socket(ctx, replace(spec, endpoint=f"inproc://{spec.name}", bind=True))
+            try:
+                assert sock.getsockopt(zmq.MAXMSGSIZE) == spec.frame_limit, spec.name
+            finally:
+                sock.close(0)
+    finally:
+        ctx.term()
+
+
+def test_a_frame_above_the_shard_limit_drops_only_that_pusher(tmp_path) -> None:
+    path, config = write_ps_app(tmp_path, 1)
+    spec = load_spec(config)
+    assert spec is not None
+    limit = socket_map(config)["ps[0].gradients"].frame_limit
+    daemon = start_shard(path, 0)
+    ctx = zmq.Context()
+    rogue = ctx.socket(zmq.PUSH)
+    try:
+        rogue.setsockopt(zmq.LINGER, 0)
+        rogue.connect(config.parameter_servers.gradients_endpoint(0))
+        with clients(config, "w0", count=spec.param_count) as (client,):
+            assert client.wait_consistent(20), daemon.output()
+            # twice the largest legal frame: the shard's decoder refuses it, named
+            rogue.send_multipart([b"RXPS", b"\0" * limit])
+            # one byte more: ZeroMQ drops the pusher before the shard sees it
+            rogue.send_multipart([b"RXPS", b"\0" * (limit + 1)])
+            grad = np.ones(spec.param_count, np.float32)
+            _, versions, _ = client.weights()
+            assert client.push(grad, list(versions), steps=1, episodes=0) == 1
+            assert client.wait_consistent(10, newer_than=int(versions[0])), daemon.output()
+        assert daemon.proc.poll() is None, daemon.output()
+        assert daemon.stop() == 0
+        # the frame at the limit was refused by the decoder; the one above never arrived
+        assert daemon.output().count("dropped a message") == 1, daemon.output()
+    finally:
+        rogue.close(0)
+        ctx.term()
+        if daemon.proc.poll() is None:
+            daemon.kill9()

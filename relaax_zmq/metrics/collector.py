@@ -24,7 +24,7 @@ from relaax_zmq.daemon import StopFlag
 from relaax_zmq.metrics.events import HISTOGRAM_BINS, EventWriter, histogram_value, scalar_value
 from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.metrics.wire import Batch, BatchError, decode_batch
-from relaax_zmq.sockets import open_socket, socket_map
+from relaax_zmq.sockets import metrics_message_limit, open_socket, socket_map
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Collector:
         self.flush_interval = m.flush_interval
         self.filter = MetricFilter(m.enabled, m.disabled)
         self.limits = config.protocol.limits()
-        self.max_message_bytes = config.protocol.max_message_bytes
+        self.max_message_bytes = metrics_message_limit(config)
         self.console = (console or sys.stdout) if m.log_to_console else None
         self.tag_prefix = tag_prefix
         self.histogram_bins = histogram_bins
@@ -137,7 +137,7 @@ class Collector:
         """Check one batch and write its metrics; False when it was dropped. Never raises."""
         self.counters["received"] += 1
         try:
-            batch = decode_batch(frames, self.limits)
+            batch = decode_batch(frames, self.limits, self.max_message_bytes)
         except BatchError as exc:
             self._malformed(exc)
             return False

@@ -23,7 +23,12 @@ from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.metrics.wire import SENDER_HWM, check_source, encode_batch, sender_spec, source_kind
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.security import CurveSpec
-from relaax_zmq.sockets import open_socket, socket_map
+from relaax_zmq.sockets import (
+    METRICS_MAX_MESSAGE_BYTES,
+    metrics_message_limit,
+    open_socket,
+    socket_map,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ class MetricsSender:
         disabled: Iterable[str] = (),
         context: zmq.Context | None = None,
         hwm: int = SENDER_HWM,
-        max_message_bytes: int = 1 << 30,
+        max_message_bytes: int = METRICS_MAX_MESSAGE_BYTES,
         limits: Limits = DEFAULT_LIMITS,
         curve: CurveSpec | None = None,
     ) -> None:
@@ -85,7 +90,7 @@ class MetricsSender:
         kwargs.setdefault("enabled", m.enabled)
         kwargs.setdefault("disabled", m.disabled)
         kwargs.setdefault("limits", config.protocol.limits())
-        kwargs.setdefault("max_message_bytes", config.protocol.max_message_bytes)
+        kwargs.setdefault("max_message_bytes", metrics_message_limit(config))
         kind = source_kind(check_source(source))
         kwargs.setdefault("curve", socket_map(config)[f"{kind}.metrics"].curve)
         return cls(str(m.endpoint), source, **kwargs)

@@ -25,7 +25,7 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import MessageType, type_name
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
-from relaax_zmq.sockets import DEFAULT_HWM, SocketSpec
+from relaax_zmq.sockets import DEFAULT_HWM, METRICS_MAX_MESSAGE_BYTES, SocketSpec
 
 #: Version of the header frame.
 VERSION = 1
@@ -132,10 +132,16 @@ def decode_header(frame: Any) -> Header:
     return Header(source, step, float(stamp))
 
 
-def decode_batch(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Batch:
-    """Check and decode a received batch; BatchError names the first thing wrong."""
+def decode_batch(
+    frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS, max_bytes: int | None = None
+) -> Batch:
+    """Check and decode a received batch (of ``max_bytes`` at most, when given);
+    BatchError names the first thing wrong."""
     if len(frames) < 2:
         raise BatchError("frames", f"expected a header and RLX frames, got {len(frames)} frame(s)")
+    size = sum(len(frame) for frame in frames)
+    if max_bytes is not None and size > max_bytes:
+        raise BatchError("frames", f"expected at most {max_bytes} bytes, got {size}")
     header = decode_header(frames[0])
     try:
         message = decode(frames[1:], limits)
@@ -156,14 +162,14 @@ def decode_batch(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Batc
 
 
 def sender_spec(
-    endpoint: str, *, hwm: int = SENDER_HWM, max_message_bytes: int = 1 << 30
+    endpoint: str, *, hwm: int = SENDER_HWM, max_message_bytes: int = METRICS_MAX_MESSAGE_BYTES
 ) -> SocketSpec:
     """A sender's PUSH socket: connects to the collector, queues at most ``hwm`` batches."""
     return SocketSpec("metrics.sender", zmq.PUSH, endpoint, False, max_message_bytes, hwm=hwm)
 
 
 def collector_spec(
-    endpoint: str, *, hwm: int = DEFAULT_HWM, max_message_bytes: int = 1 << 30
+    endpoint: str, *, hwm: int = DEFAULT_HWM, max_message_bytes: int = METRICS_MAX_MESSAGE_BYTES
 ) -> SocketSpec:
     """The collector's PULL socket, bound at ``metrics.endpoint``."""
     return SocketSpec("metrics.collector", zmq.PULL, endpoint, True, max_message_bytes, hwm=hwm)

@@ -44,6 +44,11 @@ from relaax_zmq.errors import ProtocolError
 MAGIC = b"RXPS"
 #: float32 values per payload frame (4 MiB).
 CHUNK_VALUES = 1 << 20
+#: The largest frame of the wire: a full payload frame (headers are far smaller). The
+#: shard and worker sockets let ZeroMQ drop peers above twice this (relaax_zmq/sockets.py).
+MAX_FRAME_BYTES = 4 * CHUNK_VALUES
+#: Most float64 values in the shared statistics: one payload frame's bytes.
+MAX_STATISTICS_VALUES = MAX_FRAME_BYTES // 8
 WIRE_VERSION = 2
 #: Longest worker name in bytes (UTF-8).
 MAX_NAME_BYTES = 255
@@ -232,7 +237,7 @@ def encode(message: ToShard | ToWorker) -> list[Any]:
         fields = (m.global_step, FLAG_STOPPING if m.stopping else 0, m.score, len(name))
         return [_head(Kind.WORKER_HEARTBEAT, m.shard, WORKER_HEARTBEAT, *fields) + name]
     if isinstance(m, Statistics):
-        values, name = _payload(m.values, _F64), _name_bytes(m.worker)
+        values, name = _statistics_payload(m.values), _name_bytes(m.worker)
         head = _head(Kind.STATISTICS, m.shard, STATISTICS, values.size, len(name))
         return [head + name, values]
     if isinstance(m, Weights):
@@ -250,7 +255,7 @@ def encode(message: ToShard | ToWorker) -> list[Any]:
         fields = (m.incarnation, m.version, m.global_step, m.episodes, flags)
         return [topic(m.shard), _head(Kind.SHARD_HEARTBEAT, m.shard, SHARD_HEARTBEAT, *fields)]
     if isinstance(m, StatisticsTotals):
-        values = _payload(m.values, _F64)
+        values = _statistics_payload(m.values)
         fields = (m.incarnation, m.updates, values.size)
         return [
             topic(m.shard),
@@ -273,6 +278,13 @@ def _name_bytes(worker: str) -> bytes:
     if not 1 <= len(raw) <= MAX_NAME_BYTES:
         raise ValueError(f"worker: expected a name of 1..{MAX_NAME_BYTES} bytes, got {len(raw)}")
     return raw
+
+
+def _statistics_payload(values: Any) -> np.ndarray:
+    out = _payload(values, _F64)
+    if out.size > MAX_STATISTICS_VALUES:
+        raise ValueError(f"statistics: {out.size} values > MAX_STATISTICS_VALUES")
+    return out
 
 
 def _chunks(values: np.ndarray) -> list[np.ndarray]:
@@ -317,6 +329,7 @@ def decode_to_shard(frames: Sequence[Any], shard: int) -> ToShard:
         return Hello(shard, _name(raw, HELLO, name_len, where), known)
     if kind == Kind.STATISTICS:
         count, name_len = _body(raw, STATISTICS, where)
+        _statistics_count(count, where)
         worker = _name(raw, STATISTICS, name_len, where)
         return Statistics(shard, worker, _values(frames[1], count, where, _F64))
     step, flags, score, name_len = _body(raw, WORKER_HEARTBEAT, where)
@@ -353,6 +366,7 @@ def decode_to_worker(frames: Sequence[Any]) -> ToWorker:
         incarnation, updates, count = _body(raw, STATISTICS_TOTALS, where)
         _exact(raw, STATISTICS_TOTALS, where)
         _incarnation(incarnation, where)
+        _statistics_count(count, where)
         return StatisticsTotals(shard, incarnation, updates, _values(frames[2], count, where, _F64))
     _frame_count(frames, 2, where)
     incarnation, version, step, episodes, flags = _body(raw, SHARD_HEARTBEAT, where)
@@ -426,6 +440,11 @@ def _chunked(frames: Sequence[Any], count: int, where: str) -> Payload:
     """The float32 payload of ``count`` values in ``frames`` (``chunk_count(count)`` of them)."""
     sizes = [min(CHUNK_VALUES, count - i) for i in range(0, count, CHUNK_VALUES)] or [0]
     return Payload([_values(f, n, where) for f, n in zip(frames, sizes, strict=True)])
+
+
+def _statistics_count(count: int, where: str) -> None:
+    if count > MAX_STATISTICS_VALUES:
+        raise ProtocolError(f"{where}.count", f"<= {MAX_STATISTICS_VALUES}", count)
 
 
 def _values(frame: Any, count: int, where: str, dtype: np.dtype = _F32) -> np.ndarray:
