@@ -46,7 +46,7 @@ def _dispatch(raw: bytes, target: AdminTarget) -> dict[str, Any]:
         return _fail(f"request too large: {len(raw)} bytes, at most {MAX_REQUEST_BYTES}")
     try:
         request = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # deep nesting
         return _fail(f"expected a UTF-8 JSON object: {exc}")
     if not isinstance(request, dict):
         return _fail(f"expected a JSON object, got {type(request).__name__}")

@@ -76,7 +76,7 @@ def parse_control(command: Command, body: Any) -> dict[str, Any]:
         raise ProtocolError("link.body", f"at most {MAX_CONTROL_BYTES} bytes", f"{len(raw)} bytes")
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # deep nesting
         raise ProtocolError("link.body", "a UTF-8 JSON object", f"invalid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ProtocolError("link.body", "a JSON object", type(value).__name__)

@@ -9,6 +9,7 @@ A config value is a number (constant) or a mapping, parsed by :func:`make_schedu
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,7 +56,11 @@ class Exponential:
     final: float | None = None
 
     def __call__(self, step: int) -> float:
-        value = self.initial * self.rate ** (max(step, 0) / self.steps)
+        try:
+            growth = self.rate ** (max(step, 0) / self.steps)
+        except OverflowError:  # a rate above 1, many steps on: past any final value
+            growth = math.inf
+        value = self.initial * growth if self.initial else 0.0
         if self.final is None:
             return value
         return max(value, self.final) if self.rate <= 1.0 else min(value, self.final)

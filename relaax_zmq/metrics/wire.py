@@ -10,8 +10,8 @@ is pickled; ``decode_batch`` checks every part and raises ``BatchError`` naming 
 from __future__ import annotations
 
 import json
-import math
 import re
+import sys
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,7 +113,7 @@ def decode_header(frame: Any) -> Header:
         raise BatchError("header", f"expected at most {MAX_HEADER_BYTES} bytes, got {len(raw)}")
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting: recursion
         raise BatchError("header", f"expected a UTF-8 JSON object ({exc})") from None
     if not isinstance(data, dict):
         raise BatchError("header", f"expected a JSON object, got {type(data).__name__}")
@@ -127,7 +127,8 @@ def decode_header(frame: Any) -> Header:
     if step is not None and not (_is_int(step) and 0 <= step <= _MAX_STEP):
         raise BatchError("header", f"step: expected null or an int >= 0, got {step!r}")
     stamp = data.get("time")
-    if not (_is_number(stamp) and math.isfinite(stamp) and stamp >= 0):
+    # a comparison, not math.isfinite: that raises for an int too large for a float
+    if not (_is_number(stamp) and 0 <= stamp <= sys.float_info.max):
         raise BatchError("header", f"time: expected unix seconds, got {stamp!r}")
     return Header(source, step, float(stamp))
 

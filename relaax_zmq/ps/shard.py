@@ -65,6 +65,10 @@ PUBLISH_SHARE = 0.2
 STATS_LOG_INTERVAL = 10.0
 #: How long closing the PUB may take to deliver the last heartbeats (milliseconds).
 CLOSE_LINGER_MS = 500
+#: Largest global step, episode count and adopted version a shard takes from workers (a
+#: message past it is refused): exact as a float64 metric, far from the int64 of checkpoints
+#: and the u64 of the wire, and beyond any real run (285 years at a million steps a second).
+MAX_COUNT = 1 << 53
 
 
 @dataclass
@@ -268,6 +272,10 @@ class Shard:
         elif isinstance(message, wire.Statistics):
             self._on_statistics(message)
         elif isinstance(message, wire.Hello):
+            if message.known_version > MAX_COUNT:
+                raise ProtocolError(
+                    "ps.hello.known_version", f"at most {MAX_COUNT}", message.known_version
+                )
             self.counters["hellos"] += 1
             self._republish = True
             if self.updater.adopt_version(message.known_version):
@@ -289,13 +297,19 @@ class Shard:
             raise ProtocolError("ps.gradient.offset", self.slice.offset, message.offset)
         if message.values.size != self.slice.count:
             raise ProtocolError("ps.gradient.count", self.slice.count, message.values.size)
+        steps, episodes = self.global_step + message.steps, self.episodes + message.episodes
+        if max(steps, episodes) > MAX_COUNT:
+            raise ProtocolError(
+                "ps.gradient.steps",
+                f"totals of at most {MAX_COUNT}",
+                f"{steps} steps, {episodes} episodes",
+            )
         if self.stopping:
             self.counters["dropped_stopping"] += 1
             return
         self.counters["gradients"] += 1
         seen.gradients += 1
-        self.global_step += message.steps
-        self.episodes += message.episodes
+        self.global_step, self.episodes = steps, episodes
         self.updater.optimizer.at_global_step(self.global_step)
         live = self._live_workers(now)
         outcome = self.updater.offer(message.worker, message.base_version, message.values, live)
@@ -309,10 +323,11 @@ class Shard:
     def _on_statistics(self, message: wire.Statistics) -> None:
         if message.values.size != self.statistics.size:
             raise ProtocolError("ps.statistics.count", self.statistics.size, message.values.size)
-        if not np.isfinite(message.values).all():
+        totals = self.statistics + message.values
+        if not np.isfinite(totals).all():  # NaN or inf in the deltas, or totals that overflow
             self.counters[NONFINITE] += 1
             return
-        self.statistics += message.values
+        self.statistics = totals
         self.statistics_updates += 1
 
     def _live(self, now: float) -> list[WorkerSeen]:

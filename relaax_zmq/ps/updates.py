@@ -38,7 +38,7 @@ QUEUED = "queued"  # kept for a window or round that is not complete yet
 STALE = "dropped_stale"  # older than max_staleness, an old round, or base weights not kept
 FUTURE = "dropped_future"  # base version newer than this shard's (a shard restarted)
 DUPLICATE = "dropped_duplicate"  # a second gradient of one worker in one sync round
-NONFINITE = "dropped_nonfinite"  # NaN or inf in the gradient
+NONFINITE = "dropped_nonfinite"  # NaN, inf or values too large to square in float32
 DROP_REASONS = (STALE, FUTURE, DUPLICATE, NONFINITE)
 
 
@@ -175,8 +175,11 @@ class SliceUpdater:
             base = self._history.get(base_version)
             if base is None:
                 return STALE
+            corrected = self._compensated(grad, base)
+            if corrected is not grad and not _finite(corrected):  # lambda 0: checked
+                return NONFINITE
             self.staleness.add(staleness)
-            self._apply(self._compensated(grad, base))
+            self._apply(corrected)
             return APPLIED
         self.staleness.add(staleness)
         if self.combine == "average":
@@ -285,8 +288,10 @@ class SliceUpdater:
 
 
 def _finite(grad: np.ndarray) -> bool:
-    """No NaN or inf (nor values whose float32 sum overflows: garbage too); one fast pass."""
-    return bool(np.isfinite(grad.sum()))
+    """No NaN or inf, nor a squared norm that overflows float32 (any value above about 1.8e19):
+    garbage, that would make the optimizers' squares and momenta, then the weights, infinite.
+    One fast pass (a dot product; a sum would let huge values of opposite signs through)."""
+    return bool(np.isfinite(np.dot(grad, grad)))
 
 
 def _aligned(grad: np.ndarray) -> np.ndarray:

@@ -1,0 +1,27 @@
+"""Coverage-guided fuzzing of what relaax-zmq decodes from peers (atheris, libFuzzer).
+
+``python -m relaax_zmq.testing.fuzz TARGET --seconds N [--corpus DIR]`` runs one target
+under atheris in a child process, with the relaax_zmq modules it exercises instrumented,
+and ends with one JSON line of figures (executions, execs/s, coverage, findings).
+docs/security.md ("Fuzzing") says what each target checks.
+
+Targets (one module each, ``test_one_input(data)`` raises on a finding):
+
+- ``codec``: the RLX decoders (reference, compiled, ``envelope.peek``) on arbitrary frames;
+- ``broker``: the broker's client-frontend and worker-backend handlers on message sequences;
+- ``shard``: a parameter-server shard's message handling and publishing;
+- ``metrics``: the metrics collector's batch decoder.
+
+This package imports nothing from relaax_zmq at import time, so that the engine can
+instrument every module a target loads.
+"""
+
+#: Target name -> module (``relaax_zmq.testing.fuzz.<module>``).
+TARGETS = {
+    "codec": "codec_target",
+    "broker": "broker_target",
+    "shard": "shard_target",
+    "metrics": "metrics_target",
+}
+
+__all__ = ["TARGETS"]
