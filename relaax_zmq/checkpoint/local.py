@@ -8,9 +8,12 @@ import secrets
 from pathlib import Path
 
 from relaax_zmq.checkpoint.location import Entry
-from relaax_zmq.checkpoint.naming import parse_name, parse_temp_name, temp_name
+from relaax_zmq.checkpoint.naming import parse_name, parse_temp_name, temp_name, temp_writer
 
 log = logging.getLogger(__name__)
+
+#: Temporary files this process is writing right now (never stray).
+_WRITING: set[Path] = set()
 
 
 class LocalLocation:
@@ -31,6 +34,7 @@ class LocalLocation:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.remove_stray(name)
         tmp = self.directory / temp_name(name, f"{os.getpid()}-{secrets.token_hex(4)}")
+        _WRITING.add(tmp)
         try:
             with open(tmp, "xb") as f:
                 f.write(data)
@@ -40,20 +44,30 @@ class LocalLocation:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            _WRITING.discard(tmp)
         _fsync_directory(self.directory)
 
-    def remove_stray(self, name: str) -> list[str]:
-        """Remove temporary files meant to become a checkpoint of the same shard as ``name``."""
+    def remove_stray(self, name: str, *, keep_live: bool = False) -> list[str]:
+        """Remove temporary files meant to become a checkpoint of the same shard as ``name``.
+
+        ``keep_live``: only those whose writer is gone (its pid is no live process, or is this
+        process, which is not writing them), so that a reader may call it while the shard
+        saves; without it, every one (the shard's own writer calls it before writing).
+        """
         target = parse_name(name)
         removed: list[str] = []
         if target is None or not self.directory.is_dir():
             return removed
         for child in self.directory.iterdir():
             meant = parse_temp_name(child.name)
-            if meant is not None and (meant.shard, meant.shards) == (target.shard, target.shards):
-                log.warning("removing %s, left by an interrupted checkpoint write", child)
-                child.unlink(missing_ok=True)
-                removed.append(child.name)
+            if meant is None or (meant.shard, meant.shards) != (target.shard, target.shards):
+                continue
+            if keep_live and _being_written(child):
+                continue
+            log.warning("removing %s, left by an interrupted checkpoint write", child)
+            child.unlink(missing_ok=True)
+            removed.append(child.name)
         return removed
 
     def list(self) -> list[Entry]:
@@ -71,6 +85,22 @@ class LocalLocation:
 
     def delete(self, name: str) -> None:
         (self.directory / name).unlink(missing_ok=True)
+
+
+def _being_written(tmp: Path) -> bool:
+    """Whether the writer ``tmp``'s name records may still be writing it."""
+    pid = temp_writer(tmp.name)
+    if pid is None or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return tmp in _WRITING
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, as another user's process
+        return True
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -60,6 +60,8 @@ class CheckpointManager:
         self.trigger = SaveTrigger(config.every_steps, config.every_seconds, clock)
         #: (location, error text) of every location that failed the last ``save``.
         self.last_failures: list[tuple[str, str]] = []
+        #: saves that reached no location (each logged as an error; ``due`` then backs off).
+        self.failed_saves = 0
         self._known: dict[tuple[str, str, int], Inspection] = {}
         self._lock = threading.Lock()
 
@@ -79,7 +81,8 @@ class CheckpointManager:
         """Write ``checkpoint`` to every location, then prune each; the URIs written.
 
         A failing location is logged and listed in ``last_failures``; the others still get the
-        checkpoint. Raises ``CheckpointError`` only when every location failed.
+        checkpoint. Raises ``CheckpointError`` only when every location failed; ``due`` is then
+        false for a while (``SaveTrigger.mark_failed``) and ``failed_saves`` counts it.
         """
         if (checkpoint.shard, checkpoint.shards) != (self.shard, self.shards):
             raise CheckpointError(
@@ -95,8 +98,9 @@ class CheckpointManager:
                 try:
                     location.write(name, data)
                 except Exception as exc:  # any location may fail in its own way; others go on
-                    log.error("checkpoint %s not saved to %s: %s", name, location.description, exc)
-                    failures.append((location.description, f"{type(exc).__name__}: {exc}"))
+                    error = f"{type(exc).__name__}: {exc}"
+                    log.error("checkpoint not saved to %s: %s", location.uri(name), error)
+                    failures.append((location.description, error))
                     continue
                 written.append(location.uri(name))
                 inspection = Inspection(Status.VALID, checkpoint.score)
@@ -104,8 +108,12 @@ class CheckpointManager:
                 self._prune(location)
             self.last_failures = failures
             if failures and not written:
+                self.failed_saves += 1
+                delay = self.trigger.mark_failed()
                 details = "; ".join(f"{where}: {error}" for where, error in failures)
-                raise CheckpointError(f"checkpoint {name} not saved anywhere ({details})")
+                raise CheckpointError(
+                    f"checkpoint {name} not saved anywhere ({details}); next try in {delay:g} s"
+                )
             self.trigger.mark_saved(checkpoint.global_step)
             if written:
                 log.info("checkpoint step %d saved to %s", checkpoint.global_step, written)
@@ -166,8 +174,10 @@ class CheckpointManager:
         """The newest valid checkpoint of this shard across all locations (disk first on a tie).
 
         ``step``: only checkpoints of that global step (see ``latest_complete_step``). Corrupt
-        or unreadable files are skipped with a warning; None when no valid one exists.
+        or unreadable files are skipped with a warning; None when no valid one exists. Temporary
+        files left by a writer that is gone are removed first (``remove_stray``).
         """
+        self.remove_stray()
         with self._lock:
             candidates: list[tuple[int, int, Location, Entry]] = []
             for order, location in enumerate(self.locations):
@@ -199,6 +209,18 @@ class CheckpointManager:
                 log.info("restored checkpoint step %d from %s", checkpoint.global_step, uri)
                 return checkpoint
             return None
+
+    def remove_stray(self) -> list[str]:
+        """Remove this shard's temporary files on disk whose writer is gone (killed mid-save);
+        the paths removed. Safe while another process of this shard saves."""
+        removed = []
+        with self._lock:
+            for location in self.locations:
+                if isinstance(location, LocalLocation):
+                    mine = checkpoint_name(0, self.shard, self.shards)
+                    found = location.remove_stray(mine, keep_live=True)
+                    removed += [location.uri(name) for name in found]
+        return removed
 
     def latest_complete_step(self) -> int | None:
         """The newest global step with a checkpoint of every shard (by name) in some location."""

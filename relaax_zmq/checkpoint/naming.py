@@ -6,7 +6,7 @@ import re
 from typing import NamedTuple
 
 _NAME = re.compile(r"^ckpt-(\d{12,})-shard(\d+)of(\d+)\.h5$")
-_TEMP = re.compile(r"^\.(ckpt-\d{12,}-shard\d+of\d+\.h5)\.[^/]*\.tmp$")
+_TEMP = re.compile(r"^\.(ckpt-\d{12,}-shard\d+of\d+\.h5)\.([^/]*)\.tmp$")
 
 
 class CheckpointName(NamedTuple):
@@ -32,8 +32,18 @@ def parse_name(name: str) -> CheckpointName | None:
 
 
 def temp_name(name: str, tag: str) -> str:
-    """A hidden temporary name for ``name`` while it is written (``tag``: unique per writer)."""
+    """A hidden temporary name for ``name`` while it is written (``tag``: unique per writer).
+
+    ``LocalLocation`` tags with ``<pid>-<random>``: ``temp_writer`` reads the pid back.
+    """
     return f".{name}.{tag}.tmp"
+
+
+def temp_writer(name: str) -> int | None:
+    """The pid of the process that wrote a temporary name; None if it does not say."""
+    match = _TEMP.match(name)
+    pid = match.group(2).split("-")[0] if match else ""
+    return int(pid) if pid.isdigit() else None
 
 
 def parse_temp_name(name: str) -> CheckpointName | None:

@@ -5,7 +5,9 @@ app's run folder, starts supervisord (or adds the roles to the one already runni
 for this app) and waits until the daemons are up: every worker registered and
 holding weights from every shard when workers run, every program RUNNING
 otherwise. A daemon that keeps crashing at start is reported with the end of its
-log, everything started is stopped again, and the exit status is 1.
+log, everything started is stopped again, and the exit status is 1. A daemon that
+supervisord restarts more than ``--crash-limit`` times in ``--crash-window`` seconds
+is not started again (``crashguard``): it ends FATAL.
 
 In the foreground (default) it then shows live progress and stops by itself when
 training ends (``monitor.py``); Ctrl-C stops every daemon cleanly (the shards write
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 from relaax_zmq.cli.common import CliError, add_app_option, load_app
+from relaax_zmq.cli.crashguard import CRASH_LIMIT, CRASH_WINDOW
 from relaax_zmq.cli.curves import write_curves
 from relaax_zmq.cli.monitor import Watch, curves_base, stop_event
 from relaax_zmq.cli.ports import taken_endpoints
@@ -64,6 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tensorboard-port", type=int, default=TENSORBOARD_PORT, help="port of tensorboard"
     )
+    parser.add_argument(
+        "--crash-limit",
+        type=int,
+        default=CRASH_LIMIT,
+        help=f"restarts after crashes before a daemon is FATAL ({CRASH_LIMIT}) ...",
+    )
+    parser.add_argument(
+        "--crash-window",
+        type=float,
+        default=CRASH_WINDOW,
+        help=f"... within this many seconds ({CRASH_WINDOW:.0f})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"run: {exc}", code=2) from None
     if args.clients is not None and args.clients < 1:
         raise CliError(f"run: -n expects a number of clients >= 1, got {args.clients}", code=2)
+    if args.crash_limit < 0 or args.crash_window <= 0:
+        raise CliError(
+            "run: expected --crash-limit >= 0 and --crash-window > 0, got "
+            f"{args.crash_limit} and {args.crash_window:g}",
+            code=2,
+        )
     config = load_app(args.config)
     folder = RunFolder.of(args.config)
     supervisor = Supervisor(folder)
@@ -93,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         env_args=env_overrides(args.clients, args.exploit),
         tensorboard_port=args.tensorboard_port,
     )
-    supervisor.write(programs)
+    supervisor.write(programs, crash_limit=args.crash_limit, crash_window=args.crash_window)
     print(f"starting {', '.join(p.name for p in programs)} under supervisord ...", flush=True)
     try:
         if started_here:

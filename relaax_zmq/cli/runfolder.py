@@ -59,5 +59,9 @@ class RunFolder:
     def log_of(self, program: str) -> Path:
         return self.logs / f"{program}.log"
 
+    def starts_of(self, program: str) -> Path:
+        """When supervisord started ``program`` lately (``crashguard``'s restart budget)."""
+        return self.root / "starts" / f"{program}.starts"
+
     def create(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,8 @@
 """``relaax-zmq status``: every daemon's supervisord state and the broker's live figures.
 
-Daemons: name, state (RUNNING, BACKOFF, FATAL...), pid and uptime or exit status.
+Daemons: name, state (RUNNING, BACKOFF, FATAL...), pid and uptime or exit status;
+for a FATAL or BACKOFF one also the last line of its log (why it failed, or why its
+restart budget refused it: ``crashguard``).
 Broker (its admin endpoint, ``relaax_zmq.admin_client``): workers alive and their
 sessions, steps per second, environment steps served and shard 0's global step.
 Exit status 0 when supervisord runs and no daemon is FATAL or BACKOFF, else 1.
@@ -31,21 +33,19 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     config = load_app(args.config)
     supervisor = Supervisor(RunFolder.of(args.config))
     found: dict[str, Any] = {"app": str(args.config), "supervisord": supervisor.running()}
-    found["daemons"] = (
-        [
-            {
-                "name": p.name,
-                "group": p.group,
-                "state": p.state,
-                "pid": p.pid,
-                "description": p.description,
-                "exitstatus": p.exitstatus,
-            }
-            for p in supervisor.processes()
-        ]
-        if found["supervisord"]
-        else []
-    )
+    found["daemons"] = []
+    for p in supervisor.processes() if found["supervisord"] else []:
+        daemon = {
+            "name": p.name,
+            "group": p.group,
+            "state": p.state,
+            "pid": p.pid,
+            "description": p.description,
+            "exitstatus": p.exitstatus,
+        }
+        if p.state in BAD:
+            daemon["last_log_line"] = supervisor.last_line(p.name)
+        found["daemons"].append(daemon)
     try:
         status = app_broker_status(config, timeout=1.0)
     except Exception as exc:
@@ -75,6 +75,8 @@ def render(found: dict[str, Any]) -> str:
         lines.append("supervisord: not running (relaax-zmq run)")
     for d in found["daemons"]:
         lines.append(f"  {d['group'] + ':' + d['name']:<24} {d['state']:<9} {d['description']}")
+        if d.get("last_log_line"):
+            lines.append(f"    last log line: {d['last_log_line']}")
     broker = found["broker"]
     if broker["reachable"]:
         lines.append(

@@ -2,9 +2,10 @@
 
 ``render_config`` writes one ``[program:NAME]`` per daemon, grouped by role
 (``[group:ps]``...): autorestart on unexpected exits (a daemon that exits 0, such as
-a shard at ``max_global_step`` or clients after ``max_episodes``, stays down),
-SIGTERM with a per-role grace (``programs.ROLES``), the whole process group signalled,
-one log per program in the run folder. ``Supervisor`` starts supervisord on that file
+a shard at ``max_global_step`` or clients after ``max_episodes``, stays down) within a
+restart budget (``crashguard``: a daemon that keeps crashing ends FATAL), SIGTERM with
+a per-role grace (``programs.ROLES``), the whole process group signalled, one log per
+program in the run folder. ``Supervisor`` starts supervisord on that file
 and drives it: states, starting and stopping (in the safe order), reloading, shutdown.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from relaax_zmq.cli.common import CliError
+from relaax_zmq.cli.crashguard import CRASH_LIMIT, CRASH_WINDOW, clear_history
 from relaax_zmq.cli.programs import ROLES, Program, program_environment
 from relaax_zmq.cli.runfolder import RunFolder
 
@@ -46,8 +48,28 @@ def _environment(variables: dict[str, str]) -> str:
     return ",".join(f'{k}="{_value(v)}"' for k, v in sorted(variables.items()))
 
 
-def render_config(folder: RunFolder, programs: Sequence[Program]) -> str:
-    """The supervisord configuration of ``programs`` in ``folder`` (see the module docstring)."""
+def guarded(
+    folder: RunFolder, program: Program, crash_limit: int, crash_window: float
+) -> list[str]:
+    """``program``'s command behind its restart budget (``crashguard``)."""
+    history = str(folder.starts_of(program.name))
+    guard = [sys.executable, "-m", "relaax_zmq.cli.crashguard", "--name", program.name]
+    guard += ["--history", history, "--limit", str(crash_limit), "--window", f"{crash_window:g}"]
+    return [*guard, "--", *program.command]
+
+
+def render_config(
+    folder: RunFolder,
+    programs: Sequence[Program],
+    *,
+    crash_limit: int = CRASH_LIMIT,
+    crash_window: float = CRASH_WINDOW,
+) -> str:
+    """The supervisord configuration of ``programs`` in ``folder`` (see the module docstring).
+
+    A program restarted by supervisord more than ``crash_limit`` times in ``crash_window``
+    seconds is not started again (FATAL).
+    """
     app_dir = _value(str(folder.config_path.parent))
     lines = [
         f"; written by relaax-zmq run for {folder.config_path}; rewritten on every run",
@@ -74,7 +96,7 @@ def render_config(folder: RunFolder, programs: Sequence[Program]) -> str:
         lines += [
             "",
             f"[program:{program.name}]",
-            f"command={_value(shlex.join(program.command))}",
+            f"command={_value(shlex.join(guarded(folder, program, crash_limit, crash_window)))}",
             f"directory={app_dir}",
             f"priority={program.priority}",
             "autostart=true",
@@ -160,13 +182,23 @@ class Supervisor:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def write(self, programs: Sequence[Program]) -> None:
+    def write(
+        self,
+        programs: Sequence[Program],
+        *,
+        crash_limit: int = CRASH_LIMIT,
+        crash_window: float = CRASH_WINDOW,
+    ) -> None:
         """Write the configuration of ``programs`` into the run folder."""
         self.folder.create()
-        self.folder.supervisord_conf.write_text(render_config(self.folder, programs))
+        text = render_config(
+            self.folder, programs, crash_limit=crash_limit, crash_window=crash_window
+        )
+        self.folder.supervisord_conf.write_text(text)
 
     def start(self, timeout: float = 15.0) -> None:
         """Start supervisord on the written configuration; CliError if it does not come up."""
+        self._forget_histories(keep=())  # a fresh restart budget for every program
         command = [sys.executable, "-m", "supervisor.supervisord"]
         command += ["-c", str(self.folder.supervisord_conf)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
@@ -185,13 +217,15 @@ class Supervisor:
         for group in removed + changed:
             self.stop_groups([group])
             self._call("removeProcessGroup", group)
+        self._forget_histories(keep={info.name for info in self.processes()})
         for group in changed + added:
-            self._call("addProcessGroup", group)
+            self._call("addProcessGroup", group)  # starts them: a fresh restart budget
         return sorted(added + changed)
 
     def start_groups(self, groups: Iterable[str]) -> None:
         """Start every stopped program of ``groups`` (in the order given)."""
         for group in groups:
+            self.clear_histories(f"{group}:*", only=DOWN)  # not the running ones' budgets
             try:
                 self._call("startProcessGroup", group, False)
             except xmlrpc.client.Fault as fault:
@@ -232,13 +266,31 @@ class Supervisor:
                 raise CliError(f"stop {namespec}: {fault.faultString}") from None
 
     def restart(self, namespec: str) -> None:
-        """Stop (waiting) and start one program or group (``group:*``)."""
+        """Stop (waiting) and start one program or group (``group:*``): a fresh restart budget."""
+        self.clear_histories(namespec)
         for method in ("stopProcess", "startProcess"):
             try:
                 self._call(method, namespec, True)
             except xmlrpc.client.Fault as fault:
                 if fault.faultCode not in (NOT_RUNNING, ALREADY_STARTED):
                     raise CliError(f"{method} {namespec}: {fault.faultString}") from None
+
+    def clear_histories(self, namespec: str, only: Sequence[str] | None = None) -> None:
+        """Give the programs ``namespec`` names (``group:name``, ``group:*``) a fresh restart
+        budget: those about to be started on purpose (``only``: those in these states)."""
+        group, _, name = namespec.partition(":")
+        for info in self.processes():
+            wanted = only is None or info.state in only
+            if info.group == group and name in ("*", info.name) and wanted:
+                clear_history(self.folder.starts_of(info.name))
+
+    def _forget_histories(self, keep: Iterable[str]) -> None:
+        """Clear the restart budgets of every program but those named in ``keep``."""
+        pattern = self.folder.starts_of("*")
+        kept = {self.folder.starts_of(name) for name in keep}
+        for history in pattern.parent.glob(pattern.name):
+            if history not in kept:
+                clear_history(history)
 
     # -- logs ---------------------------------------------------------------------------------
 
@@ -250,6 +302,11 @@ class Supervisor:
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - chars))
             return f.read().decode(errors="replace")
+
+    def last_line(self, program: str) -> str:
+        """The last non-empty line of a program's log ("" when there is none)."""
+        lines = self.tail(program, 2000).strip().splitlines()
+        return lines[-1].strip() if lines else ""
 
     def supervisord_tail(self, chars: int = 2000) -> str:
         path = self.folder.supervisord_log
