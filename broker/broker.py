@@ -37,6 +37,7 @@ from relaax_zmq.sockets import open_socket, socket_map
 
 from . import admin
 from .clients import ClientSide
+from .memory import Trimmer
 from .outbox import Outbox
 from .placement import Placement, worker_label
 from .sessions import SessionTable
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 RECV_BATCH = 256
 #: Longest poll wait (ms), so that a stop request is seen quickly.
 MAX_POLL_MS = 100
+#: Seconds between checks for dead workers (between heartbeats too): a dead worker is
+#: dropped at most this long after ``heartbeat_interval * heartbeat_liveness`` of silence.
+REAP_INTERVAL = MAX_POLL_MS / 1000
 # plain ints: pyzmq's flag enums cost microseconds per frame on the hot path
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
@@ -105,6 +109,7 @@ class Broker:
             config, self.sessions, self.counters, self.rates, self.out, self.placement, memory
         )
         self.link = WorkerLink(self.workers, self.sessions, self.counters, self.out, self.placement)
+        self.trimmer = Trimmer()
 
     # ------------------------------------------------------------------ loop
 
@@ -140,6 +145,7 @@ class Broker:
             poller.register(sock, zmq.POLLIN)
         interval = self.workers.interval
         next_tick = time.monotonic() + interval
+        next_reap = time.monotonic() + REAP_INTERVAL
         while not stop.is_set():
             wait = max(0.0, next_tick - time.monotonic())
             ready = dict(poller.poll(min(MAX_POLL_MS, int(wait * 1000) + 1)))
@@ -149,7 +155,10 @@ class Broker:
             now = time.monotonic()
             if now >= next_tick:
                 self._guard(self._tick, now)
-                next_tick = now + interval
+                next_tick, next_reap = now + interval, now + REAP_INTERVAL
+            elif now >= next_reap:
+                self._guard(self.link.reap, now)
+                next_reap = now + REAP_INTERVAL
 
     def _drain(self, sock: zmq.Socket, handler: Callable[[list[Any]], None]) -> None:
         for _ in range(RECV_BATCH):
@@ -171,9 +180,11 @@ class Broker:
             log.exception("broker: handling a message failed; dropped")
 
     def _tick(self, now: float) -> None:
-        """Heartbeats to workers, dead workers' blocks re-homed, idle blocks released."""
+        """Heartbeats to workers, dead workers' blocks re-homed, idle blocks released, the
+        memory of released blocks handed back (``memory.Trimmer``)."""
         self.link.tick(now)
         self.placement.release_idle(now)
+        self.trimmer.tick(now, self.sessions.removed)
 
     # --------------------------------------------------------------- admin
 

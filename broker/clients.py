@@ -33,7 +33,7 @@ from relaax_zmq.protocol.refusal import refusal
 from .balance import admission_refusal, least_loaded
 from .outbox import Outbox
 from .placement import Placement
-from .sessions import Block, InFlight, SessionTable
+from .sessions import MAX_IN_FLIGHT, Block, InFlight, SessionTable
 from .stats import Counters, RateWindow
 
 # the daemon's log name, the same for every module of the broker
@@ -139,11 +139,18 @@ class ClientSide:
             text = f"header.sequence: expected a sequence not in flight, got {env.sequence}"
             self._answer_error(identity, env, ErrorCode.MALFORMED, text)
             return
+        block.last_seen = now
+        if len(block.in_flight) >= MAX_IN_FLIGHT:
+            text = (
+                f"session {env.session_id}: {MAX_IN_FLIGHT} requests in flight, at most; "
+                "wait for their replies"
+            )
+            self._answer_error(identity, env, ErrorCode.BUSY, text)
+            return
         boundary = env.type == MessageType.RESET or (
             env.type == MessageType.UPDATE and bool(env.flags & _BOUNDARY_FLAGS)
         )
         block.in_flight[env.sequence] = InFlight(identity, msg, boundary, now)
-        block.last_seen = now
         self.counters.forwarded += 1
         if env.type == MessageType.UPDATE:
             self.rates.add(now, steps=env.session_count)

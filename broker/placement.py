@@ -106,12 +106,15 @@ class Placement:
         log.info("block %d moved from %s to %s", block.id, worker_label(old), target)
 
     def release_idle(self, now: float) -> None:
-        """Release the blocks with nothing in flight that no one used for the idle timeout."""
+        """Release the blocks no one used for the idle timeout, unless a request of theirs
+        was sent within it (a request in flight for longer is lost: its client gave up)."""
         idle = self.config.broker.session_idle_timeout
         if idle is None:
             return
         for block in self.sessions:
-            if not block.in_flight and now - block.last_seen > idle:
+            if now - block.last_seen <= idle:
+                continue
+            if not any(now - entry.sent <= idle for entry in block.in_flight.values()):
                 log.info("block %d idle for %.1f s: released", block.id, now - block.last_seen)
                 self.counters.idle_released += 1
                 self.release(block, "idle")

@@ -16,6 +16,9 @@ from typing import Any
 
 #: Block ids are below this (62 bits), so that ``id + count`` always fits a u64.
 ID_LIMIT = 1 << 62
+#: Requests of one block the broker keeps in flight at most; more are answered BUSY, so that
+#: a client pipelining without reading replies cannot grow the broker's memory.
+MAX_IN_FLIGHT = 64
 
 
 @dataclass
@@ -56,6 +59,7 @@ class SessionTable:
         self._starts: list[int] = []  # sorted first ids, for containment lookups
         self._by_worker: dict[bytes, set[int]] = {}
         self._randbits = randbits
+        self.removed = 0  #: blocks removed so far
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -101,6 +105,7 @@ class SessionTable:
         block = self._blocks.pop(block_id, None)
         if block is None:
             return None
+        self.removed += 1
         i = bisect.bisect_left(self._starts, block_id)
         del self._starts[i]
         ids = self._by_worker.get(block.worker)

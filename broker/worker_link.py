@@ -57,6 +57,14 @@ class WorkerLink:
 
     def tick(self, now: float) -> None:
         """Dead workers' blocks re-homed, then a heartbeat to every worker."""
+        self.reap(now)
+        for worker in self.workers:
+            self._send_backend(worker.identity, self._hb_frames)
+
+    def reap(self, now: float) -> None:
+        """Forget the workers silent for longer than the liveness timeout, re-homing their
+        blocks. The broker calls it every ``REAP_INTERVAL`` (0.1 s), not only once per
+        heartbeat interval: a death is acted on within 0.1 s of the timeout."""
         for worker in self.workers.dead(now):
             log.warning(
                 "worker %s silent for %.1f s: dead, re-homing its blocks",
@@ -64,8 +72,6 @@ class WorkerLink:
                 now - worker.last_seen,
             )
             self._forget(worker, now)
-        for worker in self.workers:
-            self._send_backend(worker.identity, self._hb_frames)
 
     def on_message(self, frames: list[Any]) -> None:
         """One message from the backend: ``[worker identity, command, *body]``."""

@@ -61,6 +61,9 @@ POLL_CAP = 0.1
 BYE_LINGER_MS = 1000
 #: Messages read in one drain at most, besides the max_batch bound on updates.
 DRAIN_MESSAGES = 4096
+#: Seconds of silence towards the broker, beyond its liveness timeout (and at least one
+#: heartbeat interval), after which the worker knows it was declared dead and fences itself.
+FENCE_MARGIN = 1.0
 
 
 def default_name() -> str:
@@ -103,7 +106,10 @@ class Worker:
         self._metered = (time.monotonic(), 0, 0)
         self.limits = config.protocol.limits()
         self.host: SessionHost | None = None
-        self.counters = {"reconnects": 0, "malformed": 0, "dropped_replies": 0, "ignored": 0}
+        self.counters = dict.fromkeys(
+            ("reconnects", "malformed", "dropped_replies", "ignored", "fenced", "fenced_requests"),
+            0,
+        )
         self._agent = agent
         self._context = context
         self._socket: zmq.Socket | None = None
@@ -111,6 +117,8 @@ class Worker:
         self._received: list[float] = []  # arrival time of each pending request
         self._pending_blocks: set[int] = set()
         self._pending_sessions = 0
+        self._last_sent = 0.0  # when the last message to the broker went out (monotonic)
+        self._longest_mute = 0.0  # the longest time between two of them since registering
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -184,6 +192,7 @@ class Worker:
 
     def _connect(self, context: zmq.Context) -> None:
         self._socket = open_socket(context, self.spec, identity=self.name.encode())
+        self._last_sent, self._longest_mute = time.monotonic(), 0.0  # a new registration
         self._send(
             control(
                 Command.REGISTER,
@@ -257,17 +266,24 @@ class Worker:
     def _loop(self, stop: StopFlag, context: zmq.Context) -> None:
         interval = self.config.broker.heartbeat_interval
         silence = interval * self.config.broker.heartbeat_liveness
+        # mute this long, the broker has surely declared this worker dead (``_fence``)
+        dead = silence + max(interval, FENCE_MARGIN)
         now = time.monotonic()
         next_beat, last_heard = now + interval, now
         while not stop.is_set():
             assert self._socket is not None
             wait = max(0.0, min(next_beat - now, POLL_CAP))
-            if self._socket.poll(int(wait * 1000), zmq.POLLIN):
+            if self._socket.poll(int(wait * 1000), zmq.POLLIN) and self._mute() <= dead:
                 last_heard = time.monotonic()
                 self._drain()
             if self.parameters is not None:
                 self.parameters.poll()
             now = time.monotonic()
+            if self._mute() > dead:
+                self._fence(context, self._mute())
+                now = last_heard = time.monotonic()
+                next_beat = now + interval
+                continue
             if now >= next_beat:
                 self._send(control(Command.HEARTBEAT, **self.stats()))
                 self._report_metrics(now)
@@ -279,6 +295,35 @@ class Worker:
                 )
                 self._reconnect(context)
                 last_heard = now
+
+    def _mute(self) -> float:
+        """The longest time nothing went out to the broker, since the last registration."""
+        return max(self._longest_mute, time.monotonic() - self._last_sent)
+
+    def _fence(self, context: zmq.Context, mute: float) -> None:
+        """Nothing went out to the broker for ``mute`` s (the process was stopped or starved,
+        or one agent call took that long): longer than the broker's liveness timeout and a
+        margin, so the broker has declared this worker dead and given its blocks to other
+        workers (and drops what this registration still sends). The requests queued meanwhile
+        are dropped unanswered (their clients are served elsewhere), and the worker registers
+        again at once, with a fresh socket and no sessions."""
+        assert self._socket is not None
+        dropped = 0
+        for _ in range(DRAIN_MESSAGES):
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            dropped += bytes(frames[0]) == Command.REQUEST.value
+        self.counters["fenced"] += 1
+        self.counters["fenced_requests"] += dropped
+        log.warning(
+            "nothing sent for %.1f s: the broker has declared this worker dead; dropping %d "
+            "queued requests unanswered and its sessions, and registering again",
+            mute,
+            dropped,
+        )
+        self._reconnect(context)
 
     def _drain(self) -> None:
         """Read every waiting message (bounded), then answer the requests read."""
@@ -398,6 +443,10 @@ class Worker:
 
     def _send(self, frames: list[Any]) -> None:
         assert self._socket is not None
+        now = time.monotonic()  # a sign of life to the broker (see ``_fence``)
+        if now - self._last_sent > self._longest_mute:
+            self._longest_mute = now - self._last_sent
+        self._last_sent = now
         try:
             self._socket.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
