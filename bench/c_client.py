@@ -27,7 +27,7 @@ import yaml
 
 from bench.exchange import exchange, percentiles, single_session
 from bench.learning import write_case_app
-from bench.timing import table
+from bench.timing import print_figures_line, table
 
 ROOT = Path(__file__).resolve().parent.parent
 C_DIR = ROOT / "envs" / "c"
@@ -110,8 +110,7 @@ def report(figures: dict[str, dict[str, float]], steps: int) -> None:
         f"\nC / Python: p50 round trip {r['c_rtt_p50_over_python']:.2f}x, "
         f"p99 {r['c_rtt_p99_over_python']:.2f}x, steps/s {r['c_steps_per_s_over_python']:.2f}x"
     )
-    rounded = {k: {n: round(v, 3) for n, v in f.items()} for k, f in figures.items()}
-    print(json.dumps(rounded))
+    print_figures_line(figures, digits=3)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,11 +28,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
 
-from bench.timing import table
+from bench.timing import print_figures_line, table
 from relaax_zmq.admin_client import wait_for_workers
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.testing import LINEAR_POLICY_PATH
@@ -185,6 +186,19 @@ def exchange(folder: Path, **broker: object) -> Iterator[dict[str, str]]:
 # -- clients -------------------------------------------------------------------------------
 
 
+def update_round_trips(proxy: Any, steps: int) -> list[float]:
+    """Seconds of each of ``steps`` updates of a CartPole-sized state (after 200 to warm up)."""
+    state = np.zeros(CARTPOLE_OBS, np.float32)
+    for _ in range(200):
+        proxy.update(reward=1.0, state=state)
+    rtts = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        proxy.update(reward=1.0, state=state)
+        rtts.append(time.perf_counter() - t0)
+    return rtts
+
+
 def single_session(frontend: str, steps: int) -> dict[str, float]:
     """One AgentProxy: RTT of update alone, then steps/s with CartPole stepped in between."""
     import gymnasium as gym
@@ -195,14 +209,7 @@ def single_session(frontend: str, steps: int) -> dict[str, float]:
     proxy = AgentProxy(frontend)
     proxy.connect()
     proxy.init()
-    state = np.zeros(CARTPOLE_OBS, np.float32)
-    for _ in range(200):  # warm up
-        proxy.update(reward=1.0, state=state)
-    rtts = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        proxy.update(reward=1.0, state=state)
-        rtts.append(time.perf_counter() - t0)
+    rtts = update_round_trips(proxy, steps)
     env = gym.make("CartPole-v1")
     obs, _ = env.reset(seed=0)
     reward = None
@@ -319,8 +326,7 @@ def report(figures: dict[str, dict[str, float]]) -> None:
         f"64 batched sessions: {figures['sessions_64']['steps_per_s']:,.0f} env steps/s "
         f"(target >= 50,000; RELAAX reached 271 on 8 vCPUs)"
     )
-    rounded = {k: {n: round(v, 2) for n, v in f.items()} for k, f in figures.items()}
-    print(json.dumps(rounded))
+    print_figures_line(figures)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,11 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import zmq
 
-from bench.exchange import _popen, _stop, exchange, percentiles
-from bench.timing import table
+from bench.exchange import _popen, _stop, exchange, percentiles, update_round_trips
+from bench.timing import print_figures_line, table
 from relaax_zmq.admin_client import broker_status
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.protocol import encode, messages
@@ -70,14 +69,7 @@ def session_rtts(frontend: str, steps: int) -> list[float]:
     """Round trips of ``steps`` updates of one session (after a warm-up)."""
     proxy = AgentProxy(frontend)
     proxy.init()
-    state = np.zeros(4, np.float32)
-    for _ in range(200):
-        proxy.update(reward=1.0, state=state)
-    rtts = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        proxy.update(reward=1.0, state=state)
-        rtts.append(time.perf_counter() - t0)
+    rtts = update_round_trips(proxy, steps)
     proxy.disconnect()
     return rtts
 
@@ -139,8 +131,7 @@ def report(figures: dict[str, dict[str, float]]) -> None:
         f"the baseline; at the limit (refused TOO_LARGE): p50 {r['at_limit_p50']:.2f}x, "
         f"p99 {r['at_limit_p99']:.2f}x"
     )
-    rounded = {k: {n: round(v, 2) for n, v in f.items()} for k, f in figures.items()}
-    print(json.dumps(rounded))
+    print_figures_line(figures)
 
 
 def main(argv: list[str] | None = None) -> None:

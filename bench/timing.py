@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def best_seconds(fn: Callable[[], object], repeat: int = 5, min_time: float = 0.05) -> float:
@@ -26,3 +27,9 @@ def table(rows: list[list[str]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def print_figures_line(figures: Mapping[str, Mapping[str, float]], digits: int = 2) -> None:
+    """The benchmark's last line: its figures, rounded, as one JSON object."""
+    rounded = {k: {n: round(v, digits) for n, v in f.items()} for k, f in figures.items()}
+    print(json.dumps(rounded))

@@ -140,9 +140,10 @@ def decode_batch(
     BatchError names the first thing wrong."""
     if len(frames) < 2:
         raise BatchError("frames", f"expected a header and RLX frames, got {len(frames)} frame(s)")
-    size = sum(len(frame) for frame in frames)
-    if max_bytes is not None and size > max_bytes:
-        raise BatchError("frames", f"expected at most {max_bytes} bytes, got {size}")
+    if max_bytes is not None:
+        size = sum(len(frame) for frame in frames)
+        if size > max_bytes:
+            raise BatchError("frames", f"expected at most {max_bytes} bytes, got {size}")
     header = decode_header(frames[0])
     try:
         message = decode(frames[1:], limits)

@@ -371,6 +371,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: floa
         time.sleep(poll)
 
 
+def wait_worker_dropped(stack: FaultStack, worker: str, since: float) -> float:
+    """Seconds from ``since`` (``time.time()`` of the fault) until the broker no longer
+    lists ``worker``."""
+    gone = wait_for(
+        lambda: worker not in stack.worker_status(alive=False) and time.time(),
+        10,
+        f"the broker to drop {worker}",
+        poll=0.02,
+    )
+    return gone - since
+
+
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 

@@ -37,6 +37,7 @@ from support import (
     step_rate,
     steppers,
     wait_for,
+    wait_worker_dropped,
     write_app,
 )
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -101,13 +102,8 @@ def kill_worker(run: Run) -> None:
     rehomed = stack.status()["counters"]["rehomed_blocks"]  # type: ignore[index]
     killed = stack.kill(victim)
 
-    gone = wait_for(
-        lambda: victim not in stack.worker_status(alive=False) and time.time(),
-        10,
-        f"the broker to drop {victim}",
-        poll=0.02,
-    )
-    detection = figures.append("detection_s", gone - killed)
+    detection = figures.append("detection_s", wait_worker_dropped(stack, victim, killed))
+    gone = killed + detection
     assert detection <= DETECTION_BOUND_S, stack.logs()
     status = stack.status()
     assert status is not None

@@ -32,6 +32,7 @@ from support import (
     send_gradient,
     steppers,
     wait_for,
+    wait_worker_dropped,
     write_app,
 )
 
@@ -66,13 +67,8 @@ def pause_worker(stack: FaultStack, clients: list[Stepper], figures: Figures) ->
     before = stack.status()["counters"]  # type: ignore[index]
     paused = stack.pause(victim)
 
-    gone = wait_for(
-        lambda: victim not in stack.worker_status(alive=False) and time.time(),
-        10,
-        f"the broker to drop {victim}",
-        poll=0.02,
-    )
-    detection = figures.append("detection_s", gone - paused)
+    detection = figures.append("detection_s", wait_worker_dropped(stack, victim, paused))
+    gone = paused + detection
     assert detection <= DETECTION_BOUND_S, stack.logs()
     wait_for(
         lambda: all(c.first_action_after(gone) for c in clients),
