@@ -7,7 +7,8 @@ and two shards, so that a kill always leaves a worker and a shard running, with 
 checkpoint every ``CHECKPOINT_SECONDS`` (a restarted shard resumes from its newest). Runs
 that go on after solving have the learning rate decay from the preset's 3e-3 to 1e-4 over
 300k steps (``DECAYING``: at a constant rate DA3C's policy collapses now and then once
-solved, faults or not). The 16 environments are two vectorised clients of 8 in this process, one block on each worker.
+solved, faults or not). The preset's environments run in ``CLIENTS`` vectorised blocks in this
+process (``environment.blocks``), one block on each worker.
 The daemons are real processes (``relaax_zmq.local.LocalStack``); a killed one is started
 again at once, as supervisord would.
 
@@ -47,15 +48,13 @@ import yaml
 
 from bench.learning import TASKS, rolling_mean, write_case_app
 from bench.timing import table
-from relaax_zmq.client import VectorAgentProxy
 from relaax_zmq.config import AppConfig
-from relaax_zmq.envs.launch import env_factory, make_vector_runner, session_options
-from relaax_zmq.envs.vector_runner import VectorRunner
+from relaax_zmq.envs.launch import make_vector_blocks, make_vector_runner
 from relaax_zmq.local import LocalStack, app_daemons, wait_ready
 
 #: The preset trained (``conf/<case>.yaml``).
 CASE = "cartpole-da3c"
-#: Workers, shards and vectorised clients (one block each) of the chaos app.
+#: Workers, shards and vectorised blocks of the chaos app.
 WORKERS, SHARDS, CLIENTS = 2, 2, 2
 #: Seconds between two checkpoints of each shard.
 CHECKPOINT_SECONDS = 5.0
@@ -132,6 +131,7 @@ def write_chaos_app(case: str, seed: int, folder: Path, *, decay: bool = False) 
     path = write_case_app(case, seed, folder)
     app = yaml.safe_load(path.read_text())
     app["workers"]["count"] = WORKERS
+    app["environment"]["blocks"] = CLIENTS
     ps = app["parameter_servers"]
     ps["shards"] = SHARDS
     ps["checkpoint"]["every_seconds"] = CHECKPOINT_SECONDS
@@ -162,21 +162,6 @@ class ChaosStack(LocalStack):
             daemon.log.rename(daemon.log.with_name(f"{name}.{count}.log"))
         specs = app_daemons(self.config, collector=self.collector)
         self._start(next(s for s in specs if s.name == name))
-
-
-def make_runners(config: AppConfig, clients: int) -> list[VectorRunner]:
-    """``clients`` vectorised clients sharing ``environment.clients`` environments (client
-    i gets the environments and seeds i * n .. i * n + n - 1 of the single-client run)."""
-    env = config.environment
-    n = env.clients // clients
-    runners = []
-    for i in range(clients):
-        proxy = VectorAgentProxy.from_config(config, n)
-        runners.append(VectorRunner.make(proxy, env_factory(config), **session_options(env, i * n)))
-    finished: list[float] = []  # episode rewards of every client, in finishing order
-    for runner in runners:
-        runner.finished = finished
-    return runners
 
 
 def noticed(config: AppConfig) -> float:
@@ -218,24 +203,23 @@ def train(
     run = Run()
     rng = random.Random(seed)
     with ChaosStack(path) as stack:
-        runners = make_runners(stack.config, CLIENTS)
-        threads = [threading.Thread(target=r.run, daemon=True) for r in runners]
+        blocks = make_vector_blocks(stack.config)
+        thread = threading.Thread(target=blocks.run, daemon=True)
         start = time.monotonic()
-        for thread in threads:
-            thread.start()
+        thread.start()
         # the first kill after half an interval: a run that solves early still sees some
         next_kill = start + interval / 2 if interval else float("inf")
         try:
             while True:
                 now = time.monotonic()
-                steps = sum(r.steps for r in runners)
-                mean = rolling_mean(runners[0].finished, task.window)
+                steps = blocks.steps
+                mean = rolling_mean(blocks.finished, task.window)
                 if mean >= task.threshold and run.solved_seconds is None:
                     run.solved_seconds, run.solved_steps = now - start, steps
                     log(f"  solved at {now - start:.1f} s, {steps} steps")
                     if until_solved:
                         break
-                if now - start >= duration or not all(t.is_alive() for t in threads):
+                if now - start >= duration or not thread.is_alive():
                     break
                 if interval and now >= next_kill:
                     name = pick(rng, stack.targets(), run.kills[-1][1] if run.kills else None)
@@ -246,14 +230,12 @@ def train(
                 time.sleep(0.1)
         finally:
             run.seconds = time.monotonic() - start
-            run.steps = sum(r.steps for r in runners)
-            for runner in runners:
-                runner.stop()
-            for thread in threads:
-                thread.join(30)
-        run.final_mean = rolling_mean(runners[0].finished, task.window)
-        run.episodes = len(runners[0].finished)
-        run.restarts = sum(r.restarts for r in runners)
+            run.steps = blocks.steps
+            blocks.stop()
+            thread.join(30)
+        run.final_mean = rolling_mean(blocks.finished, task.window)
+        run.episodes = len(blocks.finished)
+        run.restarts = sum(r.restarts for r in blocks.runners)
         if run.kills:  # until the last kill has been noticed, the old state looks synced
             time.sleep(
                 max(0.0, start + run.kills[-1][0] + noticed(stack.config) - time.monotonic())

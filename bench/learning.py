@@ -39,7 +39,7 @@ import yaml
 
 from bench.timing import table
 from relaax_zmq.config import load_config
-from relaax_zmq.envs.launch import make_vector_runner
+from relaax_zmq.envs.launch import make_vector_blocks, make_vector_runner
 from relaax_zmq.local import LocalStack
 from relaax_zmq.testing.ports import on_free_ports
 
@@ -138,7 +138,7 @@ def run_case(case: str, seed: int, budget: float) -> Outcome:
         path = write_case_app(case, seed, Path(tmp))
         with LocalStack(path):
             config = load_config(path)
-            runner = make_vector_runner(config)
+            runner = make_vector_blocks(config)
             judge = runner
             runners = [runner]
             if algorithm in EXPLOIT_JUDGED:

@@ -3,7 +3,9 @@
 ``environment.clients`` sessions, each seeded ``seed + i``, each running
 ``max_episodes`` episodes (forever when null):
 
-- ``vectorized: true``: one process, one ``VectorRunner`` block of all sessions;
+- ``vectorized: true``: one ``VectorRunner`` block of all sessions; with ``blocks: B``
+  the sessions are split into B blocks, one child process each (``--block J`` runs block
+  J alone; ``--threads`` runs the blocks as threads of this process instead);
 - otherwise one child process per session (``--index I`` runs session I alone;
   ``--threads`` runs the sessions as threads of this process instead).
 
@@ -39,12 +41,12 @@ from relaax_zmq.imports import import_path
 
 from .bandit import BanditEnv, BanditRunner
 from .gym_runner import GymRunner
-from .vector_runner import VectorRunner
+from .vector_runner import VectorBlocks, VectorRunner
 from .wrappers import env_maker
 
 log = logging.getLogger("relaax_zmq.envs")
 
-Runner = TrainingBase | VectorRunner
+Runner = TrainingBase | VectorRunner | VectorBlocks
 #: Episode rewards printed per session in the final report (the mean covers them all).
 SHOWN_REWARDS = 20
 
@@ -112,11 +114,30 @@ def env_factory(config: AppConfig) -> Callable[[], gymnasium.Env]:
     )
 
 
-def make_vector_runner(config: AppConfig, **proxy_options: Any) -> VectorRunner:
-    """One runner for all ``environment.clients`` sessions, batched."""
+def make_vector_runner(
+    config: AppConfig,
+    sessions: range | None = None,
+    finished: list[float] | None = None,
+    **proxy_options: Any,
+) -> VectorRunner:
+    """One batched runner for ``sessions`` (all ``environment.clients`` by default),
+    appending its episode rewards to ``finished`` when given."""
     env = config.environment
-    proxy = VectorAgentProxy.from_config(config, env.clients, **proxy_options)
-    return VectorRunner.make(proxy, env_factory(config), **session_options(env, 0))
+    sessions = range(env.clients) if sessions is None else sessions
+    proxy = VectorAgentProxy.from_config(config, len(sessions), **proxy_options)
+    options = session_options(env, sessions.start)
+    return VectorRunner.make(proxy, env_factory(config), finished=finished, **options)
+
+
+def make_vector_blocks(config: AppConfig, **proxy_options: Any) -> VectorBlocks:
+    """Every block of ``environment.block_sessions()`` in this process, as one runner."""
+    finished: list[float] = []
+    return VectorBlocks(
+        [
+            make_vector_runner(config, sessions, finished, **proxy_options)
+            for sessions in config.environment.block_sessions()
+        ]
+    )
 
 
 def run_sessions(runners: Sequence[Runner], max_episodes: int | None) -> list[list[float] | None]:
@@ -141,24 +162,26 @@ def run_sessions(runners: Sequence[Runner], max_episodes: int | None) -> list[li
     return results
 
 
-def report(first_index: int, results: Sequence[list[float] | None]) -> bool:
-    """Print each session's episode rewards; True when every session finished."""
-    for i, rewards in enumerate(results, first_index):
+def report(labels: Sequence[str], results: Sequence[list[float] | None]) -> bool:
+    """Print each runner's episode rewards after its label (``session 3``, ``block 1
+    (sessions 8..15)``); True when every runner finished."""
+    for label, rewards in zip(labels, results, strict=True):
         if rewards is None:
-            print(f"session {i}: failed", flush=True)
+            print(f"{label}: failed", flush=True)
             continue
         mean = sum(rewards) / len(rewards) if rewards else float("nan")
         shown = " ".join(f"{r:g}" for r in rewards[:SHOWN_REWARDS])
         more = " ..." if len(rewards) > SHOWN_REWARDS else ""
-        line = f"session {i}: {len(rewards)} episodes, mean reward {mean:g}: {shown}{more}"
+        line = f"{label}: {len(rewards)} episodes, mean reward {mean:g}: {shown}{more}"
         print(line, flush=True)
     return all(r is not None for r in results)
 
 
-def spawn_sessions(argv: Sequence[str], clients: int) -> int:
-    """One child process per session; forwards SIGTERM/SIGINT; 0 when all exit 0."""
+def spawn_children(argv: Sequence[str], option: str, count: int) -> int:
+    """One child process per session or block (``option`` 0 .. count - 1); forwards
+    SIGTERM/SIGINT; 0 when all exit 0."""
     base = [sys.executable, "-m", "relaax_zmq.envs", *argv]
-    children = [subprocess.Popen([*base, "--index", str(i)]) for i in range(clients)]
+    children = [subprocess.Popen([*base, option, str(i)]) for i in range(count)]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -187,6 +210,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="override a config key (YAML value), e.g. environment.clients=2",
     )
     parser.add_argument("--index", type=int, default=None, help="run only session INDEX")
+    parser.add_argument("--block", type=int, default=None, help="run only vectorized block BLOCK")
     parser.add_argument("--threads", action="store_true", help="sessions as threads, not processes")
     return parser.parse_args(argv)
 
@@ -215,17 +239,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s envs[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     env = config.environment
+    blocks = env.block_sessions()
     if args.index is not None and not 0 <= args.index < env.clients:
         print(f"relaax_zmq.envs: --index must be in 0..{env.clients - 1}", file=sys.stderr)
         return 2
+    if args.block is not None and not (env.vectorized and 0 <= args.block < len(blocks)):
+        print(f"relaax_zmq.envs: --block must be in 0..{len(blocks) - 1}", file=sys.stderr)
+        return 2
     if not env.vectorized and args.index is None and env.clients > 1 and not args.threads:
-        return spawn_sessions(argv, env.clients)
+        return spawn_children(argv, "--index", env.clients)
+    if env.vectorized and args.block is None and len(blocks) > 1 and not args.threads:
+        return spawn_children(argv, "--block", len(blocks))
     try:
         if env.vectorized:
-            runners: list[Runner] = [make_vector_runner(config)]
+            chosen = list(enumerate(blocks))
+            if args.block is not None:
+                chosen = [chosen[args.block]]
+            runners: list[Runner] = [make_vector_runner(config, b) for _, b in chosen]
+            labels = [f"block {j} (sessions {b.start}..{b.stop - 1})" for j, b in chosen]
         else:
             indices = [args.index] if args.index is not None else list(range(env.clients))
             runners = [make_runner(config, i) for i in indices]
+            labels = [f"session {i}" for i in indices]
     except (ConfigError, TypeError, ValueError, gymnasium.error.Error) as exc:
         print(f"relaax_zmq.envs: {exc}", file=sys.stderr)
         return 2
@@ -242,5 +277,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    first = args.index if args.index is not None else 0
-    return 0 if report(first, results) else 1
+    return 0 if report(labels, results) else 1

@@ -49,6 +49,7 @@ class VectorRunner:
         seed: base seed; environment i is seeded with ``seed + i`` at its first reset.
         max_episode_steps, episode_timeout: truncate longer episodes.
         exploit: open the block in exploit mode.
+        finished: the list ``finished`` appends to (several runners may share one).
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class VectorRunner:
         max_episode_steps: int | None = None,
         episode_timeout: float | None = None,
         exploit: bool = False,
+        finished: list[float] | None = None,
     ) -> None:
         if len(envs) != proxy.n:
             raise ValueError(f"{len(envs)} environments for a block of {proxy.n} sessions")
@@ -71,7 +73,8 @@ class VectorRunner:
         self.exploit = exploit
         self.restarts = 0  #: EpisodeRestart received
         self.episodes: list[list[float]] = [[] for _ in self.envs]  #: per environment
-        self.finished: list[float] = []  #: every reported episode reward, in finishing order
+        #: every reported episode reward, in finishing order
+        self.finished: list[float] = [] if finished is None else finished
         self.steps = 0  #: environment steps taken (all environments)
         self._observation = observation_converter(self.envs[0].observation_space)
         self._action = action_converter(self.envs[0].action_space)
@@ -167,3 +170,51 @@ class VectorRunner:
         if self.max_episode_steps is not None and steps >= self.max_episode_steps:
             return True
         return self.episode_timeout is not None and time.monotonic() - start >= self.episode_timeout
+
+
+class VectorBlocks:
+    """Several ``VectorRunner`` blocks stepped concurrently (a thread each) and seen as one
+    runner: one ``finished`` list for all of them, ``steps`` summed. While one block's
+    environments step, another's request is in flight, so the client, the broker and the
+    worker work at the same time."""
+
+    def __init__(self, runners: Sequence[VectorRunner]) -> None:
+        self.runners = list(runners)
+        self.finished = self.runners[0].finished
+        if any(r.finished is not self.finished for r in self.runners):
+            raise ValueError("the blocks must share one finished list")
+
+    @property
+    def steps(self) -> int:
+        """Environment steps taken by every block."""
+        return sum(r.steps for r in self.runners)
+
+    def stop(self) -> None:
+        """Ask every block to stop before its next step."""
+        for runner in self.runners:
+            runner.stop()
+
+    def run(self, max_episodes: int | None = None) -> list[float]:
+        """Run every block until it is done (``VectorRunner.run``); the first block to fail
+        stops the others and its error is raised here."""
+        errors: list[BaseException] = []
+
+        def target(runner: VectorRunner) -> None:
+            try:
+                runner.run(max_episodes)
+            except BaseException as exc:
+                errors.append(exc)
+                self.stop()
+
+        threads = [
+            threading.Thread(target=target, args=(r,), daemon=True, name=f"block-{i}")
+            for i, r in enumerate(self.runners)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)  # wakes up for signals
+        if errors:
+            raise errors[0]
+        return self.finished

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.config import AppConfig
-from relaax_zmq.envs.launch import make_vector_runner
-from relaax_zmq.envs.vector_runner import VectorRunner
+from relaax_zmq.envs.launch import make_vector_blocks
+from relaax_zmq.envs.vector_runner import VectorBlocks
 from relaax_zmq.local import LocalStack
 
 PROG = "python -m relaax_zmq.train"
@@ -98,7 +98,7 @@ def locations(config: AppConfig, log_dir: Path | None, **more: Path) -> list[str
     return lines
 
 
-def progress(config: AppConfig, runner: VectorRunner, start: float, window: int) -> Progress:
+def progress(config: AppConfig, runner: VectorBlocks, start: float, window: int) -> Progress:
     return Progress(
         elapsed=time.monotonic() - start,
         steps=runner.steps,
@@ -150,7 +150,7 @@ def train(
     reached = False
     try:
         with stack:
-            runner = make_vector_runner(config)
+            runner = make_vector_blocks(config)
             thread = threading.Thread(target=runner.run, daemon=True)
             start = time.monotonic()
             thread.start()

@@ -282,8 +282,17 @@ def test_errors_name_the_key_and_what_was_expected(overrides: dict, message: str
         ),
         (
             {"environment.vectorized": True, "environment.clients": 5000},
-            "environment.clients: a vectorized client sends every session in one message; expected an int <= protocol.max_sessions (4096), got 5000",
+            "environment.clients: a vectorized block sends its sessions in one message; expected at most protocol.max_sessions (4096) per block, got 5000 (5000 clients in 1 blocks)",
         ),
+        (
+            {"environment.vectorized": True, "environment.clients": 9000, "environment.blocks": 2},
+            "environment.clients: a vectorized block sends its sessions in one message; expected at most protocol.max_sessions (4096) per block, got 4500 (9000 clients in 2 blocks)",
+        ),
+        (
+            {"environment.blocks": 2},
+            "environment.blocks: expected 1 unless vectorized is true, got 2",
+        ),
+        ({"environment.blocks": 0}, "environment.blocks: expected an int >= 1, got 0"),
         (
             {"broker.max_message_bytes": 1 << 31},
             "broker.max_message_bytes: expected an int <= protocol.max_message_bytes",
@@ -608,3 +617,21 @@ def test_any_value_at_any_key_gives_a_config_or_a_config_error(key: tuple, value
         assert re.split(r"[.\[]", exc.path)[0] in {f.name for f in config_fields(AppConfig)}
     else:
         assert isinstance(config, AppConfig)
+
+
+@pytest.mark.parametrize(
+    ("clients", "blocks", "expected"),
+    [
+        (16, 1, [range(0, 16)]),
+        (32, 2, [range(0, 16), range(16, 32)]),
+        (5, 2, [range(0, 3), range(3, 5)]),
+        (7, 3, [range(0, 3), range(3, 5), range(5, 7)]),
+        (2, 4, [range(0, 1), range(1, 2)]),  # at most one block per session
+    ],
+)
+def test_block_sessions_split_the_clients_evenly(clients, blocks, expected) -> None:
+    overrides = {"environment.vectorized": True, "environment.clients": clients}
+    config = load_config(CONF / "app.yaml", overrides={**overrides, "environment.blocks": blocks})
+    assert config.environment.block_sessions() == expected
+    config = load_config(CONF / "app.yaml", overrides={**overrides, "environment.blocks": 40_000})
+    assert [len(b) for b in config.environment.block_sessions()] == [1] * clients

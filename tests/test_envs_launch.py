@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import yaml
 from fake_server import FakeServer
@@ -67,10 +68,34 @@ def test_vectorized_gym_is_one_block(tmp_path, server, capsys) -> None:
         max_episodes=1, seed=0,
     )  # fmt: skip
     assert main(["--config", str(config)]) == 0
-    assert "session 0: 3 episodes" in capsys.readouterr().out
+    assert "block 0 (sessions 0..2): 3 episodes" in capsys.readouterr().out
     (init,) = server.messages(MessageType.INIT)
     assert init.session_count == 3
     assert all(u.session_count == 3 for u in server.messages(MessageType.UPDATE))
+
+
+def test_vectorized_blocks_split_the_sessions_and_keep_their_seeds(
+    tmp_path, server, capsys
+) -> None:
+    config = app(
+        tmp_path, server, run="gym", name="CartPole-v1", clients=5, vectorized=True, blocks=2,
+        max_episodes=1, seed=0,
+    )  # fmt: skip
+    assert main(["--config", str(config), "--threads"]) == 0
+    out = capsys.readouterr().out
+    assert "block 0 (sessions 0..2): 3 episodes" in out
+    assert "block 1 (sessions 3..4): 2 episodes" in out
+    inits = server.messages(MessageType.INIT)
+    assert sorted(m.session_count for m in inits) == [2, 3]
+    assert len(set(server.identities(MessageType.INIT))) == 2
+    firsts: dict[bytes, np.ndarray] = {}
+    for identity, update in zip(
+        server.identities(MessageType.UPDATE), server.messages(MessageType.UPDATE), strict=True
+    ):
+        firsts.setdefault(identity, update.tensors[Role.STATE])
+    states = np.concatenate(sorted(firsts.values(), key=len, reverse=True))
+    seeded = [gymnasium.make("CartPole-v1").reset(seed=i)[0] for i in range(5)]
+    np.testing.assert_allclose(states, np.stack(seeded), rtol=1e-6)
 
 
 def test_custom_runner_from_a_file(tmp_path, server, capsys) -> None:
@@ -91,7 +116,7 @@ def test_custom_gymnasium_env_vectorized(tmp_path, server, capsys) -> None:
         vectorized=True, max_episodes=3,
     )  # fmt: skip
     assert main(["--config", str(config)]) == 0
-    assert "session 0: 6 episodes, mean reward 1" in capsys.readouterr().out
+    assert "block 0 (sessions 0..1): 6 episodes, mean reward 1" in capsys.readouterr().out
     first = server.messages(MessageType.UPDATE)[0]
     np.testing.assert_array_equal(first.tensors[Role.STATE], np.full((2, 2), 0.5, np.float32))
 
@@ -103,6 +128,8 @@ def test_bad_setups_exit_2(tmp_path, server, capsys) -> None:
     assert "needs a gymnasium.Env class" in capsys.readouterr().err
     assert main(["--config", str(tmp_path / "missing.yaml")]) == 2
     assert main(["--config", str(vector), "--index", "5"]) == 2
+    assert main(["--config", str(vector), "--block", "1"]) == 2
+    assert "--block must be in 0..0" in capsys.readouterr().err
     assert server.messages() == []
 
 
@@ -125,4 +152,25 @@ def test_module_entry_point_spawns_one_process_per_session(tmp_path, server) -> 
     )
     assert done.returncode == 0, done.stderr
     assert "session 0: 1 episodes" in done.stdout and "session 1: 1 episodes" in done.stdout
+    assert len(set(server.identities(MessageType.INIT))) == 2
+
+
+def test_module_entry_point_spawns_one_process_per_block(tmp_path, server) -> None:
+    config = app(
+        tmp_path, server, run="gym", name="CartPole-v1", clients=4, vectorized=True, blocks=2,
+        max_episodes=1, seed=0,
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "relaax_zmq.envs", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "block 0 (sessions 0..1): 2 episodes" in done.stdout
+    assert "block 1 (sessions 2..3): 2 episodes" in done.stdout
+    inits = server.messages(MessageType.INIT)
+    assert [m.session_count for m in inits] == [2, 2]
     assert len(set(server.identities(MessageType.INIT))) == 2

@@ -9,8 +9,9 @@ from fake_server import FakeServer
 
 from relaax_zmq.client import AgentProxy, VectorAgentProxy
 from relaax_zmq.envs.gym_runner import GymRunner
-from relaax_zmq.envs.vector_runner import VectorRunner
-from relaax_zmq.protocol import Message, MessageType, Role, messages
+from relaax_zmq.envs.vector_runner import VectorBlocks, VectorRunner
+from relaax_zmq.errors import AgentError
+from relaax_zmq.protocol import ErrorCode, Message, MessageType, Role, messages
 
 OPTIONS = {"request_timeout": 2.0, "retry_deadline": 2.0}
 
@@ -76,3 +77,34 @@ def test_environment_count_must_match_the_block(server: FakeServer) -> None:
     proxy = VectorAgentProxy(server.endpoint, 2, **OPTIONS)
     with pytest.raises(ValueError, match="1 environments for a block of 2"):
         VectorRunner(proxy, [gymnasium.make("CartPole-v1")])
+
+
+def test_blocks_run_together_and_share_their_episodes(server: FakeServer) -> None:
+    finished: list[float] = []
+    first = cartpoles(server, 2, seed=0, finished=finished)
+    second = cartpoles(server, 3, seed=2, finished=finished)
+    blocks = VectorBlocks([first, second])
+    assert blocks.run(max_episodes=2) is finished
+    assert sorted(finished) == sorted(sum(first.episodes + second.episodes, []))
+    assert len(finished) == 10
+    assert blocks.steps == first.steps + second.steps >= sum(finished)  # done ones step on
+    assert sorted(m.session_count for m in server.messages(MessageType.INIT)) == [2, 3]
+
+
+def test_a_failing_block_stops_the_others_and_its_error_is_raised(server: FakeServer) -> None:
+    def handler(identity: bytes, msg: Message):
+        if msg.type == MessageType.INIT and msg.session_count == 3:
+            return messages.error(ErrorCode.AUTH, "who are you")
+        return server.default(identity, msg)
+
+    server.handler = handler
+    finished: list[float] = []
+    healthy = cartpoles(server, 2, seed=0, finished=finished)
+    blocks = VectorBlocks([healthy, cartpoles(server, 3, seed=2, finished=finished)])
+    with pytest.raises(AgentError, match="who are you"):
+        blocks.run()  # without the failure the healthy block would run until stopped
+
+
+def test_blocks_must_share_one_finished_list(server: FakeServer) -> None:
+    with pytest.raises(ValueError, match="share one finished list"):
+        VectorBlocks([cartpoles(server, 1), cartpoles(server, 1)])

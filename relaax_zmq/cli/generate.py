@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         env.update({"run": f"{template.file_name}:{template.cls}", "name": None})
         env["env_kwargs"] = dict(template.env_kwargs)
         if not template.vectorizable:
-            env["vectorized"] = False
+            env.update({"vectorized": False, "blocks": 1})
         data["environment"] = env
         algorithm = dict(data.get("algorithm") or {})
         config = dict(algorithm.get("config") or {})

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def play(config_path, clients: int, episodes: int) -> list[float]:  # noqa: ANN001
     """Episode rewards of ``clients`` exploit sessions of ``episodes`` episodes each."""
-    from relaax_zmq.envs.launch import make_runner, make_vector_runner, run_sessions
+    from relaax_zmq.envs.launch import make_runner, make_vector_blocks, run_sessions
 
     overrides = {
         "environment.exploit": True,
@@ -43,7 +43,7 @@ def play(config_path, clients: int, episodes: int) -> list[float]:  # noqa: ANN0
     except ConfigError as exc:
         raise CliError(f"{config_path}: {exc}") from None
     if config.environment.vectorized:
-        runners = [make_vector_runner(config)]
+        runners = [make_vector_blocks(config)]
     else:
         runners = [make_runner(config, i) for i in range(clients)]
     results = run_sessions(runners, episodes)

@@ -59,6 +59,17 @@ class AppConfig:
             found[f"parameter_servers[{shard}].weights"] = ps.weights_endpoint(shard)
         return found
 
+    def _validate_blocks(self) -> None:
+        env, limit = self.environment, self.protocol.max_sessions
+        largest = max(len(sessions) for sessions in env.block_sessions())
+        if env.vectorized and largest > limit:
+            raise ConfigError(
+                "environment.clients",
+                f"a vectorized block sends its sessions in one message; expected at most "
+                f"protocol.max_sessions ({limit}) per block, got {largest} "
+                f"({env.clients} clients in {env.blocks} blocks)",
+            )
+
     def validate_config(self, path: str) -> None:
         fixed = [
             (key, endpoint.port, endpoint.port)
@@ -73,13 +84,7 @@ class AppConfig:
         check_port_ranges(fixed + self.parameter_servers.port_ranges("parameter_servers"))
         if self.metrics.endpoint in (self.broker.frontend, self.broker.backend, self.broker.admin):
             raise ConfigError("metrics.endpoint", f"{self.metrics.endpoint!r} is a broker endpoint")
-        env, limit = self.environment, self.protocol.max_sessions
-        if env.vectorized and env.clients > limit:
-            raise ConfigError(
-                "environment.clients",
-                f"a vectorized client sends every session in one message; expected an int "
-                f"<= protocol.max_sessions ({limit}), got {env.clients}",
-            )
+        self._validate_blocks()
         cap = self.broker.max_message_bytes
         if cap is not None and cap > self.protocol.max_message_bytes:
             raise ConfigError(

@@ -31,6 +31,13 @@ class EnvironmentConfig:
     name: str | None = option(None, doc="gymnasium id; required when run is gym")
     clients: int = option(1, ge=1, doc="environment sessions to run")
     vectorized: bool = option(False, doc="one process drives all sessions, batched")
+    blocks: int = option(
+        1,
+        ge=1,
+        doc="vectorized: sessions split into this many batched blocks (at most one per "
+        "session), stepped concurrently (a process each), so one block's environments step "
+        "while another's actions are computed",
+    )
     seed: int | None = option(None, ge=0, doc="base seed; session i uses seed + i")
     max_episodes: int | None = option(None, ge=1, doc="episodes per session, then stop")
     max_episode_steps: int | None = option(None, ge=1, doc="truncate episodes at this length")
@@ -51,6 +58,20 @@ class EnvironmentConfig:
             raise ConfigError(
                 key_path(path, "name"), "required when run is 'gym' (a gymnasium id: CartPole-v1)"
             )
+        if self.blocks > 1 and not self.vectorized:
+            raise ConfigError(
+                key_path(path, "blocks"), f"expected 1 unless vectorized is true, got {self.blocks}"
+            )
+
+    def block_sessions(self) -> list[range]:
+        """The session indices of each block (vectorized): ``blocks`` near-equal ranges, at
+        most one per session."""
+        count = min(self.blocks, self.clients)
+        size, extra = divmod(self.clients, count)
+        bounds = [0]
+        for b in range(count):
+            bounds.append(bounds[-1] + size + (b < extra))
+        return [range(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
 
 @dataclass(frozen=True, kw_only=True)
