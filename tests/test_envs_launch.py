@@ -140,8 +140,8 @@ def test_a_failed_session_exits_1(tmp_path, server, capsys) -> None:
     assert "session 0: failed" in capsys.readouterr().out
 
 
-def test_module_entry_point_spawns_one_process_per_session(tmp_path, server) -> None:
-    config = app(tmp_path, server, run="bandit", clients=2, max_episodes=1, max_episode_steps=3)
+def run_module(config: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m relaax_zmq.envs --config CONFIG`` to its end; it must exit 0."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "relaax_zmq.envs", "--config", str(config)],
@@ -151,6 +151,12 @@ def test_module_entry_point_spawns_one_process_per_session(tmp_path, server) -> 
         env=env,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_module_entry_point_spawns_one_process_per_session(tmp_path, server) -> None:
+    config = app(tmp_path, server, run="bandit", clients=2, max_episodes=1, max_episode_steps=3)
+    done = run_module(config)
     assert "session 0: 1 episodes" in done.stdout and "session 1: 1 episodes" in done.stdout
     assert len(set(server.identities(MessageType.INIT))) == 2
 
@@ -160,15 +166,7 @@ def test_module_entry_point_spawns_one_process_per_block(tmp_path, server) -> No
         tmp_path, server, run="gym", name="CartPole-v1", clients=4, vectorized=True, blocks=2,
         max_episodes=1, seed=0,
     )  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "relaax_zmq.envs", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_module(config)
     assert "block 0 (sessions 0..1): 2 episodes" in done.stdout
     assert "block 1 (sessions 2..3): 2 episodes" in done.stdout
     inits = server.messages(MessageType.INIT)
