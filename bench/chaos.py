@@ -4,11 +4,13 @@ Run: ``python -m bench.chaos [--interval 60] [--duration 300] [--seed 0] [--unti
 
 The app is the ``cartpole-da3c`` preset (``bench.learning.write_case_app``) on two workers
 and two shards, so that a kill always leaves a worker and a shard running, with a
-checkpoint every ``CHECKPOINT_SECONDS`` (a restarted shard resumes from its newest). Runs
-that go on after solving have the learning rate decay from the preset's 3e-3 to 1e-4 over
-300k steps (``DECAYING``: at a constant rate DA3C's policy collapses now and then once
-solved, faults or not). The preset's environments run in ``CLIENTS`` vectorised blocks in this
-process (``environment.blocks``), one block on each worker.
+checkpoint every ``CHECKPOINT_SECONDS`` (a restarted shard resumes from its newest). Its
+agent is pinned (``CHAOS_AGENT``: DA3C's CartPole defaults, 16 environments), so that tuning
+the preset for speed does not change what these runs measure: a preset that solves in a few
+seconds would solve before the second kill. Runs that go on after solving have the learning
+rate decay from 3e-3 to 1e-4 over 300k steps (``DECAYING``: at a constant rate DA3C's policy
+collapses now and then once solved, faults or not). The environments run in ``CLIENTS``
+vectorised blocks in this process (``environment.blocks``), one block on each worker.
 The daemons are real processes (``relaax_zmq.local.LocalStack``); a killed one is started
 again at once, as supervisord would.
 
@@ -56,11 +58,19 @@ from relaax_zmq.local import LocalStack, app_daemons, wait_ready
 CASE = "cartpole-da3c"
 #: Workers, shards and vectorised blocks of the chaos app.
 WORKERS, SHARDS, CLIENTS = 2, 2, 2
+#: Environments, and the DA3C settings of the chaos app (its defaults for CartPole).
+ENVIRONMENTS = 16
+CHAOS_AGENT = {
+    "input": {"shape": [4]},
+    "output": {"actions": 2},
+    "t_max": 20,
+    "optimizer": {"name": "adam", "learning_rate": 3.0e-3, "max_grad_norm": 1.0},
+}
 #: Seconds between two checkpoints of each shard.
 CHECKPOINT_SECONDS = 5.0
 #: The shards' optimizer of runs that go on after solving: DA3C's, its learning rate decaying
 #: from 3e-3 to 1e-4 over 300k steps (at a constant 3e-3 the policy of a solved run collapses
-#: now and then, faults or not). Runs that stop at solving keep the preset's.
+#: now and then, faults or not). Runs that stop at solving keep ``CHAOS_AGENT``'s.
 DECAYING = {
     "name": "adam",
     "learning_rate": {"kind": "linear", "initial": 3.0e-3, "final": 1.0e-4, "steps": 300_000},
@@ -125,13 +135,15 @@ def _rounded(value: float | None) -> float | None:
 
 
 def write_chaos_app(case: str, seed: int, folder: Path, *, decay: bool = False) -> Path:
-    """The preset with this run's seed and ports, on ``WORKERS`` workers and ``SHARDS``
-    shards, checkpointing every ``CHECKPOINT_SECONDS`` into ``folder``; with ``decay``, the
-    learning rate of ``DECAYING``."""
+    """The preset with this run's seed and ports, ``CHAOS_AGENT`` on ``ENVIRONMENTS``
+    environments in ``CLIENTS`` blocks, ``WORKERS`` workers and ``SHARDS`` shards,
+    checkpointing every ``CHECKPOINT_SECONDS`` into ``folder``; with ``decay``, the learning
+    rate of ``DECAYING``."""
     path = write_case_app(case, seed, folder)
     app = yaml.safe_load(path.read_text())
     app["workers"]["count"] = WORKERS
-    app["environment"]["blocks"] = CLIENTS
+    app["environment"].update({"clients": ENVIRONMENTS, "blocks": CLIENTS})
+    app["algorithm"]["config"] = dict(CHAOS_AGENT)  # a new dict: decay replaces a key of it
     ps = app["parameter_servers"]
     ps["shards"] = SHARDS
     ps["checkpoint"]["every_seconds"] = CHECKPOINT_SECONDS

@@ -2,9 +2,10 @@
 at a fixed interval; the run still solves it, at no less than 70% of the fault-free
 throughput.
 
-``bench/chaos.py`` does the work (``compare``): the ``cartpole-da3c`` preset on two workers
-and two shards (a kill always leaves one of each running), checkpoints every 5 s, its 16
-environments as two vectorised clients (one block on each worker), real daemon processes;
+``bench/chaos.py`` does the work (``compare``): the ``cartpole-da3c`` preset with its agent
+pinned (``CHAOS_AGENT``: DA3C's CartPole defaults) on two workers and two shards (a kill
+always leaves one of each running), checkpoints every 5 s, 16 environments in two vectorised
+blocks (one on each worker), real daemon processes;
 a fault-free run and a chaos run of the same app and seed, one after the other in this
 process, each measured in environment steps per second over the whole run. Kills come every
 interval, the first after half of one, and alternate between a worker and a shard (which one
