@@ -82,10 +82,12 @@ def test_default_app_is_the_bandit_with_a_policy_gradient() -> None:
 def test_cartpole_preset_runs_da3c_on_gymnasium() -> None:
     config = load_config(CONF / "cartpole.yaml")
     assert (config.environment.run, config.environment.name) == ("gym", "CartPole-v1")
-    assert config.environment.vectorized and config.environment.clients == 16
+    assert config.environment.vectorized and config.environment.clients == 32
+    assert config.environment.block_sessions() == [range(0, 16), range(16, 32)]
     assert config.algorithm.name == "da3c"
     assert config.parameter_servers.max_global_step == 1_000_000
-    assert config.algorithm.config["optimizer"]["learning_rate"] == pytest.approx(3e-3)
+    rate = config.algorithm.config["optimizer"]["learning_rate"]
+    assert rate == {"kind": "linear", "initial": 3e-3, "final": 0.0, "steps": 500_000}
 
 
 def test_the_commented_keys_of_app_yaml_are_the_defaults(tmp_path: Path) -> None:
