@@ -21,6 +21,7 @@ the exit status is 0 when every session finished.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import signal
@@ -41,6 +42,7 @@ from relaax_zmq.imports import import_path
 
 from .bandit import BanditEnv, BanditRunner
 from .gym_runner import GymRunner
+from .threads import run_in_threads
 from .vector_runner import VectorBlocks, VectorRunner
 from .wrappers import env_maker
 
@@ -153,12 +155,7 @@ def run_sessions(runners: Sequence[Runner], max_episodes: int | None) -> list[li
     if len(runners) == 1:
         target(0)
         return results
-    threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(len(runners))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.2)  # wakes up for signals
+    run_in_threads([functools.partial(target, i) for i in range(len(runners))], "session")
     return results
 
 

@@ -23,6 +23,7 @@ environment is done, since a block's sessions step together.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ from relaax_zmq.client import EpisodeRestart, VectorAgentProxy
 from relaax_zmq.metrics import names
 
 from .spaces import action_converter, observation_converter
+from .threads import run_in_threads
 
 log = logging.getLogger("relaax_zmq.envs.vector")
 
@@ -206,15 +208,7 @@ class VectorBlocks:
                 errors.append(exc)
                 self.stop()
 
-        threads = [
-            threading.Thread(target=target, args=(r,), daemon=True, name=f"block-{i}")
-            for i, r in enumerate(self.runners)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)  # wakes up for signals
+        run_in_threads([functools.partial(target, r) for r in self.runners], "block")
         if errors:
             raise errors[0]
         return self.finished
