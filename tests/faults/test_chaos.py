@@ -34,7 +34,7 @@ from support import Figures
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Seconds between kills in the default-suite run, and the most either run may take.
-INTERVAL, BUDGET = 8.0, 120.0
+INTERVAL, BUDGET = 6.0, 120.0
 #: The slow run: a kill every 60 s for this long.
 SLOW_INTERVAL, SLOW_DURATION = 60.0, 270.0
 #: The issue's bounds: solved, at no less than this share of the fault-free throughput.
