@@ -247,7 +247,7 @@ def train(
             thread.join(30)
         run.final_mean = rolling_mean(blocks.finished, task.window)
         run.episodes = len(blocks.finished)
-        run.restarts = sum(r.restarts for r in blocks.runners)
+        run.restarts = blocks.restarts
         if run.kills:  # until the last kill has been noticed, the old state looks synced
             time.sleep(
                 max(0.0, start + run.kills[-1][0] + noticed(stack.config) - time.monotonic())

@@ -191,6 +191,11 @@ class VectorBlocks:
         """Environment steps taken by every block."""
         return sum(r.steps for r in self.runners)
 
+    @property
+    def restarts(self) -> int:
+        """EpisodeRestarts every block has received."""
+        return sum(r.restarts for r in self.runners)
+
     def stop(self) -> None:
         """Ask every block to stop before its next step."""
         for runner in self.runners:

@@ -258,3 +258,74 @@ def test_td_lambda_matches_recursive_lambda_return(segment, lam):
     got = td_lambda(r, v, d, last, 0.9, lam)
     want = columns(ref_lambda_return, r, v, d, last, gamma=0.9, lam=lam)
     np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+# ---------------------------------------------------------------- a batch of segments at once
+
+
+def recorded_segment(rng, length, terminal, with_next):
+    from relaax_zmq.algorithms.common.recorder import Segment
+
+    return Segment(
+        session_id=int(rng.integers(100)),
+        states=rng.normal(size=(length, 3)).astype(np.float32),
+        actions=rng.integers(0, 2, length),
+        rewards=rng.normal(size=length).astype(np.float32),
+        extras={"value": rng.normal(size=length).astype(np.float32)},
+        terminal=terminal,
+        truncated=False,
+        next_state=rng.normal(size=3).astype(np.float32) if with_next else None,
+    )
+
+
+@pytest.mark.parametrize("gamma,lam", [(0.99, 0.95), (0.9, 1.0), (0.5, 0.0)])
+def test_segments_gae_matches_a_loop_per_segment(gamma, lam):
+    from relaax_zmq.algorithms.common.segment_returns import segments_gae
+
+    rng = np.random.default_rng(3)
+    shapes = [
+        (7, False, True),
+        (1, True, False),
+        (16, False, True),
+        (4, True, False),
+        (1, False, True),
+    ]
+    segments = [recorded_segment(rng, *shape) for shape in shapes]
+    bootstraps = np.array([0.0 if s.terminal else rng.normal() for s in segments])
+    advantages, returns = segments_gae(segments, bootstraps, gamma, lam)
+    expected_adv, expected_ret = [], []
+    for s, last in zip(segments, bootstraps, strict=True):
+        r, v = s.rewards.astype(np.float64), s.extras["value"].astype(np.float64)
+        d = np.zeros(len(s))
+        d[-1] = float(s.terminal)
+        adv, ret = ref_gae(r, v, d, last, gamma, lam)
+        expected_adv.append(adv)
+        expected_ret.append(ret)
+    assert advantages.dtype == returns.dtype == np.float32
+    assert advantages.shape == (sum(len(s) for s in segments),)
+    np.testing.assert_allclose(advantages, np.concatenate(expected_adv), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(returns, np.concatenate(expected_ret), rtol=1e-5, atol=1e-6)
+
+
+def test_segments_gae_wants_one_bootstrap_per_segment():
+    from relaax_zmq.algorithms.common.segment_returns import segments_gae
+
+    rng = np.random.default_rng(0)
+    segments = [recorded_segment(rng, 3, False, True), recorded_segment(rng, 2, True, False)]
+    with pytest.raises(ValueError, match="expected 2 values, got 1"):
+        segments_gae(segments, np.zeros(1), 0.99, 0.95)
+
+
+def test_bootstrap_values_are_the_models_value_of_next_states_and_0_after_termination():
+    from types import SimpleNamespace
+
+    from relaax_zmq.algorithms.common.segment_returns import bootstrap_values
+
+    class ValueOfSum(torch.nn.Module):
+        def forward(self, x):
+            return SimpleNamespace(value=x.sum(dim=1))
+
+    rng = np.random.default_rng(1)
+    segments = [recorded_segment(rng, 2, False, True), recorded_segment(rng, 3, True, False)]
+    found = bootstrap_values(ValueOfSum(), segments, torch.device("cpu"))
+    np.testing.assert_allclose(found, [segments[0].next_state.sum(), 0.0], rtol=1e-6)

@@ -42,8 +42,9 @@ from ..common.losses import normalize_advantages, ppo_clip_loss, ppo_value_loss
 from ..common.networks import ActorCritic
 from ..common.normalizer import RewardScaler
 from ..common.recorder import Recorder, Segment
+from ..common.segment_returns import VALUE, bootstrap_values
 from .config import MIN_CLIP, PPOConfig
-from .rollout import LOG_PROB, VALUE, Rollout, bootstrap_indices, build_rollout, minibatch_order
+from .rollout import LOG_PROB, Rollout, build_rollout, minibatch_order
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class PPOAgent(TorchAgent):
         assert self.versions is not None
         rollout = build_rollout(
             segments,
-            self._bootstraps(segments),
+            bootstrap_values(self.model, segments, self.device),  # the behaviour weights
             gamma=c.gamma,
             lam=c.gae_lambda,
             device=self.device,
@@ -217,16 +218,6 @@ class PPOAgent(TorchAgent):
             waiting_since=time.monotonic(),
         )
         self.counters["phases"] += 1
-
-    def _bootstraps(self, segments: list[Segment]) -> dict[int, float]:
-        """``V(next_state)`` on the behaviour weights for every segment that bootstraps."""
-        indices = bootstrap_indices(segments)
-        if not indices:
-            return {}
-        next_states = np.stack([segments[i].next_state for i in indices])
-        with torch.no_grad():
-            values = self.model(torch.as_tensor(next_states, device=self.device)).value
-        return dict(zip(indices, values.cpu().tolist(), strict=True))
 
     # -- learning -----------------------------------------------------------------------------
 

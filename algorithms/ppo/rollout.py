@@ -1,9 +1,9 @@
-"""A worker's rollout as PPO trains on it: GAE(lambda) per segment, then flat tensors.
+"""A worker's rollout as PPO trains on it: GAE(lambda) over its segments, then flat tensors.
 
 Each ``Segment`` carries the behaviour policy's ``log_prob`` and ``value`` per step
 (extras stored at collection time). The advantage recursion runs within a segment and
 continues past its last step into ``V(next_state)`` (the bootstrap, computed on the
-behaviour weights) unless the segment ended by termination (then 0).
+behaviour weights) unless the segment ended by termination (then 0): ``segments_gae``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from ..common.recorder import Segment
-from ..common.returns import gae
+from ..common.segment_returns import VALUE, segments_gae
 
-#: Names of the per-step extras the agent stores with each action.
+#: The per-step extra holding the behaviour policy's log-probability of each action
+#: (``VALUE``: its value of each state).
 LOG_PROB = "log_prob"
-VALUE = "value"
 
 
 @dataclass(frozen=True)
@@ -36,41 +36,17 @@ class Rollout:
         return int(self.advantages.shape[0])
 
 
-def bootstrap_indices(segments: list[Segment]) -> list[int]:
-    """Indices of the segments whose last step is bootstrapped (not terminated)."""
-    return [i for i, s in enumerate(segments) if not s.terminal and s.next_state is not None]
-
-
-def segment_advantages(
-    segment: Segment, bootstrap: float, gamma: float, lam: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(advantages, returns) of one segment, float32 (T,) each."""
-    values = segment.extras[VALUE].astype(np.float64)
-    dones = np.zeros(len(segment))
-    dones[-1] = float(segment.terminal)
-    advantages, returns = gae(
-        segment.rewards.astype(np.float64), values, dones, bootstrap, gamma, lam
-    )
-    return advantages.astype(np.float32), returns.astype(np.float32)
-
-
 def build_rollout(
     segments: list[Segment],
-    bootstraps: dict[int, float],
+    bootstraps: np.ndarray,
     *,
     gamma: float,
     lam: float,
     device: torch.device,
 ) -> Rollout:
-    """The rollout of ``segments`` (in collection order).
-
-    ``bootstraps``: segment index -> ``V(next_state)`` (absent: 0).
-    """
-    advantages, returns = [], []
-    for i, segment in enumerate(segments):
-        a, r = segment_advantages(segment, bootstraps.get(i, 0.0), gamma, lam)
-        advantages.append(a)
-        returns.append(r)
+    """The rollout of ``segments`` (in collection order); ``bootstraps`` (B,): each
+    segment's ``V(next_state)``, 0 after termination (``segments_gae``)."""
+    advantages, returns = segments_gae(segments, bootstraps, gamma, lam)
 
     def stack(parts: list[np.ndarray]) -> torch.Tensor:
         return torch.as_tensor(np.concatenate(parts), device=device)
@@ -80,8 +56,8 @@ def build_rollout(
         actions=stack([s.actions for s in segments]),
         log_probs=stack([s.extras[LOG_PROB] for s in segments]),
         values=stack([s.extras[VALUE] for s in segments]),
-        advantages=stack(advantages),
-        returns=stack(returns),
+        advantages=torch.as_tensor(advantages, device=device),
+        returns=torch.as_tensor(returns, device=device),
     )
 
 

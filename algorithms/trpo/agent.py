@@ -42,7 +42,7 @@ from ..common.distributions import Categorical, DiagGaussian
 from ..common.losses import normalize_advantages
 from ..common.networks import ActorCritic
 from ..common.recorder import Recorder, Segment
-from ..common.returns import gae
+from ..common.segment_returns import VALUE, bootstrap_values, segments_gae
 from ..common.trpo import TRPOResult, trpo_step
 from .config import TRPOConfig
 
@@ -168,7 +168,7 @@ class TRPOAgent(TorchAgent):
             log_probs = distribution.log_prob(actions)
         extras = {
             "log_prob": log_probs.cpu().numpy(),
-            "value": output.value.cpu().numpy(),
+            VALUE: output.value.cpu().numpy(),
             "version": np.full(len(exploit), self._version(), np.int64),
         }
         return actions.cpu().numpy(), extras
@@ -225,17 +225,9 @@ class TRPOAgent(TorchAgent):
     def _rollout(self, batch: list[Segment]) -> Rollout:
         """The batch's tensors with GAE advantages (normalised if asked) and returns."""
         c = self.config
-        last_values = self._bootstrap_values(batch)
-        advantages, returns = [], []
-        for segment, last in zip(batch, last_values, strict=True):
-            rewards = torch.as_tensor(segment.rewards)
-            dones = torch.zeros_like(rewards)
-            dones[-1] = float(segment.terminal)
-            values = torch.as_tensor(segment.extras["value"])
-            adv, ret = gae(rewards, values, dones, last, c.gamma, c.gae_lambda)
-            advantages.append(adv)
-            returns.append(ret)
-        advantage = torch.cat(advantages).to(self.device)
+        bootstraps = bootstrap_values(self.model, batch, self.device)
+        advantages, returns = segments_gae(batch, bootstraps, c.gamma, c.gae_lambda)
+        advantage = torch.as_tensor(advantages, device=self.device)
         if c.normalize_advantages and len(advantage) > 1:
             advantage = normalize_advantages(advantage)
         return Rollout(
@@ -245,20 +237,8 @@ class TRPOAgent(TorchAgent):
                 np.concatenate([s.extras["log_prob"] for s in batch]), device=self.device
             ),
             advantages=advantage,
-            returns=torch.cat(returns).to(self.device),
+            returns=torch.as_tensor(returns, device=self.device),
         )
-
-    def _bootstrap_values(self, batch: list[Segment]) -> list[float]:
-        """Per segment: the value of the observation after it, 0 where the episode terminated."""
-        rows = [i for i, s in enumerate(batch) if not s.terminal and s.next_state is not None]
-        found = [0.0] * len(batch)
-        if rows:
-            states = np.stack([batch[i].next_state for i in rows])
-            with torch.no_grad():
-                values = self.model(torch.as_tensor(states, device=self.device)).value
-            for i, value in zip(rows, values.cpu().tolist(), strict=True):
-                found[i] = value
-        return found
 
     def _policy_step(self, rollout: Rollout) -> tuple[TRPOResult, float]:
         """One TRPO step of the policy part; the result and the old policy's mean entropy."""
