@@ -111,3 +111,20 @@ def test_progress_fd_needs_one_vectorized_block(tmp_path, server, capsys) -> Non
         os.close(write_fd)
     assert "--progress-fd needs one vectorized block" in capsys.readouterr().err
     assert server.messages() == []
+
+
+def test_training_blocks_are_processes_only_when_there_are_several(tmp_path, server) -> None:
+    from relaax_zmq.config import load_config
+    from relaax_zmq.envs.launch import make_training_blocks
+    from relaax_zmq.envs.vector_runner import VectorBlocks
+
+    several = cartpoles(tmp_path, server, clients=4, blocks=2)
+    blocks = make_training_blocks(load_config(several), several)
+    assert isinstance(blocks, BlockProcesses) and blocks.blocks == 2
+    one = tmp_path / "one.yaml"
+    one.write_text(several.read_text().replace("blocks: 2", "blocks: 1"))
+    single = make_training_blocks(load_config(one), one)
+    assert isinstance(single, VectorBlocks) and len(single.runners) == 1
+    single.stop()
+    single.run()  # stopped before it started: returns without stepping
+    assert single.steps == 0
