@@ -4,8 +4,7 @@ Run: ``python -m bench.learning [--cases cartpole-ppo,cartpole-da3c] [--seeds 3]
 
 Each case is a preset of conf/ (``conf/<case>.yaml``) run through the real system on
 this machine: the app's shards, broker and workers as processes (``LocalStack``), the
-environment clients of the preset as vectorised blocks (``make_training_blocks``: a child
-process per block when the preset has several, else one block in this process). A run
+environment clients of the preset as one vectorised client in this process. A run
 ends when the mean return of the last ``window`` finished episodes reaches the
 task's threshold (solved: seconds from the clients' start, environment steps) or when
 its time budget is spent (not solved). For the methods whose training episodes explore
@@ -40,7 +39,7 @@ import yaml
 
 from bench.timing import table
 from relaax_zmq.config import load_config
-from relaax_zmq.envs.launch import make_training_blocks, make_vector_runner
+from relaax_zmq.envs.launch import make_vector_blocks, make_vector_runner
 from relaax_zmq.local import LocalStack
 from relaax_zmq.testing.ports import on_free_ports
 
@@ -139,7 +138,7 @@ def run_case(case: str, seed: int, budget: float) -> Outcome:
         path = write_case_app(case, seed, Path(tmp))
         with LocalStack(path):
             config = load_config(path)
-            runner = make_training_blocks(config, path)
+            runner = make_vector_blocks(config)
             judge = runner
             runners = [runner]
             if algorithm in EXPLOIT_JUDGED:

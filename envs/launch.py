@@ -24,7 +24,6 @@ import argparse
 import functools
 import importlib
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -42,7 +41,6 @@ from relaax_zmq.errors import ConfigError, RelaaxError
 from relaax_zmq.imports import import_path
 
 from .bandit import BanditEnv, BanditRunner
-from .block_processes import BlockProcesses, ProgressReporter
 from .gym_runner import GymRunner
 from .threads import run_in_threads
 from .vector_runner import VectorBlocks, VectorRunner
@@ -144,17 +142,6 @@ def make_vector_blocks(config: AppConfig, **proxy_options: Any) -> VectorBlocks:
     )
 
 
-def make_training_blocks(config: AppConfig, config_path: Path) -> VectorBlocks | BlockProcesses:
-    """The app's vectorised blocks for a training loop to watch (``finished``, ``steps``,
-    ``run``, ``stop``): a child process each when there are several (``BlockProcesses``:
-    no interpreter lock shared), otherwise the one block in this process. ``config`` must
-    be the app at ``config_path`` as loaded, without overrides."""
-    blocks = config.environment.block_sessions()
-    if len(blocks) > 1:
-        return BlockProcesses(config_path, len(blocks))
-    return make_vector_blocks(config)
-
-
 def run_sessions(runners: Sequence[Runner], max_episodes: int | None) -> list[list[float] | None]:
     """Run each runner in its own thread (one: in this one); None for a session that failed."""
     results: list[list[float] | None] = [None] * len(runners)
@@ -222,14 +209,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--index", type=int, default=None, help="run only session INDEX")
     parser.add_argument("--block", type=int, default=None, help="run only vectorized block BLOCK")
     parser.add_argument("--threads", action="store_true", help="sessions as threads, not processes")
-    parser.add_argument(
-        "--progress-fd",
-        type=int,
-        default=None,
-        metavar="FD",
-        help="write progress lines of the one block run here to this open file descriptor "
-        "(relaax_zmq.envs.block_processes)",
-    )
     return parser.parse_args(argv)
 
 
@@ -264,13 +243,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.block is not None and not (env.vectorized and 0 <= args.block < len(blocks)):
         print(f"relaax_zmq.envs: --block must be in 0..{len(blocks) - 1}", file=sys.stderr)
         return 2
-    if args.progress_fd is not None and not (
-        env.vectorized and (args.block is not None or len(blocks) == 1)
-    ):
-        print(
-            "relaax_zmq.envs: --progress-fd needs one vectorized block (--block J)", file=sys.stderr
-        )
-        return 2
     if not env.vectorized and args.index is None and env.clients > 1 and not args.threads:
         return spawn_children(argv, "--index", env.clients)
     if env.vectorized and args.block is None and len(blocks) > 1 and not args.threads:
@@ -297,19 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    reporter = None if args.progress_fd is None else progress_reporter(runners[0], args.progress_fd)
     try:
         results = run_sessions(runners, env.max_episodes)
     finally:
-        if reporter is not None:
-            reporter.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0 if report(labels, results) else 1
-
-
-def progress_reporter(runner: Runner, fd: int) -> ProgressReporter:
-    """Report ``runner``'s (a ``VectorRunner``) progress to the file descriptor ``fd``."""
-    assert isinstance(runner, VectorRunner)
-    stream = os.fdopen(fd, "w")
-    return ProgressReporter(lambda: (runner.steps, runner.restarts, runner.finished), stream)

@@ -1,10 +1,10 @@
 """``python -m relaax_zmq.train --config app.yaml``: train an app on this machine, with live progress.
 
 Starts the app's daemons (``LocalStack``: shards, broker, workers, metrics collector),
-runs its environment clients (several vectorised blocks: a child process each; one: in
-this process), prints a progress line every few seconds (elapsed time, environment
-steps and steps per second, shard 0's global step, the mean reward of the last
-``--window`` episodes, checkpoints written) and stops when the mean reaches ``--target-reward``, after
+runs its environment clients in this process as one vectorised client, prints a
+progress line every few seconds (elapsed time, environment steps and steps per
+second, shard 0's global step, the mean reward of the last ``--window`` episodes,
+checkpoints written) and stops when the mean reaches ``--target-reward``, after
 ``--time-limit`` seconds, when the shards reach ``max_global_step``, or on Ctrl-C;
 the shards save a final checkpoint on the way out. Then it prints where the
 checkpoints and the TensorBoard files are. Exit status 0 when the target was
@@ -24,8 +24,7 @@ from pathlib import Path
 
 from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.config import AppConfig
-from relaax_zmq.envs.block_processes import BlockProcesses
-from relaax_zmq.envs.launch import make_training_blocks
+from relaax_zmq.envs.launch import make_vector_blocks
 from relaax_zmq.envs.vector_runner import VectorBlocks
 from relaax_zmq.local import LocalStack
 
@@ -99,9 +98,7 @@ def locations(config: AppConfig, log_dir: Path | None, **more: Path) -> list[str
     return lines
 
 
-def progress(
-    config: AppConfig, runner: VectorBlocks | BlockProcesses, start: float, window: int
-) -> Progress:
+def progress(config: AppConfig, runner: VectorBlocks, start: float, window: int) -> Progress:
     return Progress(
         elapsed=time.monotonic() - start,
         steps=runner.steps,
@@ -153,7 +150,7 @@ def train(
     reached = False
     try:
         with stack:
-            runner = make_training_blocks(config, config_path)
+            runner = make_vector_blocks(config)
             thread = threading.Thread(target=runner.run, daemon=True)
             start = time.monotonic()
             thread.start()
