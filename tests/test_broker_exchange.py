@@ -860,7 +860,10 @@ def test_garbage_from_workers_dropped_and_service_continues(ex: Exchange) -> Non
     stranger = FakeWorker(ex.ctx, ex.config.broker.backend, "stranger", register=False)  # type: ignore[union-attr]
     ex.workers.append(stranger)
     stranger.send(link.forward(Command.REPLY, b"x", encode(messages.simple(MessageType.DONE))))
-    status = ex.wait_for(lambda s: s["counters"]["bad_link"] >= 8)
+    # the stranger's frames and the worker's may come in either order: wait for both
+    status = ex.wait_for(
+        lambda s: s["counters"]["bad_link"] >= 8 and s["counters"]["stale_replies"] >= 1
+    )
     assert status["counters"]["stale_replies"] == 1
     assert [w["name"] for w in status["workers"]] == ["w"]
     assert int(client.update().tensors[4][0]) == 6
