@@ -217,13 +217,12 @@ def single_session(frontend: str, steps: int) -> dict[str, float]:
     for _ in range(steps):
         try:
             action = proxy.update(reward=reward, state=obs)
+            obs, reward, terminated, truncated, _ = env.step(int(action))
+            if terminated or truncated:
+                proxy.update(reward=reward, state=obs, terminal=terminated, truncated=truncated)
+                obs, _ = env.reset()
+                reward = None
         except EpisodeRestart:
-            obs, _ = env.reset()
-            reward = None
-            continue
-        obs, reward, terminated, truncated, _ = env.step(int(action))
-        if terminated or truncated:
-            proxy.update(reward=reward, state=obs, terminal=terminated, truncated=truncated)
             obs, _ = env.reset()
             reward = None
     wall = time.perf_counter() - start

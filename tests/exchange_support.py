@@ -127,21 +127,20 @@ class Exchange:
 def running_exchange(
     folder: Path, worker_count: int = 2, **sections: dict[str, Any]
 ) -> Iterator[Exchange]:
-    """Broker + ``worker_count`` worker processes, registered; everything stopped afterwards."""
+    """Broker + ``worker_count`` worker processes, registered; everything stopped afterwards.
+
+    A failure inside prints the daemons' logs, which pytest shows with it."""
     config, endpoints = write_app(folder, **sections)
     ex = Exchange(config, endpoints, start_daemon("broker", "relaax_zmq.broker", config))
     try:
         for i in range(worker_count):
             name = f"w{i}"
             ex.workers[name] = start_daemon(name, "relaax_zmq.worker", config, "--name", name)
-        try:
-            wait_until(
-                lambda: len(live_workers(ex.admin)) == worker_count, 30, "workers to register"
-            )
-        except AssertionError:
-            print(ex.logs())
-            raise
+        wait_until(lambda: len(live_workers(ex.admin)) == worker_count, 30, "workers to register")
         yield ex
+    except BaseException:
+        print(ex.logs())  # pytest shows it with the failure
+        raise
     finally:
         for daemon in ex.workers.values():
             daemon.stop()

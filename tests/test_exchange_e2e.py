@@ -44,17 +44,17 @@ class CartPoleClient(threading.Thread):
             while not self.stop.is_set():
                 try:
                     action = self.proxy.update(reward=reward, state=obs)
+                    assert int(action) in (0, 1)
+                    self.actions += 1
+                    self.action_times.append(time.monotonic())
+                    obs, reward, terminated, truncated, _ = env.step(int(action))
+                    if terminated or truncated:
+                        # the episode's last update can be told to restart too
+                        self.proxy.update(reward=reward, terminal=terminated, truncated=truncated)
+                        obs, _ = env.reset()
+                        reward = None
                 except EpisodeRestart:
                     self.restarts.append(time.monotonic())
-                    obs, _ = env.reset()
-                    reward = None
-                    continue
-                assert int(action) in (0, 1)
-                self.actions += 1
-                self.action_times.append(time.monotonic())
-                obs, reward, terminated, truncated, _ = env.step(int(action))
-                if terminated or truncated:
-                    self.proxy.update(reward=reward, terminal=terminated, truncated=truncated)
                     obs, _ = env.reset()
                     reward = None
         except BaseException as exc:  # reported by the test
