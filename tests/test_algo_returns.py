@@ -9,6 +9,7 @@ import torch
 from relaax_zmq.algorithms.common.returns import (
     discounted_returns,
     gae,
+    gae_to_segment_ends,
     n_step_returns,
     td_lambda,
 )
@@ -276,6 +277,66 @@ def recorded_segment(rng, length, terminal, with_next):
         truncated=False,
         next_state=rng.normal(size=3).astype(np.float32) if with_next else None,
     )
+
+
+def side_by_side(rng, lengths, terminal):
+    """(rewards, values, dones, ends) (T, B) of segments padded with random garbage, and
+    (B,) bootstraps; each segment's own (rewards, values) for the reference."""
+    steps = max(lengths)
+    rewards, values = rng.normal(size=(2, steps, len(lengths)))  # padding is garbage too
+    dones, ends = np.zeros((2, steps, len(lengths)), bool)
+    for b, (length, term) in enumerate(zip(lengths, terminal, strict=True)):
+        ends[length - 1, b] = True
+        dones[length - 1, b] = term
+    bootstraps = rng.normal(size=len(lengths))
+    return rewards, values, dones, ends, bootstraps
+
+
+def reference_per_column(rewards, values, dones, ends, bootstraps, gamma, lam):
+    """ref_gae run on each column up to its end; (T, B) with zeros in the padding."""
+    adv, ret = np.zeros((2, *rewards.shape))
+    for b in range(rewards.shape[1]):
+        n = int(np.argmax(ends[:, b])) + 1
+        d = dones[:n, b].astype(float)
+        last = 0.0 if d[-1] else bootstraps[b]
+        adv[:n, b], ret[:n, b] = ref_gae(rewards[:n, b], values[:n, b], d, last, gamma, lam)
+    return adv, ret
+
+
+@pytest.mark.parametrize("gamma,lam", [(0.99, 0.95), (0.9, 1.0), (0.5, 0.0)])
+def test_gae_to_segment_ends_matches_a_loop_per_segment(gamma, lam):
+    rng = np.random.default_rng(5)
+    lengths, terminal = [5, 1, 9, 3, 9], [False, True, True, False, False]
+    arrays = side_by_side(rng, lengths, terminal)
+    mask = np.arange(9)[:, None] < np.array(lengths)[None, :]
+    expected_adv, expected_ret = reference_per_column(*arrays, gamma, lam)
+    adv, ret = gae_to_segment_ends(*arrays, gamma, lam)
+    np.testing.assert_allclose(adv[mask], expected_adv[mask], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ret[mask], expected_ret[mask], rtol=1e-10, atol=1e-12)
+    t_adv, _ = gae_to_segment_ends(*(torch.as_tensor(a) for a in arrays), gamma, lam)
+    assert isinstance(t_adv, torch.Tensor)
+    np.testing.assert_allclose(t_adv.numpy()[mask], expected_adv[mask], rtol=1e-10)
+
+
+def test_da3c_returns_are_gae_to_segment_ends_from_the_value_after_each_segment():
+    from types import SimpleNamespace
+
+    from relaax_zmq.algorithms.da3c.agent import DA3CAgent, Padded
+
+    rng = np.random.default_rng(6)
+    lengths, terminal = [4, 2, 6], [False, True, False]
+    rewards, _, dones, ends, _ = side_by_side(rng, lengths, terminal)
+    values = rng.normal(size=(7, 3))  # (T + 1, B): row lengths[b] is column b's bootstrap
+    bootstraps = values[lengths, np.arange(3)]
+    padded = Padded(None, None, rewards, None, dones, ends, np.array(lengths))
+    for lam, expect_lam in ((None, 1.0), (0.9, 0.9)):
+        agent = SimpleNamespace(config=SimpleNamespace(gamma=0.95, gae_lambda=lam))
+        found = DA3CAgent.returns(agent, padded, torch.as_tensor(values)).numpy()
+        _, expected = reference_per_column(
+            rewards, values[:-1], dones, ends, bootstraps, 0.95, expect_lam
+        )
+        mask = np.arange(6)[:, None] < np.array(lengths)[None, :]
+        np.testing.assert_allclose(found[mask], expected[mask], rtol=1e-10)
 
 
 @pytest.mark.parametrize("gamma,lam", [(0.99, 0.95), (0.9, 1.0), (0.5, 0.0)])

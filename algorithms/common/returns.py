@@ -218,3 +218,25 @@ def td_lambda(
     Same arguments and conventions as :func:`gae`, of which these are the returns.
     """
     return gae(rewards, values, dones, last_value, gamma, lam, truncations, final_values)[1]
+
+
+@_numpy_compatible
+def gae_to_segment_ends(
+    rewards: Array,
+    values: Array,
+    dones: Array,
+    ends: Array,
+    bootstraps: Any,
+    gamma: float,
+    lam: float,
+) -> tuple[Array, Array]:
+    """:func:`gae` of segments laid side by side, time first, padded to the longest.
+
+    rewards, values, dones, ends: (T, B); column b's segment ends at the step where
+    ``ends`` is 1 and continues there into ``bootstraps[b]`` (the value of the observation
+    after it) unless ``dones`` says it terminated. Steps past the end (padding) do not
+    flow into the segment. Returns ``(advantages, returns)``, (T, B) each.
+    """
+    rewards = _float(rewards)
+    final = _per_column("bootstraps", bootstraps, rewards).expand(rewards.shape)
+    return gae(rewards, values, dones, 0.0, gamma, lam, truncations=ends, final_values=final)

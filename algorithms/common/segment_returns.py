@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .recorder import Segment
-from .returns import gae
+from .returns import gae_to_segment_ends
 
 #: The per-step extra holding the value the behaviour weights gave each state.
 VALUE = "value"
@@ -56,16 +56,8 @@ def segments_gae(
     rewards, values = np.zeros((2, steps, len(segments)))
     rewards.T[mask.T] = np.concatenate([s.rewards for s in segments])
     values.T[mask.T] = np.concatenate([s.extras[VALUE] for s in segments])
-    dones = ends & terminal[None, :]
-    advantages, returns = gae(
-        rewards,
-        values,
-        dones.astype(np.float64),
-        np.zeros(len(segments)),
-        gamma,
-        lam,
-        truncations=(ends & ~dones).astype(np.float64),
-        final_values=np.broadcast_to(np.asarray(bootstraps, np.float64), rewards.shape),
+    advantages, returns = gae_to_segment_ends(
+        rewards, values, ends & terminal[None, :], ends, bootstraps, gamma, lam
     )
     return (
         advantages.T[mask.T].astype(np.float32),

@@ -27,7 +27,7 @@ from ..common.losses import A3CLoss, a3c_loss
 from ..common.networks import ActorCritic, LSTMState
 from ..common.normalizer import RewardScaler
 from ..common.recorder import Recorder, Segment
-from ..common.returns import gae
+from ..common.returns import gae_to_segment_ends
 from .config import DA3CConfig
 from .memory import SessionMemory
 
@@ -206,17 +206,15 @@ class DA3CAgent(TorchAgent):
         """
         device = values.device
         rows = torch.as_tensor(padded.lengths, device=device).unsqueeze(0)
-        bootstrap = values.gather(0, rows).expand(values.shape[0] - 1, -1)
         lam = 1.0 if self.config.gae_lambda is None else self.config.gae_lambda
-        _, returns = gae(
+        _, returns = gae_to_segment_ends(
             torch.as_tensor(padded.rewards, device=device),
             values[:-1],
             torch.as_tensor(padded.dones, device=device),
-            torch.zeros(values.shape[1], device=device),
+            torch.as_tensor(padded.ends, device=device),
+            values.gather(0, rows).squeeze(0),
             self.config.gamma,
             lam,
-            truncations=torch.as_tensor(padded.ends, device=device),
-            final_values=bootstrap,
         )
         return returns
 
