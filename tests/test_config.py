@@ -87,7 +87,7 @@ def test_cartpole_preset_runs_da3c_on_gymnasium() -> None:
     assert config.algorithm.name == "da3c"
     assert config.parameter_servers.max_global_step == 1_000_000
     rate = config.algorithm.config["optimizer"]["learning_rate"]
-    assert rate == {"kind": "linear", "initial": 3e-3, "final": 0.0, "steps": 500_000}
+    assert rate == {"kind": "linear", "initial": 3e-3, "final": 3e-4, "steps": 500_000}
 
 
 def test_the_commented_keys_of_app_yaml_are_the_defaults(tmp_path: Path) -> None:
