@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import statistics
 import tempfile
 import threading
@@ -233,7 +234,13 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM as ``SystemExit``: the running ``LocalStack`` stops its daemons on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(prog="python -m bench.learning")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated conf/ presets")
     parser.add_argument("--seeds", type=int, default=3, help="runs per case (seeds 0..N-1)")
