@@ -49,7 +49,7 @@ from typing import Any
 import yaml
 
 from bench.learning import TASKS, rolling_mean, write_case_app
-from bench.timing import table
+from bench.timing import exit_on_sigterm, table
 from relaax_zmq.config import AppConfig
 from relaax_zmq.envs.launch import make_vector_blocks, make_vector_runner
 from relaax_zmq.local import LocalStack, app_daemons, wait_ready
@@ -357,4 +357,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # the processes it started stop with it
     main()

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from bench.timing import print_figures_line, table
+from bench.timing import exit_on_sigterm, print_figures_line, table
 from relaax_zmq.admin_client import wait_for_workers
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.testing import LINEAR_POLICY_PATH
@@ -348,4 +348,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # the processes it started stop with it
     main()

@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import statistics
 import tempfile
 import threading
@@ -38,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from bench.timing import table
+from bench.timing import exit_on_sigterm, table
 from relaax_zmq.config import load_config
 from relaax_zmq.envs.launch import make_vector_blocks, make_vector_runner
 from relaax_zmq.local import LocalStack
@@ -234,13 +233,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM as ``SystemExit``: the running ``LocalStack`` stops its daemons on the way out."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(prog="python -m bench.learning")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated conf/ presets")
     parser.add_argument("--seeds", type=int, default=3, help="runs per case (seeds 0..N-1)")
@@ -280,4 +273,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # the processes it started stop with it
     main()

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from bench.timing import table
+from bench.timing import exit_on_sigterm, table
 from relaax_zmq.config import load_config
 from relaax_zmq.ps import ParameterClient, load_spec, shard_bounds, wire
 from relaax_zmq.ps.partition import Slice
@@ -562,4 +562,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()  # the processes it started stop with it
     main()

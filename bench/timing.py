@@ -1,10 +1,12 @@
-"""Timing helpers shared by the benchmarks."""
+"""Timing helpers shared by the benchmarks, and their SIGTERM handling."""
 
 from __future__ import annotations
 
 import json
+import signal
 import timeit
 from collections.abc import Callable, Mapping
+from typing import Any
 
 
 def best_seconds(fn: Callable[[], object], repeat: int = 5, min_time: float = 0.05) -> float:
@@ -33,3 +35,13 @@ def print_figures_line(figures: Mapping[str, Mapping[str, float]], digits: int =
     """The benchmark's last line: its figures, rounded, as one JSON object."""
     rounded = {k: {n: round(v, digits) for n, v in f.items()} for k, f in figures.items()}
     print(json.dumps(rounded))
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise ``SystemExit``, so that the ``with`` and ``finally`` blocks of a
+    benchmark stop the processes it started instead of leaving them running."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
