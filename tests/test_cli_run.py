@@ -41,6 +41,8 @@ def test_detached_run_status_logs_restart_and_stop(app: Path) -> None:
     assert states == {n: "RUNNING" for n in ("collector", "shard-0", "broker", "worker-0")}
     assert found["broker"]["reachable"] and found["broker"]["workers_alive"] == 1
     assert "[program:shard-0]" in (RunFolder.of(app).supervisord_conf).read_text()
+    fresh = cli("run", "envs", "--fresh", "-c", app)
+    assert fresh.returncode == 2 and "daemons are running; stop them first" in fresh.stderr
     logs = cli("logs", "broker", "-c", app)
     assert logs.returncode == 0 and "relaax_zmq.broker" in logs.stdout
     pid = next(d["pid"] for d in found["daemons"] if d["name"] == "worker-0")
@@ -138,3 +140,25 @@ def test_a_new_app_runs_in_the_foreground_learns_and_stops_by_itself(app: Path) 
     assert rewards and rewards[-1] >= 90.0, done.stdout[-3000:]  # the best arm: +1 a pull
     assert (app.parent / "logs" / "run" / "app" / "learning-curve.png").stat().st_size > 0
     assert list(load_config(app).parameter_servers.checkpoint.dir.glob("ckpt-*.h5"))
+
+
+def test_a_second_run_continues_the_first_and_fresh_starts_over(app: Path) -> None:
+    def run(*extra: str) -> tuple[str, list[int]]:
+        done = cli("run", "all", "--time-limit", "4", *extra, "-c", app, timeout=200)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        found = re.findall(r"global step ([0-9,]+)", done.stdout)
+        assert found, done.stdout[-3000:]
+        return done.stdout, [int(step.replace(",", "")) for step in found]
+
+    _, first = run()
+    _, resumed = run()
+    assert resumed[0] >= first[-1] > 0, (first, resumed)  # from the first run's checkpoint
+    out, fresh = run("--fresh")
+    assert "earlier run set aside" in out, out[-3000:]
+    assert fresh[0] < resumed[-1], (resumed, fresh)
+    checkpoints = load_config(app).parameter_servers.checkpoint.dir
+    (previous,) = checkpoints.parent.glob("checkpoints.previous-*")
+    assert list(previous.glob("ckpt-*.h5")), "the earlier run's checkpoints are kept"
+    assert list(checkpoints.glob("ckpt-*.h5")), "the fresh run saved its own"
+    (metrics,) = load_config(app).metrics.logdir.parent.glob("metrics.previous-*")
+    assert any(metrics.iterdir())

@@ -14,6 +14,10 @@ training ends (``monitor.py``); Ctrl-C stops every daemon cleanly (the shards wr
 a final checkpoint), then it writes the learning curve and says where checkpoints,
 TensorBoard files, the curve and the logs are. ``--detach`` returns once the
 daemons are up (``relaax-zmq status``/``stop`` then manage them).
+
+The shards resume from the app's newest checkpoint, so a second run continues the
+first; ``--fresh`` renames the checkpoint and metrics folders of the earlier run
+(``relaax_zmq.fresh_start``) and trains from scratch.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from relaax_zmq.cli.programs import (
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.config import AppConfig
+from relaax_zmq.fresh_start import FreshStartError, set_aside_previous_run
 from relaax_zmq.local import app_shards, wait_ready
 from relaax_zmq.train import locations
 
@@ -55,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_app_option(parser)
     parser.add_argument("-n", "--clients", type=int, help="environment sessions (overrides)")
     parser.add_argument("--exploit", action="store_true", help="clients act greedily, no learning")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="train from scratch: rename the app's checkpoint and metrics folders to "
+        "<name>.previous-<time> first (without it the shards resume from the checkpoints)",
+    )
     parser.add_argument(
         "-d", "--detach", action="store_true", help="return once the daemons are up"
     )
@@ -104,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(
                 "ports in use (another app or an earlier run still up?): " + ", ".join(busy)
             )
+        if args.fresh:
+            set_aside(config)
+    elif args.fresh:
+        raise CliError("run --fresh: the app's daemons are running; stop them first", code=2)
     else:  # add these roles to what already runs for this app
         running = {info.group for info in supervisor.processes()}
         roles = [role for role in ROLES if role in running or role in roles]
@@ -131,6 +146,16 @@ def run(args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     return watch(args, config, supervisor)
+
+
+def set_aside(config: AppConfig) -> None:
+    """``--fresh``: the earlier run's folders renamed (``relaax_zmq.fresh_start``)."""
+    try:
+        moves = set_aside_previous_run(config)
+    except (FreshStartError, OSError) as exc:
+        raise CliError(f"run --fresh: {exc}") from None
+    for old, new in moves:
+        print(f"earlier run set aside: {old} -> {new.name}", flush=True)
 
 
 def wait_started(
@@ -181,6 +206,8 @@ def watch(args: argparse.Namespace, config: AppConfig, supervisor: Supervisor) -
             time_limit=args.time_limit,
         ).run(stop)
         print(f"{outcome.reason}; stopping the daemons (final checkpoint) ...", flush=True)
+        if outcome.reason.startswith("max_global_step") and not args.fresh:
+            print("(a run of this app continues from its checkpoints; --fresh starts over)")
         supervisor.shutdown()
     finally:
         restore()
