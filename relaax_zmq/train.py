@@ -8,7 +8,8 @@ checkpoints written) and stops when the mean reaches ``--target-reward``, after
 ``--time-limit`` seconds, when the shards reach ``max_global_step``, or on Ctrl-C;
 the shards save a final checkpoint on the way out. Then it prints where the
 checkpoints and the TensorBoard files are. Exit status 0 when the target was
-reached (or none was given), 1 otherwise.
+reached (or none was given), 1 otherwise. The shards resume from the app's
+checkpoints; ``--fresh`` sets the earlier run's folders aside first and starts over.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.config import AppConfig
 from relaax_zmq.envs.launch import make_vector_blocks
 from relaax_zmq.envs.vector_runner import VectorBlocks
+from relaax_zmq.fresh_start import set_aside_previous_run
 from relaax_zmq.local import LocalStack
 
 PROG = "python -m relaax_zmq.train"
@@ -140,10 +142,15 @@ def train(
     target_reward: float | None,
     time_limit: float | None,
     window: int,
+    fresh: bool = False,
 ) -> bool:
-    """Run the app until one of the stops (module docstring); True when the target was met."""
+    """Run the app until one of the stops (module docstring); True when the target was met.
+    ``fresh``: set the earlier run's folders aside first (``relaax_zmq.fresh_start``)."""
     stack = LocalStack(config_path, collector=True)
     config = stack.config
+    if fresh:
+        for old, new in set_aside_previous_run(config):
+            print(f"earlier run set aside: {old} -> {new.name}", flush=True)
     print(f"starting the daemons of {config_path} ...", flush=True)
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
@@ -191,6 +198,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--target-reward", type=float, default=None, help="stop at this mean")
     parser.add_argument("--window", type=int, default=100, help="episodes in the mean (100)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds at most")
+    parser.add_argument(
+        "--fresh", action="store_true", help="set the earlier run's folders aside, start over"
+    )
     return parser.parse_args(argv)
 
 
@@ -201,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target_reward=args.target_reward,
         time_limit=args.time_limit,
         window=args.window,
+        fresh=args.fresh,
     )
     return 0 if ok else 1
 

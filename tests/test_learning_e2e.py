@@ -53,3 +53,9 @@ def test_the_training_run_stops_at_the_target_and_says_where_things_are(tmp_path
     config = load_config(path)
     assert list(config.parameter_servers.checkpoint.dir.glob("ckpt-*.h5"))
     assert list(config.metrics.logdir.rglob("events.out.tfevents.*")), "the collector ran"
+    again = main(["--config", str(path), "--fresh", "--time-limit", "2"])
+    out = capsys.readouterr().out
+    assert again == 0, out
+    assert "earlier run set aside" in out, out
+    (previous,) = config.parameter_servers.checkpoint.dir.parent.glob("checkpoints.previous-*")
+    assert list(previous.glob("ckpt-*.h5")), "the first run's checkpoints are kept"
