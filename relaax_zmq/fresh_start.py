@@ -20,9 +20,14 @@ class FreshStartError(RuntimeError):
 
 
 def previous_run_folders(config: AppConfig) -> list[Path]:
-    """The app's folders that hold an earlier run and exist: checkpoints, then metrics."""
-    folders = [config.parameter_servers.checkpoint.dir, config.metrics.logdir]
-    return [f for f in folders if f is not None and f.exists()]
+    """The app's folders that hold an earlier run and exist: checkpoints, then metrics
+    (one inside the other moves with it, so only the outer one is named)."""
+    outer: list[Path] = []
+    for folder in (config.parameter_servers.checkpoint.dir, config.metrics.logdir):
+        if folder is None or not folder.exists() or any(folder.is_relative_to(o) for o in outer):
+            continue
+        outer = [o for o in outer if not o.is_relative_to(folder)] + [folder]
+    return outer
 
 
 def set_aside_previous_run(config: AppConfig, stamp: str | None = None) -> list[tuple[Path, Path]]:
@@ -45,3 +50,10 @@ def set_aside_previous_run(config: AppConfig, stamp: str | None = None) -> list[
     for old, new in moves:
         old.rename(new)
     return moves
+
+
+def set_aside_report(moves: list[tuple[Path, Path]]) -> str:
+    """What ``set_aside_previous_run`` did, in words."""
+    if not moves:
+        return "fresh start: no earlier run to set aside"
+    return "\n".join(f"earlier run set aside: {old} -> {new.name}" for old, new in moves)

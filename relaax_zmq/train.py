@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relaax_zmq.admin_client import app_broker_status
-from relaax_zmq.config import AppConfig
+from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.envs.launch import make_vector_blocks
 from relaax_zmq.envs.vector_runner import VectorBlocks
-from relaax_zmq.fresh_start import set_aside_previous_run
+from relaax_zmq.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.local import LocalStack
 
 PROG = "python -m relaax_zmq.train"
@@ -142,15 +143,10 @@ def train(
     target_reward: float | None,
     time_limit: float | None,
     window: int,
-    fresh: bool = False,
 ) -> bool:
-    """Run the app until one of the stops (module docstring); True when the target was met.
-    ``fresh``: set the earlier run's folders aside first (``relaax_zmq.fresh_start``)."""
+    """Run the app until one of the stops (module docstring); True when the target was met."""
     stack = LocalStack(config_path, collector=True)
     config = stack.config
-    if fresh:
-        for old, new in set_aside_previous_run(config):
-            print(f"earlier run set aside: {old} -> {new.name}", flush=True)
     print(f"starting the daemons of {config_path} ...", flush=True)
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
@@ -206,12 +202,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.fresh:
+        try:
+            moves = set_aside_previous_run(load_config(args.config))
+        except (FreshStartError, OSError) as exc:
+            print(f"{PROG} --fresh: {exc}", file=sys.stderr)
+            return 2
+        print(set_aside_report(moves), flush=True)
     ok = train(
         args.config,
         target_reward=args.target_reward,
         time_limit=args.time_limit,
         window=args.window,
-        fresh=args.fresh,
     )
     return 0 if ok else 1
 

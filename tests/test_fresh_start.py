@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import yaml
 from test_cli_support import new_bandit_app
 
 from relaax_zmq.config import load_config
@@ -13,6 +14,7 @@ from relaax_zmq.fresh_start import (
     FreshStartError,
     previous_run_folders,
     set_aside_previous_run,
+    set_aside_report,
 )
 
 
@@ -64,3 +66,37 @@ def test_an_app_that_checkpoints_to_s3_is_refused(config) -> None:
     with pytest.raises(FreshStartError, match=r"s3://runs/cartpole/"):
         set_aside_previous_run(config)
     assert config.parameter_servers.checkpoint.dir.exists()
+
+
+def test_a_metrics_folder_inside_the_checkpoint_folder_moves_with_it(config) -> None:
+    checkpoints = config.parameter_servers.checkpoint.dir
+    metrics = checkpoints / "metrics"
+    config = dataclasses.replace(
+        config, metrics=dataclasses.replace(config.metrics, logdir=metrics)
+    )
+    metrics.mkdir(parents=True)
+    (metrics / "events.out").write_bytes(b"events")
+    assert previous_run_folders(config) == [checkpoints]
+    ((old, new),) = set_aside_previous_run(config, stamp="Y")
+    assert (new / "metrics" / "events.out").read_bytes() == b"events"
+
+
+def test_the_report_names_each_move_or_says_there_was_nothing(tmp_path) -> None:
+    old = tmp_path / "checkpoints"
+    assert set_aside_report([]) == "fresh start: no earlier run to set aside"
+    report = set_aside_report([(old, old.with_name("checkpoints.previous-Z"))])
+    assert report == f"earlier run set aside: {old} -> checkpoints.previous-Z"
+
+
+def test_train_fresh_refuses_an_s3_app_before_starting_anything(tmp_path, capsys) -> None:
+    from relaax_zmq.train import main
+
+    path = new_bandit_app(tmp_path / "s3app")
+    data = yaml.safe_load(path.read_text())
+    data["parameter_servers"].setdefault("checkpoint", {})["s3"] = {"bucket": "runs"}
+    path.write_text(yaml.safe_dump(data))
+    checkpoints = load_config(path).parameter_servers.checkpoint.dir
+    checkpoints.mkdir(parents=True)
+    assert main(["--config", str(path), "--fresh"]) == 2
+    assert "s3://runs/" in capsys.readouterr().err
+    assert checkpoints.exists()

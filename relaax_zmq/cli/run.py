@@ -42,7 +42,7 @@ from relaax_zmq.cli.programs import (
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.config import AppConfig
-from relaax_zmq.fresh_start import FreshStartError, set_aside_previous_run
+from relaax_zmq.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.local import app_shards, wait_ready
 from relaax_zmq.train import locations
 
@@ -154,8 +154,7 @@ def set_aside(config: AppConfig) -> None:
         moves = set_aside_previous_run(config)
     except (FreshStartError, OSError) as exc:
         raise CliError(f"run --fresh: {exc}") from None
-    for old, new in moves:
-        print(f"earlier run set aside: {old} -> {new.name}", flush=True)
+    print(set_aside_report(moves), flush=True)
 
 
 def wait_started(
