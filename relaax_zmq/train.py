@@ -133,7 +133,8 @@ def stop_reason(
     if time_limit is not None and state.elapsed >= time_limit:
         return f"time limit of {time_limit:g} s reached"
     if max_global_step is not None and state.global_step >= max_global_step:
-        return f"max_global_step {max_global_step:,} reached"
+        # a run of the app resumes from its checkpoints: say how to start over
+        return f"max_global_step {max_global_step:,} reached (--fresh trains from scratch)"
     return None
 
 

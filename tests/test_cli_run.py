@@ -135,7 +135,9 @@ def test_a_new_app_runs_in_the_foreground_learns_and_stops_by_itself(app: Path) 
         [*CLI, "run", "all"], cwd=app.parent, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "max_global_step 300,000 reached" in done.stdout, done.stdout[-3000:]
+    assert "max_global_step 300,000 reached (--fresh trains from scratch)" in done.stdout, (
+        done.stdout[-3000:]
+    )
     rewards = [float(r) for r in re.findall(r"mean reward ([0-9.]+)", done.stdout)]
     assert rewards and rewards[-1] >= 90.0, done.stdout[-3000:]  # the best arm: +1 a pull
     assert (app.parent / "logs" / "run" / "app" / "learning-curve.png").stat().st_size > 0

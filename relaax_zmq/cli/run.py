@@ -205,8 +205,6 @@ def watch(args: argparse.Namespace, config: AppConfig, supervisor: Supervisor) -
             time_limit=args.time_limit,
         ).run(stop)
         print(f"{outcome.reason}; stopping the daemons (final checkpoint) ...", flush=True)
-        if outcome.reason.startswith("max_global_step") and not args.fresh:
-            print("(a run of this app continues from its checkpoints; --fresh starts over)")
         supervisor.shutdown()
     finally:
         restore()
