@@ -68,6 +68,9 @@ STATE_SIZE = 4
 STEP_SECONDS, FLOOD_SECONDS, FLOODERS_PER_CLIENT = 3.0, 6.0, 1
 #: broker.session_idle_timeout: the blocks of vanished clients go after this.
 IDLE_TIMEOUT = 2.0
+#: A client's open sessions heartbeat this often while it waits (opening the others,
+#: between commands).
+HEARTBEAT_EVERY = IDLE_TIMEOUT / 4
 #: The soak: seconds of rounds.
 SOAK_SECONDS = 300.0
 #: The stalled-worker flood: flooding sockets, seconds.
@@ -369,6 +372,7 @@ class Cycle:
     """One round of 1,000 sessions: their answers to each command and what the broker said."""
 
     opened: dict[str, int]
+    counters: dict[str, Any]  # the broker's counters once the sessions were open
     stepped: list[dict[str, Any]]
     flooded: list[dict[str, Any]]
     vanished: int  # sessions whose client left without closing them (flooders included)
@@ -376,7 +380,10 @@ class Cycle:
     back: int  # the broker's VmRSS once every block was gone
 
     def check(self, baseline: int) -> None:
-        assert self.opened == {"blocks": SESSIONS, "sessions": SESSIONS}, self.opened
+        assert self.opened == {"blocks": SESSIONS, "sessions": SESSIONS}, (
+            self.opened,
+            self.counters,
+        )
         # every session got actions, none was refused, while all 1,000 stepped
         assert [a["sessions"] for a in self.stepped] == [SESSIONS_PER_CLIENT] * CLIENT_PROCESSES
         assert all(a["min_actions"] >= 1 and not a["errors"] for a in self.stepped), self.stepped
@@ -393,14 +400,14 @@ def serve_cycle(ex: Any, folder: Path, baseline: int, step_s: float, flood_s: fl
     idle_before = status(ex.admin)["counters"]["idle_released"]
     with client_processes(ex.frontend, CLIENT_PROCESSES, SESSIONS_PER_CLIENT, folder) as clients:
         clients.ask(None, "ready", 120)
-        opened = status(ex.admin)["sessions"]
+        at_open = status(ex.admin)
         stepped = clients.ask(f"step {step_s}", "step", 120 + step_s)
         flooded = clients.ask(f"flood {flood_s} {FLOODERS_PER_CLIENT}", "flood", 120 + flood_s)
         left = clients.ask("release", "released", 60)
     idle = wait_released(ex.admin, 60)["counters"]["idle_released"] - idle_before
     back = rss_back_near(ex.broker.proc.pid, baseline + NEAR_BASELINE, 20)
     vanished = sum(a["vanished"] for a in left) + CLIENT_PROCESSES * FLOODERS_PER_CLIENT
-    return Cycle(opened, stepped, flooded, vanished, idle, back)
+    return Cycle(at_open["sessions"], at_open["counters"], stepped, flooded, vanished, idle, back)
 
 
 def cycle_figures(figures: Figures, cycle: Cycle) -> None:
@@ -547,9 +554,11 @@ class Client:
         self.by_socket = {s.sock: s for s in self.sessions}
         self.state = np.zeros((1, STATE_SIZE), np.float32)
         self.reward = np.ones(1, np.float32)
+        self.next_beat = 0.0
 
     def init(self, timeout: float) -> None:
-        """Open every session (BUSY is retried); RuntimeError when one never opens."""
+        """Open every session (BUSY is retried). The open ones heartbeat while others wait
+        for a reply, so none idles out meanwhile; RuntimeError when one never opens."""
         deadline = time.monotonic() + timeout
         pending = list(self.sessions)
         while pending and time.monotonic() < deadline:
@@ -557,13 +566,14 @@ class Client:
                 self._send(s, messages.init(1))
             still = []
             for s in pending:
-                reply = self._reply(s, deadline)
+                reply = self._reply(s, deadline, beat=True)
                 if reply is not None and reply.type == MessageType.READY:
                     s.session_id = reply.session_id
                 else:
                     still.append(s)
             pending = still
             if pending:
+                self._beat(force=True)
                 time.sleep(0.2)
         if pending:
             raise RuntimeError(f"{len(pending)} sessions never opened")
@@ -596,9 +606,8 @@ class Client:
         return tally
 
     def heartbeat(self) -> None:
-        """A heartbeat for every session (refreshes its block's last-seen time)."""
-        for s in self.sessions:
-            self._send(s, messages.simple(MessageType.HEARTBEAT, s.session_id, 1))
+        """A heartbeat for every session (refreshes its block's last-seen time), waited for."""
+        self._beat(force=True)
         deadline = time.monotonic() + 30.0
         for s in self.sessions:
             self._reply(s, deadline)
@@ -647,13 +656,30 @@ class Client:
         message.sequence = s.sequence
         s.sock.send_multipart(encode(message), flags, copy=False)
 
-    def _reply(self, s: Session, deadline: float) -> Any:
-        """The reply to ``s``'s last request (older ones are skipped); None at ``deadline``."""
-        while (left := deadline - time.monotonic()) > 0 and s.sock.poll(int(left * 1000) + 1):
+    def _reply(self, s: Session, deadline: float, *, beat: bool = False) -> Any:
+        """The reply to ``s``'s last request (older ones are skipped); None at ``deadline``.
+        ``beat``: the open sessions heartbeat meanwhile (``_beat``)."""
+        while (left := deadline - time.monotonic()) > 0:
+            if beat:
+                self._beat()
+                left = min(left, HEARTBEAT_EVERY)
+            if not s.sock.poll(int(left * 1000) + 1):
+                continue
             reply = decode(s.sock.recv_multipart(copy=False))
             if reply.sequence == s.sequence:
                 return reply
         return None
+
+    def _beat(self, *, force: bool = False) -> None:
+        """A heartbeat for every open session, at most every ``HEARTBEAT_EVERY`` seconds
+        (``force``: now); not waited for (its reply is skipped as an older one)."""
+        now = time.monotonic()
+        if not force and now < self.next_beat:
+            return
+        self.next_beat = now + HEARTBEAT_EVERY
+        for s in self.sessions:
+            if s.session_id:
+                self._send(s, messages.simple(MessageType.HEARTBEAT, s.session_id, 1))
 
 
 def client_main(argv: list[str] | None = None) -> None:
@@ -667,7 +693,7 @@ def client_main(argv: list[str] | None = None) -> None:
     _say("ready", {"sessions": len(client.sessions)})
     while True:
         # between commands the sessions heartbeat, so that none idles out while others start
-        if not select.select([sys.stdin], [], [], IDLE_TIMEOUT / 4)[0]:
+        if not select.select([sys.stdin], [], [], HEARTBEAT_EVERY)[0]:
             client.heartbeat()
             continue
         command, *rest = sys.stdin.readline().split() or ["release"]
