@@ -400,20 +400,35 @@ def test_a_shard_counts_and_drops_bad_messages_and_keeps_serving() -> None:
 
 
 class FakeCheckpoints:
-    """A ``ShardCheckpoints`` in memory: what a CheckpointManager adapter will do for real."""
+    """A ``ShardCheckpoints`` in memory: what a CheckpointManager adapter will do for real.
+    ``outcomes``: what each save does in turn (True: saved, False: a location refused it,
+    an exception: raised); saved once they run out."""
 
-    def __init__(self, restore: ShardState | None = None) -> None:
+    def __init__(
+        self,
+        restore: ShardState | None = None,
+        *,
+        every: bool = False,
+        outcomes: list[bool | Exception] | None = None,
+    ) -> None:
         self.restored = restore
+        self.every = every
+        self.outcomes = list(outcomes or [])
         self.saved: list[ShardState] = []
 
     def restore(self) -> ShardState | None:
         return self.restored
 
     def due(self, global_step: int) -> bool:
-        return False
+        return self.every and global_step > 0
 
-    def save(self, state: ShardState) -> None:
-        self.saved.append(state)
+    def save(self, state: ShardState) -> bool:
+        outcome = self.outcomes.pop(0) if self.outcomes else True
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome:
+            self.saved.append(state)
+        return outcome
 
 
 def test_state_round_trips_and_the_checkpoint_hook_restores_and_saves() -> None:
@@ -443,6 +458,27 @@ def test_state_round_trips_and_the_checkpoint_hook_restores_and_saves() -> None:
         assert client.global_step == 10
     assert [len(h.saved) for h in hooks] == [1, 1]
     np.testing.assert_array_equal(hooks[0].saved[0].params, trained[:5])
+
+
+def test_a_shard_counts_failed_checkpoint_saves_and_trains_on() -> None:
+    """A save a location refused and one that raised are counted (``checkpoint_failures`` in
+    the stats, which the stop summary and the metric of that name report) and training goes on."""
+    config = ps_config(1)
+    spec = ParameterServerSpec(
+        param_count=N,
+        initial_parameters=lambda seed: INITIAL.copy(),
+        optimizer=OptimizerSpec("sgd", {"lr": LR}),
+    )
+    hook = FakeCheckpoints(every=True, outcomes=[False, OSError("disk gone"), True])
+    with running_shards(config, spec, [hook]) as (shard,), clients(config, "w0") as (client,):
+        assert client.wait_consistent(5)
+        for version in range(4):
+            assert client.push(np.ones(N, np.float32), [version], steps=1, episodes=0) == 1
+            assert client.wait_consistent(5, newer_than=version)
+            wait_for(lambda: shard.stats()["checkpoints_saved"] >= 1, what="a save")
+        stats = shard.stats()
+    assert stats["checkpoint_failures"] == 2 and stats["checkpoints_saved"] >= 1, stats
+    assert stats["version"] == 4  # trained on through both failures
 
 
 # -- shared statistics and scores -----------------------------------------------------------------

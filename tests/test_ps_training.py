@@ -132,6 +132,7 @@ def _check_event_files(run_dir) -> None:
         "worker/batch_size",
         "worker/gradient_norm",
         "ps/weight_norm",
+        "ps/checkpoint_failures",
         "ps/staleness",
         "ps/updates_per_second",
         "ps/global_step",
@@ -145,6 +146,7 @@ def _check_event_files(run_dir) -> None:
     assert max(e.value for e in acc.Scalars("ps/updates_per_second")) > 0
     steps = [e.value for e in acc.Scalars("ps/global_step")]
     assert steps == sorted(steps) and steps[-1] > 0
+    assert {e.value for e in acc.Scalars("ps/checkpoint_failures")} == {0}  # every save went
 
 
 def _check_final_checkpoints(folder) -> None:

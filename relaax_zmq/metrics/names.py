@@ -42,6 +42,7 @@ WEIGHT_NORM = "weight_norm"
 STALENESS = "staleness"
 UPDATES_PER_SECOND = "updates_per_second"
 GLOBAL_STEP = "global_step"
+CHECKPOINT_FAILURES = "checkpoint_failures"
 
 #: Every built-in name and what it is (docs/metrics.md shows the same table).
 BUILTIN: dict[str, MetricInfo] = {
@@ -72,6 +73,9 @@ BUILTIN: dict[str, MetricInfo] = {
     ),
     UPDATES_PER_SECOND: MetricInfo(False, "ps", "gradients applied per second"),
     GLOBAL_STEP: MetricInfo(False, "ps", "the shard's global step (updates applied)"),
+    CHECKPOINT_FAILURES: MetricInfo(
+        False, "ps", "checkpoint saves a location refused since the shard started (0: all saved)"
+    ),
 }
 
 #: Built-in scalar names and histogram names.

@@ -85,10 +85,11 @@ class ManagedCheckpoints:
     def due(self, global_step: int) -> bool:
         return self.manager.due(global_step)
 
-    def save(self, state: ShardState) -> None:
+    def save(self, state: ShardState) -> bool:
         try:
             written = self.manager.save(to_checkpoint(state, self.algorithm))
         except CheckpointError as exc:  # every location failed: keep training, say so loudly
             log.error("checkpoint at global step %d failed: %s", state.global_step, exc)
-            return
+            return False
         log.info("checkpoint at global step %d: %s", state.global_step, ", ".join(written))
+        return not self.manager.last_failures

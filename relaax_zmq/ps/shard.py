@@ -123,7 +123,8 @@ class Shard:
         self.counters: dict[str, int] = dict.fromkeys(
             ("gradients", "applied", "queued", "hellos", "heartbeats", "malformed", "errors")
             + DROP_REASONS
-            + ("dropped_stopping", "published", "republished", "adopted"),
+            + ("dropped_stopping", "published", "republished", "adopted")
+            + ("checkpoints_saved", "checkpoint_failures"),
             0,
         )
         self.workers: dict[str, WorkerSeen] = {}
@@ -199,10 +200,12 @@ class Shard:
                     self.load_state(state)
                     log.info("shard %d restored version %d", self.shard, self.updater.version)
             elif final or hook.due(self.global_step):
-                hook.save(self.state())
+                saved = hook.save(self.state())
+                self.counters["checkpoints_saved" if saved else "checkpoint_failures"] += 1
         except Exception:
             if start:
                 raise
+            self.counters["checkpoint_failures"] += 1
             log.exception("shard %d: checkpoint failed", self.shard)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -423,6 +426,8 @@ class Shard:
             m.scalar(names.UPDATES_PER_SECOND, (applied - applied_then) / (now - since))
         m.scalar(names.GLOBAL_STEP, self.global_step)
         m.scalar(names.LEARNING_RATE, self.updater.optimizer.lr)
+        if self.checkpoints is not None:
+            m.scalar(names.CHECKPOINT_FAILURES, self.counters["checkpoint_failures"])
         m.flush(self.global_step)
 
     def _heartbeat(self) -> wire.ShardHeartbeat:
@@ -547,7 +552,9 @@ class Shard:
         return (
             f"version {s['version']} global_step {s['global_step']} episodes {s['episodes']} "
             f"gradients {s['gradients']} applied {s['applied']} staleness mean {mean:.2f} "
-            f"max {top} malformed {s['malformed']} {drops} workers [{workers}]"
+            f"max {top} malformed {s['malformed']} {drops} checkpoints_saved "
+            f"{s['checkpoints_saved']} checkpoint_failures {s['checkpoint_failures']} "
+            f"workers [{workers}]"
         )
 
 

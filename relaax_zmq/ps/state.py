@@ -58,6 +58,7 @@ class ShardCheckpoints(Protocol):
         """Whether a checkpoint should be saved now."""
         ...
 
-    def save(self, state: ShardState) -> None:
-        """Save ``state`` (crash-consistently); called in the shard's thread."""
+    def save(self, state: ShardState) -> bool:
+        """Save ``state`` (crash-consistently); called in the shard's thread. False when a
+        location did not take it (logged there; the shard counts it and trains on)."""
         ...

@@ -181,5 +181,7 @@ def test_a_shard_daemon_on_a_full_disk_reports_trains_on_and_saves_again(
             assert temp_files(folder) == []
         assert daemon.stop() == 0  # and the final checkpoint on SIGTERM
         assert max(on_disk(folder)) >= version * 5, daemon.output()[-3000:]
+        # the stop summary counts the failed saves
+        assert f"checkpoint_failures {failures()} " in daemon.output(), daemon.output()[-3000:]
     finally:
         daemon.stop()
