@@ -21,6 +21,7 @@ cannot be delivered is counted and dropped.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ import zmq
 
 from relaax_zmq.config import AppConfig
 from relaax_zmq.daemon import StopFlag
+from relaax_zmq.security import PeerGate, peer_gate
 from relaax_zmq.sockets import open_socket, socket_map
 
 from . import admin
@@ -141,6 +143,17 @@ class Broker:
             backend: self.link.on_message,
             admin_sock: self._on_admin,
         }
+        # with CURVE: each socket's check that a message's key is still allowed, and what
+        # a refused message gets (an AUTH error, the worker dropped, an admin error)
+        gates: dict[zmq.Socket, tuple[PeerGate, Callable[[list[Any], str], None]]] = {}
+        for sock, name, refused in (
+            (frontend, "broker.frontend", self.clients.on_refused),
+            (backend, "broker.backend", self.link.on_refused),
+            (admin_sock, "broker.admin", self._on_admin_refused),
+        ):
+            gate = peer_gate(self._context, name, self._specs[name].curve)
+            if gate is not None:
+                gates[sock] = (gate, refused)
         for sock in handlers:
             poller.register(sock, zmq.POLLIN)
         interval = self.workers.interval
@@ -151,7 +164,7 @@ class Broker:
             ready = dict(poller.poll(min(MAX_POLL_MS, int(wait * 1000) + 1)))
             for sock, handler in handlers.items():
                 if sock in ready:
-                    self._drain(sock, handler)
+                    self._drain(sock, handler, gates.get(sock))
             now = time.monotonic()
             if now >= next_tick:
                 self._guard(self._tick, now)
@@ -160,7 +173,12 @@ class Broker:
                 self._guard(self.link.reap, now)
                 next_reap = now + REAP_INTERVAL
 
-    def _drain(self, sock: zmq.Socket, handler: Callable[[list[Any]], None]) -> None:
+    def _drain(
+        self,
+        sock: zmq.Socket,
+        handler: Callable[[list[Any]], None],
+        gate: tuple[PeerGate, Callable[[list[Any], str], None]] | None = None,
+    ) -> None:
         for _ in range(RECV_BATCH):
             try:
                 frames = _recv(sock)
@@ -169,7 +187,13 @@ class Broker:
             except zmq.ZMQError as exc:
                 self.out.throttle.warn("receive failed: %s", exc)
                 return
-            self._guard(handler, frames)
+            why = None if gate is None else gate[0].refusal(frames[-1])
+            if why is None:
+                self._guard(handler, frames)
+            else:
+                self.counters.refused_messages += 1
+                self.out.throttle.warn("%s: a message refused: %s", gate[0].domain.decode(), why)
+                self._guard(gate[1], frames, why)
             if not sock.getsockopt(_EVENTS) & _POLLIN:  # cheaper than a zmq.Again
                 return
 
@@ -199,6 +223,12 @@ class Broker:
         else:
             reply = b'{"ok":false,"error":"expected one frame holding a JSON object"}'
         self.out.send(self._admin, [identity, *delimiter, reply])
+
+    def _on_admin_refused(self, frames: list[Any], why: str) -> None:
+        """An admin request whose key is no longer allowed: an error, nothing done."""
+        body = json.dumps({"ok": False, "error": f"refused: {why}"}).encode()
+        delimiter = [b""] if len(frames) == 3 and len(frames[1]) == 0 else []
+        self.out.send(self._admin, [frames[0].bytes, *delimiter, body])
 
     def status(self) -> dict[str, Any]:
         """The admin status object (docs/exchange.md, "Admin endpoint")."""

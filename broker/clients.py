@@ -28,7 +28,7 @@ from relaax_zmq.protocol import (
 )
 from relaax_zmq.protocol.constants import HEADER, MAGIC, VERSION, type_name
 from relaax_zmq.protocol.envelope import Envelope, message_bytes, peek
-from relaax_zmq.protocol.refusal import refusal
+from relaax_zmq.protocol.refusal import refusal, salvage_header
 
 from .balance import admission_refusal, least_loaded
 from .outbox import Outbox
@@ -102,6 +102,19 @@ class ClientSide:
                 f"heartbeat), got {type_name(mtype)}"
             )
             self._answer_error(identity, env, ErrorCode.UNKNOWN_TYPE, text)
+
+    def on_refused(self, frames: list[Any], why: str) -> None:
+        """A message on a connection whose key is no longer allowed (revoked since its
+        handshake): answered ``AUTH``, echoing what the header gives; nothing else done."""
+        sequence, session_id, count = salvage_header(frames[1:], self._limits.max_sessions)
+        self._error(
+            frames[0].bytes,
+            ErrorCode.AUTH,
+            f"refused: {why}",
+            sequence=sequence,
+            session_id=session_id,
+            session_count=count,
+        )
 
     def _answer_error(self, identity: bytes, env: Envelope, code: ErrorCode, text: str) -> None:
         """An error reply echoing the request's sequence and block."""

@@ -61,6 +61,7 @@ class Counters:
     idle_released: int = 0
     refused_inits: int = 0
     resumed_blocks: int = 0
+    refused_messages: int = 0  # from keys revoked (or no longer allowed) since their handshake
     errors: Counter[str] = field(default_factory=Counter)
 
     def error(self, code: int) -> None:

@@ -73,6 +73,16 @@ class WorkerLink:
             )
             self._forget(worker, now)
 
+    def on_refused(self, frames: list[Any], why: str) -> None:
+        """A message from a worker whose key is no longer allowed (revoked since its
+        handshake): dropped, and the worker, when registered, is forgotten at once (its
+        blocks re-homed) rather than after the liveness timeout."""
+        worker = self.workers.get(frames[0].bytes)
+        if worker is None:
+            return
+        log.warning("worker %s refused (%s): re-homing its blocks", worker.label, why)
+        self._forget(worker, time.monotonic())
+
     def on_message(self, frames: list[Any]) -> None:
         """One message from the backend: ``[worker identity, command, *body]``."""
         now = time.monotonic()

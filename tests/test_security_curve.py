@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import threading
 import time
@@ -18,10 +19,11 @@ from relaax_zmq.admin_client import AdminError, admin_curve, broker_status, live
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.config import load_config
 from relaax_zmq.daemon import StopFlag
+from relaax_zmq.learner import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.metrics import MetricsSender
 from relaax_zmq.metrics.collector import Collector
 from relaax_zmq.protocol import decode, encode, messages
-from relaax_zmq.protocol.constants import MessageType
+from relaax_zmq.protocol.constants import ErrorCode, MessageType
 from relaax_zmq.security import generate, load_key_pair, load_public_key, revoke
 from relaax_zmq.sockets import open_socket, socket_map
 
@@ -187,3 +189,153 @@ def test_curve_daemons_refuse_to_start_without_safe_keys(tmp_path: Path, problem
     out = broker.output()
     assert str(secret) in out
     assert ("mode 0640" in out and "0600" in out) if problem == "mode" else "missing" in out
+
+
+def _answer(sock: zmq.Socket, message, timeout: float = 2.0):
+    """Send ``message`` on ``sock``; the decoded reply (None if none came)."""
+    sock.send_multipart(encode(message))
+    if not sock.poll(int(timeout * 1000)):
+        return None
+    return decode(sock.recv_multipart())
+
+
+def test_keys_revoked_while_connected_are_refused_from_their_next_message(tmp_path: Path) -> None:
+    """CURVE judges a connection at its handshake; a key revoked later is refused on the
+    connection it already has too: a client's requests get AUTH, a worker is dropped at once
+    (not after the liveness timeout) and its blocks go elsewhere; other keys go on."""
+    keys = make_keys(tmp_path)
+    alice_key = generate(keys, "client", "alice").public_key
+    generate(keys, "admin", "ops")  # an operator's key, revoked below (the default one stays)
+    app, endpoints = write_app(
+        tmp_path,
+        security={"curve": True, "keys_dir": str(keys), "reload_interval": 0.1},
+        broker={"heartbeat_interval": 0.5, "heartbeat_liveness": 20},  # death takes 10 s
+    )
+    config = load_config(app)
+    admin = admin_curve(config)
+    broker = start_daemon("broker", "relaax_zmq.broker", app)
+    worker = start_daemon("w0", "relaax_zmq.worker", app, "--name", "w0")
+    ctx = zmq.Context()
+    try:
+        wait_until(lambda: live_workers(endpoints["admin"], curve=admin), 30, "a worker over CURVE")
+        server = load_public_key(keys, "broker", "broker")
+        alice = curve_dealer(
+            ctx, endpoints["frontend"], load_key_pair(keys, "client", "alice"), server
+        )
+        alice.connect(endpoints["frontend"])
+        ready = _answer(alice, messages.init(), 5.0)
+        assert ready is not None and ready.type == MessageType.READY
+        state = np.zeros((1, 4), np.float32)
+        update = messages.update(ready.session_id, state=state)
+        assert _answer(alice, update).type == MessageType.ACTION
+        proxy = AgentProxy.from_config(config)  # the default client key: not revoked
+        proxy.init()
+
+        revoke(keys, "client", "alice")
+        refusals: list = []
+
+        def refused_auth() -> bool:
+            reply = _answer(alice, messages.update(ready.session_id, state=state), 0.5)
+            if reply is not None and reply.type == MessageType.ERROR:
+                refusals.append(messages.read_error(reply))
+            return bool(refusals)
+
+        started = time.monotonic()
+        wait_until(refused_auth, 10, "alice's requests refused")
+        code, text, _ = refusals[0]
+        assert code == ErrorCode.AUTH and f"revoked key {alice_key}" in text, (code, text)
+        print(f"alice refused {time.monotonic() - started:.2f} s after the revocation")
+        assert int(proxy.update(state=np.zeros(4, np.float32))) in (0, 1)  # others go on
+
+        # an admin connection opened before its key is revoked gets errors, not the status
+        operator = curve_dealer(
+            ctx, endpoints["admin"], load_key_pair(keys, "admin", "ops"), server
+        )
+        operator.connect(endpoints["admin"])
+
+        def ask_status() -> dict:
+            operator.send(b'{"command": "status"}')
+            assert operator.poll(5000), "no admin reply"
+            return json.loads(operator.recv())
+
+        assert ask_status()["ok"] is True
+        revoke(keys, "admin", "ops")
+        wait_until(lambda: not ask_status()["ok"], 10, "the admin connection refused")
+        assert "revoked key" in ask_status()["error"]
+
+        revoke(keys, "worker", "worker")  # w0's key
+        started = time.monotonic()
+        wait_until(lambda: not live_workers(endpoints["admin"], curve=admin), 10, "w0 dropped")
+        dropped = time.monotonic() - started
+        assert dropped < 5, f"w0 dropped after {dropped:.1f} s: by its key, not by the liveness"
+        counters = broker_status(endpoints["admin"], curve=admin)["counters"]
+        assert counters["refused_messages"] >= 3 and counters["errors"]["AUTH"] >= 1, counters
+        proxy.disconnect()
+        assert broker.proc.poll() is None
+        log = broker.output()
+        assert "worker w0 refused (revoked key" in log, log[-3000:]
+    finally:
+        ctx.destroy(linger=0)
+        worker.stop()
+        broker.stop()
+
+
+def test_a_shard_and_the_collector_refuse_keys_revoked_while_connected(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    """A worker's gradients and a sender's metrics batches stop counting once their key is
+    revoked, on the connection they already have (the shard's and the collector's
+    ``refused``); before it, both were taken."""
+    from test_ps_shards import INITIAL, LR, N, clients, running_shards
+
+    keys = make_keys(tmp_path)
+    config = curve_config(keys)
+    spec = ParameterServerSpec(
+        param_count=N,
+        initial_parameters=lambda seed: INITIAL.copy(),
+        optimizer=OptimizerSpec("sgd", {"lr": LR}),
+    )
+    collector = Collector(config, context=context)
+    stop = StopFlag()
+    thread = threading.Thread(target=collector.run, args=(stop,))
+    thread.start()
+    try:
+        assert collector.ready.wait(5)
+        with (
+            running_shards(config, spec) as (shard,),
+            clients(config, "w0") as (client,),
+            MetricsSender.from_config(config, "ps-0", context=context) as sender,
+        ):
+            assert client.wait_consistent(10)
+            assert client.push(np.ones(N, np.float32), [0], steps=1, episodes=0) == 1
+            assert client.wait_consistent(5, newer_than=0)
+            sender.scalar("loss", 1.0, step=1)
+            sender.flush()
+            wait_until(lambda: collector.stats()["recorded"] == 1, 5, "the first batch")
+
+            revoke(keys, "worker", "worker")
+            revoke(keys, "shard", "shard")  # the sender's key
+
+            def refused() -> bool:
+                client.push(np.ones(N, np.float32), [1], steps=1, episodes=0)
+                sender.scalar("loss", 2.0, step=2)
+                sender.flush()
+                time.sleep(0.1)
+                return shard.stats()["refused"] >= 1 and collector.stats()["refused"] >= 1
+
+            wait_until(refused, 10, "the revoked keys refused")
+            # from then on nothing the revoked keys send counts
+            before = shard.stats()
+            recorded, batches = collector.stats()["recorded"], collector.stats()["refused"]
+            for _ in range(3):
+                assert client.push(np.ones(N, np.float32), [0], steps=1, episodes=0) == 1
+                sender.scalar("loss", 3.0, step=3)
+                sender.flush()
+            wait_until(lambda: shard.stats()["refused"] >= before["refused"] + 3, 5, "3 refused")
+            assert shard.stats()["version"] == before["version"]
+            assert shard.stats()["gradients"] == before["gradients"]
+            wait_until(lambda: collector.stats()["refused"] >= batches + 3, 5, "3 batches refused")
+            assert collector.stats()["recorded"] == recorded
+    finally:
+        stop.set()
+        thread.join(10)

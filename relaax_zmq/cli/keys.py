@@ -6,7 +6,8 @@
 - ``list``: every key by role and name, its public key, whether its secret is here (and
   its mode) and whether it is revoked.
 - ``revoke ROLE NAME``: add the key to the revoked list and delete its files; running
-  daemons refuse it at the next handshake (after ``security.reload_interval``).
+  daemons refuse it (after ``security.reload_interval``) at its next handshake and on the
+  connections it already has, from its next message.
 
 The folder is ``security.keys_dir`` of the app (``-c APP.yaml``) or ``--keys-dir DIR``.
 """

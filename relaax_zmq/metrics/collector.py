@@ -24,6 +24,7 @@ from relaax_zmq.daemon import StopFlag
 from relaax_zmq.metrics.events import HISTOGRAM_BINS, EventWriter, histogram_value, scalar_value
 from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.metrics.wire import Batch, BatchError, decode_batch
+from relaax_zmq.security import PeerGate, peer_gate
 from relaax_zmq.sockets import metrics_message_limit, open_socket, socket_map
 
 log = logging.getLogger(__name__)
@@ -82,16 +83,19 @@ class Collector:
             "empty_histograms": 0,
             "filtered": 0,
             "flushes": 0,
+            "refused": 0,
         }
         self._context = context
         self._spec = socket_map(config)["metrics.collector"]
         self._writer: EventWriter | None = None
         self._auto_steps: dict[str, int] = {}
+        self._gate: PeerGate | None = None  # with CURVE: refuses keys revoked since handshake
 
     def run(self, stop: StopFlag) -> None:
         """Collect until ``stop`` is set; then take what already arrived, flush and close."""
         context = self._context or zmq.Context.instance()
         sock = open_socket(context, self._spec)
+        self._gate = peer_gate(context, self._spec.name, self._spec.curve)
         try:
             self._writer = EventWriter(self.run_dir, flush_secs=self.flush_interval)
             try:
@@ -131,7 +135,13 @@ class Collector:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self.handle(frames)
+            why = None if self._gate is None else self._gate.refusal(frames[-1])
+            if why is None:
+                self.handle(frames)
+                continue
+            self.counters["refused"] += 1  # a sender whose key was revoked after its handshake
+            if self.counters["refused"] <= _LOG_FIRST or self.counters["refused"] % _LOG_EVERY == 0:
+                log.warning("refused a metrics batch: %s", why)
 
     def handle(self, frames: list[Any]) -> bool:
         """Check one batch and write its metrics; False when it was dropped. Never raises."""

@@ -45,6 +45,7 @@ from relaax_zmq.ps.partition import shard_bounds
 from relaax_zmq.ps.plugin import initial_seed, load_spec
 from relaax_zmq.ps.state import ShardCheckpoints, ShardState
 from relaax_zmq.ps.updates import APPLIED, DROP_REASONS, NONFINITE, QUEUED, SliceUpdater
+from relaax_zmq.security import PeerGate, peer_gate
 from relaax_zmq.sockets import gradient_hwm, open_socket, socket_map
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class Shard:
             ("gradients", "applied", "queued", "hellos", "heartbeats", "malformed", "errors")
             + DROP_REASONS
             + ("dropped_stopping", "published", "republished", "adopted")
-            + ("checkpoints_saved", "checkpoint_failures"),
+            + ("checkpoints_saved", "checkpoint_failures", "refused"),
             0,
         )
         self.workers: dict[str, WorkerSeen] = {}
@@ -145,6 +146,7 @@ class Shard:
         self._buffers: list[tuple[np.ndarray, list[zmq.MessageTracker] | None]] = []
         self._metered = (time.monotonic(), 0)
         self._stop_at: float | None = None
+        self._gate: PeerGate | None = None  # with CURVE: refuses keys revoked since handshake
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -158,6 +160,7 @@ class Shard:
             pull = self._specs[f"ps[{self.shard}].gradients"]
             pull = dataclasses.replace(pull, hwm=gradient_hwm(self.slice.count))
             self._pull = open_socket(context, pull)
+            self._gate = peer_gate(context, pull.name, pull.curve)
             self._pub = open_socket(context, self._specs[f"ps[{self.shard}].weights"])
             self.metrics = MetricsSender.from_config(
                 self.config, f"ps-{self.shard}", context=context
@@ -255,6 +258,11 @@ class Shard:
                 frames = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            why = None if self._gate is None else self._gate.refusal(frames[-1])
+            if why is not None:  # a worker whose key was revoked after its handshake
+                self.counters["refused"] += 1
+                _throttled(self.counters["refused"], "shard %d refused: %s", self.shard, why)
+                continue
             try:
                 self._on_message(wire.decode_to_shard(frames, self.shard), now)
             except ProtocolError as exc:

@@ -1,10 +1,12 @@
 """CURVE encryption and ZAP authentication of the exchange's sockets (docs/security.md).
 
 ``keys``: key files, the allow-list by role and revocation; ``zap``: the ZAP handler thread;
-``curve``: a socket's CURVE settings (``CurveSpec``) and ``apply_curve``.
+``curve``: a socket's CURVE settings (``CurveSpec``) and ``apply_curve``; ``gate``: a server
+socket's check, per message, that its peer's key is still allowed (``PeerGate``).
 """
 
 from relaax_zmq.security.curve import CurveSpec, apply_curve
+from relaax_zmq.security.gate import PeerGate, peer_gate
 from relaax_zmq.security.keys import (
     PEER_ROLES,
     ROLES,
@@ -26,6 +28,7 @@ __all__ = [
     "CurveSpec",
     "KeyInfo",
     "KeyRing",
+    "PeerGate",
     "ZapHandler",
     "apply_curve",
     "authenticator",
@@ -33,5 +36,6 @@ __all__ = [
     "list_keys",
     "load_key_pair",
     "load_public_key",
+    "peer_gate",
     "revoke",
 ]

@@ -93,7 +93,8 @@ def generate(keys_dir: Path, role: str, name: str | None = None, *, force: bool 
 def revoke(keys_dir: Path, role: str, name: str) -> KeyInfo:
     """Add the public key of ``role/name`` to the revoked list and delete its files.
 
-    Daemons refuse it at the next handshake after they reload (``KeyRing``).
+    Daemons refuse it once they reload (``KeyRing``): at its next handshake and, on the
+    connections it already has, from its next message (``security.gate``).
     """
     public = public_path(keys_dir, role, name)
     source = public if public.exists() else secret_path(keys_dir, role, name)

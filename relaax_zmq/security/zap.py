@@ -107,22 +107,35 @@ class ZapHandler(threading.Thread):
                 b"",
             ]
         request_id, domain, address, mechanism = request[1], request[2], request[3], request[5]
-        verdict, user = self._judge(domain, mechanism, request[6:])
+        verdict, key, who = self._judge(domain, mechanism, request[6:])
         self.counters[verdict] = self.counters.get(verdict, 0) + 1
         if verdict == "allowed":
-            return [b"1.0", request_id, b"200", b"OK", user.encode(), b""]
-        self._log_refusal(verdict, domain, address, user)
+            # the connection's User-Id is its z85 public key: ``judge`` looks at it again later
+            return [b"1.0", request_id, b"200", b"OK", key, b""]
+        self._log_refusal(verdict, domain, address, who)
         return [b"1.0", request_id, b"400", verdict.encode(), b"", b""]
 
-    def _judge(self, domain: bytes, mechanism: bytes, credentials: list[bytes]) -> tuple[str, str]:
+    def _judge(
+        self, domain: bytes, mechanism: bytes, credentials: list[bytes]
+    ) -> tuple[str, bytes, str]:
+        """A handshake's verdict, the z85 public key it offered (b"" if none) and who."""
+        if mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
+            with self._lock:
+                known = domain in self._domains
+            return ("not_curve" if known else "unknown_domain"), b"", ""
+        key = zmq.utils.z85.encode(credentials[0])
+        verdict, who = self.judge(domain, key)
+        return verdict, key, who
+
+    def judge(self, domain: bytes, key: bytes) -> tuple[str, str]:
+        """Whether z85 public ``key`` may talk to the sockets of ZAP ``domain`` now: the
+        verdict (``allowed``, ``revoked``, ``unknown``, ``wrong_role``, ``unknown_domain``)
+        and who it is (``role/name`` when the ring knows the key, else the key)."""
         with self._lock:
             entry = self._domains.get(domain)
         if entry is None:
-            return "unknown_domain", ""
-        if mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
-            return "not_curve", ""
+            return "unknown_domain", key.decode()
         ring, roles = entry
-        key = zmq.utils.z85.encode(credentials[0])
         found = ring.lookup(key)
         if isinstance(found, str):
             return found, key.decode()
@@ -130,6 +143,12 @@ class ZapHandler(threading.Thread):
         if role not in roles:
             return "wrong_role", f"{role}/{name}"
         return "allowed", f"{role}/{name}"
+
+    def generation(self, domain: bytes) -> int:
+        """Changes whenever the key files of ``domain``'s ring were read again."""
+        with self._lock:
+            entry = self._domains.get(domain)
+        return -1 if entry is None else entry[0].reloads
 
     def _log_refusal(self, verdict: str, domain: bytes, address: bytes, who: str) -> None:
         count = self.counters[verdict]
