@@ -48,3 +48,12 @@ def server():
 
     with FakeServer() as fake:
         yield fake
+
+
+@pytest.fixture
+def import_bench(monkeypatch: pytest.MonkeyPatch):
+    """``import_bench("ps")``: the module ``bench.ps`` (bench/ is not installed; the
+    repository root goes on ``sys.path`` for the test)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.syspath_prepend(root)
+    return lambda name: importlib.import_module(f"bench.{name}")

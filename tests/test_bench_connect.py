@@ -3,22 +3,17 @@ figures printed as one JSON line, none of the exchange socket's connections drop
 
 from __future__ import annotations
 
-import importlib
 import json
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def bench_connect(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(ROOT))  # bench/ is not installed
-    return importlib.import_module("bench.connect")
+def bench_connect(import_bench) -> ModuleType:
+    return import_bench("connect")
 
 
 def test_a_small_burst_reports_both_routers_as_one_json_line(bench_connect, capsys) -> None:

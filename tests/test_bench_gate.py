@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_the_gate_bench_prints_its_figures_as_one_json_line(monkeypatch, capsys) -> None:
-    monkeypatch.syspath_prepend(str(ROOT))  # bench/ is not installed
-    importlib.import_module("bench.gate").main()
+def test_the_gate_bench_prints_its_figures_as_one_json_line(import_bench, capsys) -> None:
+    import_bench("gate").main()
     lines = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(lines[-1])["gate"]
     assert figures["gate_us"] > 0 and figures["peek_us"] > 0, figures

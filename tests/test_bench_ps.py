@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def bench_ps(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(ROOT))  # bench/ is not installed
-    return importlib.import_module("bench.ps")
+def bench_ps(import_bench) -> ModuleType:
+    return import_bench("ps")
 
 
 def test_quick_run_reports_every_figure_as_one_json_line(bench_ps, capsys) -> None:

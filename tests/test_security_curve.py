@@ -7,7 +7,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,15 +95,25 @@ def test_shard_sockets_admit_workers_only(tmp_path: Path, context: zmq.Context) 
     assert not pull.poll(300), "nothing from the refused peer"
 
 
-def test_metrics_collector_records_allowed_senders_only(tmp_path: Path, context) -> None:
-    keys = make_keys(tmp_path)
-    config = curve_config(keys)
+@contextmanager
+def running_collector(config: Any, context: zmq.Context) -> Iterator[Collector]:
+    """The metrics collector of ``config`` serving in a thread, ready; stopped afterwards."""
     collector = Collector(config, context=context)
     stop = StopFlag()
     thread = threading.Thread(target=collector.run, args=(stop,))
     thread.start()
     try:
         assert collector.ready.wait(5)
+        yield collector
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_metrics_collector_records_allowed_senders_only(tmp_path: Path, context) -> None:
+    keys = make_keys(tmp_path)
+    config = curve_config(keys)
+    with running_collector(config, context) as collector:
         plain = context.socket(zmq.PUSH)
         assert refused(handshake_events(plain, str(config.metrics.endpoint)))
         plain.close(0)
@@ -110,9 +123,6 @@ def test_metrics_collector_records_allowed_senders_only(tmp_path: Path, context)
             sender.scalar("loss", 1.0, step=1)
             sender.flush()
             wait_until(lambda: collector.stats()["received"] == 1, 5, "the shard's batch")
-    finally:
-        stop.set()
-        thread.join(10)
     assert collector.stats()["received"] == 1 and collector.stats()["malformed"] == 0
 
 
@@ -126,19 +136,45 @@ def _served(sock: zmq.Socket, timeout: float = 2.0) -> bool:
     return decode(sock.recv_multipart()).type in (MessageType.READY, MessageType.ERROR)
 
 
-def test_curve_broker_and_worker_serve_allowed_keys_and_refuse_others(tmp_path: Path) -> None:
-    keys = make_keys(tmp_path)
-    alice = generate(keys, "client", "alice")
-    app, endpoints = write_app(
-        tmp_path, security={"curve": True, "keys_dir": str(keys), "reload_interval": 0.1}
-    )
+@dataclasses.dataclass
+class CurveExchange:
+    """A broker and worker ``w0`` serving over CURVE (see ``curve_exchange``)."""
+
+    config: Any
+    endpoints: dict[str, str]
+    admin: Any  # the admin.client CurveSpec
+    broker: Any
+    worker: Any
+    ctx: zmq.Context
+
+
+@contextmanager
+def curve_exchange(tmp_path: Path, keys: Path, **broker: Any) -> Iterator[CurveExchange]:
+    """Broker and worker daemons with CURVE on (keys in ``keys``, reload every 0.1 s; ``broker``
+    updates the broker section), once the worker is registered; stopped afterwards."""
+    sections: dict[str, Any] = {"broker": broker} if broker else {}
+    security = {"curve": True, "keys_dir": str(keys), "reload_interval": 0.1}
+    app, endpoints = write_app(tmp_path, security=security, **sections)
     config = load_config(app)
     admin = admin_curve(config)
-    broker = start_daemon("broker", "relaax_zmq.broker", app)
+    broker_daemon = start_daemon("broker", "relaax_zmq.broker", app)
     worker = start_daemon("w0", "relaax_zmq.worker", app, "--name", "w0")
     ctx = zmq.Context()
     try:
         wait_until(lambda: live_workers(endpoints["admin"], curve=admin), 30, "a worker over CURVE")
+        yield CurveExchange(config, endpoints, admin, broker_daemon, worker, ctx)
+    finally:
+        ctx.destroy(linger=0)
+        worker.stop()
+        broker_daemon.stop()
+
+
+def test_curve_broker_and_worker_serve_allowed_keys_and_refuse_others(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path)
+    alice = generate(keys, "client", "alice")
+    with curve_exchange(tmp_path, keys) as ex:
+        config, endpoints, ctx = ex.config, ex.endpoints, ex.ctx
+        broker, worker = ex.broker, ex.worker
         with pytest.raises(AdminError, match="no reply"):  # no admin key: no status
             broker_status(endpoints["admin"], timeout=0.5)
         proxy = AgentProxy.from_config(config)
@@ -166,10 +202,6 @@ def test_curve_broker_and_worker_serve_allowed_keys_and_refuse_others(tmp_path: 
         assert broker.proc.poll() is None and worker.proc.poll() is None
         log = broker.output()
         assert "revoked key " + alice.public_key in log and "unknown key" in log
-    finally:
-        ctx.destroy(linger=0)
-        worker.stop()
-        broker.stop()
 
 
 @pytest.mark.parametrize("problem", ["mode", "missing"])
@@ -206,18 +238,10 @@ def test_keys_revoked_while_connected_are_refused_from_their_next_message(tmp_pa
     keys = make_keys(tmp_path)
     alice_key = generate(keys, "client", "alice").public_key
     generate(keys, "admin", "ops")  # an operator's key, revoked below (the default one stays)
-    app, endpoints = write_app(
-        tmp_path,
-        security={"curve": True, "keys_dir": str(keys), "reload_interval": 0.1},
-        broker={"heartbeat_interval": 0.5, "heartbeat_liveness": 20},  # death takes 10 s
-    )
-    config = load_config(app)
-    admin = admin_curve(config)
-    broker = start_daemon("broker", "relaax_zmq.broker", app)
-    worker = start_daemon("w0", "relaax_zmq.worker", app, "--name", "w0")
-    ctx = zmq.Context()
-    try:
-        wait_until(lambda: live_workers(endpoints["admin"], curve=admin), 30, "a worker over CURVE")
+    liveness = {"heartbeat_interval": 0.5, "heartbeat_liveness": 20}  # death takes 10 s
+    with curve_exchange(tmp_path, keys, **liveness) as ex:
+        config, endpoints, ctx = ex.config, ex.endpoints, ex.ctx
+        broker, admin = ex.broker, ex.admin
         server = load_public_key(keys, "broker", "broker")
         alice = curve_dealer(
             ctx, endpoints["frontend"], load_key_pair(keys, "client", "alice"), server
@@ -275,10 +299,6 @@ def test_keys_revoked_while_connected_are_refused_from_their_next_message(tmp_pa
         assert broker.proc.poll() is None
         log = broker.output()
         assert "worker w0 refused (revoked key" in log, log[-3000:]
-    finally:
-        ctx.destroy(linger=0)
-        worker.stop()
-        broker.stop()
 
 
 def test_a_shard_and_the_collector_refuse_keys_revoked_while_connected(
@@ -296,47 +316,39 @@ def test_a_shard_and_the_collector_refuse_keys_revoked_while_connected(
         initial_parameters=lambda seed: INITIAL.copy(),
         optimizer=OptimizerSpec("sgd", {"lr": LR}),
     )
-    collector = Collector(config, context=context)
-    stop = StopFlag()
-    thread = threading.Thread(target=collector.run, args=(stop,))
-    thread.start()
-    try:
-        assert collector.ready.wait(5)
-        with (
-            running_shards(config, spec) as (shard,),
-            clients(config, "w0") as (client,),
-            MetricsSender.from_config(config, "ps-0", context=context) as sender,
-        ):
-            assert client.wait_consistent(10)
-            assert client.push(np.ones(N, np.float32), [0], steps=1, episodes=0) == 1
-            assert client.wait_consistent(5, newer_than=0)
-            sender.scalar("loss", 1.0, step=1)
+    with (
+        running_collector(config, context) as collector,
+        running_shards(config, spec) as (shard,),
+        clients(config, "w0") as (client,),
+        MetricsSender.from_config(config, "ps-0", context=context) as sender,
+    ):
+        assert client.wait_consistent(10)
+        assert client.push(np.ones(N, np.float32), [0], steps=1, episodes=0) == 1
+        assert client.wait_consistent(5, newer_than=0)
+        sender.scalar("loss", 1.0, step=1)
+        sender.flush()
+        wait_until(lambda: collector.stats()["recorded"] == 1, 5, "the first batch")
+
+        revoke(keys, "worker", "worker")
+        revoke(keys, "shard", "shard")  # the sender's key
+
+        def refused() -> bool:
+            client.push(np.ones(N, np.float32), [1], steps=1, episodes=0)
+            sender.scalar("loss", 2.0, step=2)
             sender.flush()
-            wait_until(lambda: collector.stats()["recorded"] == 1, 5, "the first batch")
+            time.sleep(0.1)
+            return shard.stats()["refused"] >= 1 and collector.stats()["refused"] >= 1
 
-            revoke(keys, "worker", "worker")
-            revoke(keys, "shard", "shard")  # the sender's key
-
-            def refused() -> bool:
-                client.push(np.ones(N, np.float32), [1], steps=1, episodes=0)
-                sender.scalar("loss", 2.0, step=2)
-                sender.flush()
-                time.sleep(0.1)
-                return shard.stats()["refused"] >= 1 and collector.stats()["refused"] >= 1
-
-            wait_until(refused, 10, "the revoked keys refused")
-            # from then on nothing the revoked keys send counts
-            before = shard.stats()
-            recorded, batches = collector.stats()["recorded"], collector.stats()["refused"]
-            for _ in range(3):
-                assert client.push(np.ones(N, np.float32), [0], steps=1, episodes=0) == 1
-                sender.scalar("loss", 3.0, step=3)
-                sender.flush()
-            wait_until(lambda: shard.stats()["refused"] >= before["refused"] + 3, 5, "3 refused")
-            assert shard.stats()["version"] == before["version"]
-            assert shard.stats()["gradients"] == before["gradients"]
-            wait_until(lambda: collector.stats()["refused"] >= batches + 3, 5, "3 batches refused")
-            assert collector.stats()["recorded"] == recorded
-    finally:
-        stop.set()
-        thread.join(10)
+        wait_until(refused, 10, "the revoked keys refused")
+        # from then on nothing the revoked keys send counts
+        before = shard.stats()
+        recorded, batches = collector.stats()["recorded"], collector.stats()["refused"]
+        for _ in range(3):
+            assert client.push(np.ones(N, np.float32), [0], steps=1, episodes=0) == 1
+            sender.scalar("loss", 3.0, step=3)
+            sender.flush()
+        wait_until(lambda: shard.stats()["refused"] >= before["refused"] + 3, 5, "3 refused")
+        assert shard.stats()["version"] == before["version"]
+        assert shard.stats()["gradients"] == before["gradients"]
+        wait_until(lambda: collector.stats()["refused"] >= batches + 3, 5, "3 batches refused")
+        assert collector.stats()["recorded"] == recorded
