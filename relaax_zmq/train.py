@@ -9,7 +9,7 @@ checkpoints written) and stops when the mean reaches ``--target-reward``, after
 the shards save a final checkpoint on the way out. Then it prints where the
 checkpoints and the TensorBoard files are. Exit status 0 when the target was
 reached (or none was given), 1 otherwise. The shards resume from the app's
-checkpoints; ``--fresh`` sets the earlier run's folders aside first and starts over.
+checkpoints; ``--fresh`` sets the earlier run aside first (``relaax_zmq.fresh_start``) and starts over.
 """
 
 from __future__ import annotations
@@ -196,7 +196,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=100, help="episodes in the mean (100)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds at most")
     parser.add_argument(
-        "--fresh", action="store_true", help="set the earlier run's folders aside, start over"
+        "--fresh",
+        action="store_true",
+        help="set the earlier run aside (folders renamed, S3 checkpoints moved), start over",
     )
     return parser.parse_args(argv)
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import h5py
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from relaax_zmq.checkpoint import (
     Checkpoint,
@@ -28,46 +24,6 @@ from relaax_zmq.checkpoint import (
     parse_name,
 )
 from relaax_zmq.config import CheckpointConfig, S3Config
-
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-_buckets = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """The URL of a moto S3 server on 127.0.0.1 (fake credentials in the environment)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in FAKE_ENV.items():
-            patch.setenv(key, value)
-        for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
-            patch.delenv(key, raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-
-
-@pytest.fixture
-def client(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(client: Any) -> str:
-    """A fresh, empty bucket."""
-    name = f"ckpt-test-{next(_buckets)}"
-    client.create_bucket(Bucket=name)
-    return name
 
 
 def s3_config(endpoint: str, bucket: str, **kw: Any) -> S3Config:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_checkpoint_s3 import bucket, client, endpoint  # noqa: F401 - pytest fixtures
 from test_ps_processes import start_shard, write_ps_app
 from test_ps_shards import clients, wait_for
 
@@ -21,9 +20,9 @@ pytestmark = pytest.mark.timeout(90)
 
 def test_a_killed_shard_restores_its_newest_checkpoint_from_s3(
     tmp_path,
-    endpoint: str,  # noqa: F811
-    bucket: str,  # noqa: F811
-    client,  # noqa: F811
+    endpoint: str,
+    bucket: str,
+    client,
 ) -> None:
     s3 = {"bucket": bucket, "prefix": "run", "endpoint_url": endpoint, "region": "us-east-1"}
     checkpoint = {"dir": None, "s3": s3, "every_steps": 10, "every_seconds": None}

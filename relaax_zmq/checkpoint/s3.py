@@ -67,3 +67,9 @@ class S3Location:
 
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
+
+    def copy_to(self, name: str, target: S3Location) -> None:
+        """Copy object ``name`` to the same name under ``target`` (server-side, in parts
+        when large); the source stays."""
+        source = {"Bucket": self.bucket, "Key": self.prefix + name}
+        self.client.copy(source, target.bucket, target.prefix + name)

@@ -16,8 +16,9 @@ TensorBoard files, the curve and the logs are. ``--detach`` returns once the
 daemons are up (``relaax-zmq status``/``stop`` then manage them).
 
 The shards resume from the app's newest checkpoint, so a second run continues the
-first; ``--fresh`` renames the checkpoint and metrics folders of the earlier run
-(``relaax_zmq.fresh_start``) and trains from scratch.
+first; ``--fresh`` sets the earlier run aside (its checkpoint and metrics folders renamed,
+its S3 checkpoints moved to a sibling prefix: ``relaax_zmq.fresh_start``) and trains from
+scratch.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fresh",
         action="store_true",
         help="train from scratch: rename the app's checkpoint and metrics folders to "
-        "<name>.previous-<time> first (without it the shards resume from the checkpoints)",
+        "<name>.previous-<time> first, and move its S3 checkpoints to <prefix>.previous-<time>/ "
+        "(without it the shards resume from the checkpoints)",
     )
     parser.add_argument(
         "-d", "--detach", action="store_true", help="return once the daemons are up"
