@@ -5,7 +5,9 @@ every CURVE handshake (RFC 27). ``authenticator(context)`` starts one per contex
 first CURVE server socket does, before it binds: without a handler ZeroMQ would let every
 key in). Each server socket registers its ZAP domain (its socket-map name) with the key ring
 and the roles it admits; a key is allowed when the ring knows it under one of those roles
-and it is not revoked. The thread ends by itself when its context terminates.
+and it is not revoked. An allowed connection gets its z85 public key as its ZeroMQ
+``User-Id``, so that ``PeerGate`` (``security.gate``) can ask ``judge`` again about each
+message it brings. The thread ends by itself when its context terminates.
 """
 
 from __future__ import annotations
