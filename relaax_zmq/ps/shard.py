@@ -555,12 +555,12 @@ class Shard:
     def _summary(self) -> str:
         s = self.stats()
         mean, top = s["staleness_mean"], s["staleness_max"]
-        drops = " ".join(f"{k}={s[k]}" for k in DROP_REASONS if s[k])
+        drops = "".join(f"{k}={s[k]} " for k in DROP_REASONS + ("refused",) if s[k])
         workers = " ".join(f"{n}:{g}" for n, g in sorted(s["worker_gradients"].items()))
         return (
             f"version {s['version']} global_step {s['global_step']} episodes {s['episodes']} "
             f"gradients {s['gradients']} applied {s['applied']} staleness mean {mean:.2f} "
-            f"max {top} malformed {s['malformed']} {drops} checkpoints_saved "
+            f"max {top} malformed {s['malformed']} {drops}checkpoints_saved "
             f"{s['checkpoints_saved']} checkpoint_failures {s['checkpoint_failures']} "
             f"workers [{workers}]"
         )
