@@ -8,7 +8,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,23 +28,13 @@ from relaax_zmq.link import Command
 from relaax_zmq.protocol import ErrorCode, Flag, Message, MessageType, decode, encode, messages
 from relaax_zmq.protocol.constants import HEADER, MAGIC
 from relaax_zmq.testing import LINEAR_POLICY_PATH
+from relaax_zmq.testing.ports import free_port
 
 WAIT = 2.0  # seconds any expected message may take
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def broker_mapping(protocol: dict[str, Any] | None = None, **broker: Any) -> dict[str, Any]:
-    front, back, adm = free_ports(3)
+    front, back, adm = free_port(), free_port(), free_port()
     settings = {
         "frontend": f"tcp://127.0.0.1:{front}",
         "backend": f"tcp://127.0.0.1:{back}",

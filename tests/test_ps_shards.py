@@ -6,7 +6,6 @@ running shards) are also used by the process tests (tests/test_ps_processes.py).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from relaax_zmq.kernels import reference
 from relaax_zmq.learner import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.ps import ParameterClient, Shard, ShardState, wire
 from relaax_zmq.testing import LINEAR_PG_PATH
+from relaax_zmq.testing.ports import free_port_range
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,37 +31,13 @@ INITIAL = np.linspace(-1.0, 1.0, N).astype(np.float32)
 LR = 0.1
 
 
-def free_port_base(count: int) -> int:
-    """A port p such that p .. p + count - 1 are free on 127.0.0.1 (now)."""
-    for _ in range(200):
-        held: list[socket.socket] = []
-        try:
-            first = socket.socket()
-            held.append(first)
-            first.bind(("127.0.0.1", 0))
-            base = first.getsockname()[1]
-            if base + count > 65535:
-                continue
-            for i in range(1, count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
 def ps_section(shards: int, **values: Any) -> dict[str, Any]:
     """A ``parameter_servers`` section on free ports, with quick heartbeats."""
     section: dict[str, Any] = {
         "shards": shards,
         "endpoints": {
-            "gradients_port": free_port_base(shards),
-            "weights_port": free_port_base(shards),
+            "gradients_port": free_port_range(shards),
+            "weights_port": free_port_range(shards),
         },
         "heartbeat_interval": 0.1,
         "heartbeat_liveness": 3,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import socket
 
-from relaax_zmq.testing.ports import free_port, free_port_range, on_free_ports
+from relaax_zmq.testing.ports import (
+    PORT_FLOOR,
+    ephemeral_floor,
+    free_port,
+    free_port_range,
+    on_free_ports,
+)
 
 
 def test_free_ports_are_never_handed_out_twice() -> None:
@@ -18,6 +24,25 @@ def test_a_port_range_does_not_overlap_single_ports_or_other_ranges() -> None:
     taken = [p + i for p in ranges for i in range(4)]
     assert len(set(taken)) == len(taken)
     assert not singles & set(taken)
+
+
+def test_ports_come_from_below_the_ephemeral_range() -> None:
+    """No outgoing connection can take a handed-out port before its daemon binds it."""
+    floor = ephemeral_floor()
+    assert floor > PORT_FLOOR
+    assert all(PORT_FLOOR <= free_port() < floor for _ in range(200))
+    assert all(PORT_FLOOR <= p and p + 8 <= floor for p in (free_port_range(8) for _ in range(50)))
+
+
+def test_the_ephemeral_floor_is_the_kernels(tmp_path, monkeypatch) -> None:
+    import relaax_zmq.testing.ports as ports
+
+    fake = tmp_path / "ip_local_port_range"
+    fake.write_text("40000\t60999\n")
+    monkeypatch.setattr(ports, "EPHEMERAL_RANGE", fake)
+    assert ports.ephemeral_floor() == 40000
+    monkeypatch.setattr(ports, "EPHEMERAL_RANGE", tmp_path / "missing")
+    assert ports.ephemeral_floor() == 32768
 
 
 def test_a_free_port_can_be_bound() -> None:
