@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import select
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from relaax_zmq.config import load_config
 from relaax_zmq.ps import ParameterClient, load_spec, shard_bounds, wire
 from relaax_zmq.ps.partition import Slice
 from relaax_zmq.testing import LINEAR_PG_PATH
-from relaax_zmq.testing.ports import free_port
+from relaax_zmq.testing.ports import free_port, free_port_range
 
 ROOT = Path(__file__).resolve().parents[1]
 PUSHERS = 2
@@ -198,20 +197,6 @@ def hear() -> dict[str, Any]:
 # -- the app --------------------------------------------------------------------------------
 
 
-def port_base(count: int) -> int:
-    """A port p with p .. p + count - 1 free on 127.0.0.1 (now)."""
-    for _ in range(100):
-        base = free_port()
-        try:
-            for port in range(base + 1, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
 def write_app(folder: Path, params: int, shards: int) -> Path:
     """An app file: ``linear_pg`` with ``params`` parameters (Adam) on ``shards`` shards."""
     if params % ACTIONS:
@@ -226,7 +211,10 @@ def write_app(folder: Path, params: int, shards: int) -> Path:
         "metrics": {"endpoint": f"tcp://127.0.0.1:{free_port()}"},  # nobody listens
         "parameter_servers": {
             "shards": shards,
-            "endpoints": {"gradients_port": port_base(shards), "weights_port": port_base(shards)},
+            "endpoints": {
+                "gradients_port": free_port_range(shards),
+                "weights_port": free_port_range(shards),
+            },
             "update": "async",
             "combine": "fifo",
             "checkpoint": {"dir": None},
