@@ -53,8 +53,9 @@ def set_aside_previous_run(
     config: AppConfig, stamp: str | None = None, *, s3_client: Any = None
 ) -> list[SetAside]:
     """Set the earlier run aside (module docstring); what moved. ``FreshStartError`` when
-    a new name is taken (nothing moved) or S3 fails (the originals stay; copies made under
-    the new prefix may remain). ``s3_client``: a boto3 client (default: the config's)."""
+    a new name is taken (nothing moved), S3 fails (the originals stay; copies made under
+    the new prefix may remain) or a rename fails. ``s3_client``: a boto3 client (default:
+    the config's)."""
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     folders = [(f, f.with_name(f"{f.name}.previous-{stamp}")) for f in previous_run_folders(config)]
     for _, new in folders:
@@ -65,7 +66,10 @@ def set_aside_previous_run(
     if s3 is not None:
         moved += _set_aside_s3(s3, stamp, s3_client)
     for old, new in folders:
-        old.rename(new)
+        try:
+            old.rename(new)
+        except OSError as exc:
+            raise FreshStartError(f"cannot rename {old} to {new.name}: {exc}") from exc
         moved.append(SetAside(str(old), new.name))
     return moved
 

@@ -9,7 +9,8 @@ checkpoints written) and stops when the mean reaches ``--target-reward``, after
 the shards save a final checkpoint on the way out. Then it prints where the
 checkpoints and the TensorBoard files are. Exit status 0 when the target was
 reached (or none was given), 1 otherwise. The shards resume from the app's
-checkpoints; ``--fresh`` sets the earlier run aside first (``relaax_zmq.fresh_start``) and starts over.
+checkpoints; ``--fresh`` sets the earlier run aside first (``relaax_zmq.fresh_start``)
+and starts over.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fresh:
         try:
             moves = set_aside_previous_run(load_config(args.config))
-        except (FreshStartError, OSError) as exc:
+        except FreshStartError as exc:
             print(f"{PROG} --fresh: {exc}", file=sys.stderr)
             return 2
         print(set_aside_report(moves), flush=True)

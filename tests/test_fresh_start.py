@@ -62,6 +62,19 @@ def test_a_taken_name_is_refused_before_anything_moves(config) -> None:
     assert checkpoints.exists() and metrics.exists()
 
 
+def test_a_failed_rename_is_a_fresh_start_error_naming_the_folder(config, monkeypatch) -> None:
+    checkpoints = config.parameter_servers.checkpoint.dir
+    checkpoints.mkdir(parents=True)
+
+    def refuse(self, target):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(type(checkpoints), "rename", refuse)
+    with pytest.raises(FreshStartError, match=rf"cannot rename {checkpoints} to checkpoints"):
+        set_aside_previous_run(config, stamp="R")
+    assert checkpoints.exists()
+
+
 def test_a_metrics_folder_inside_the_checkpoint_folder_moves_with_it(config) -> None:
     checkpoints = config.parameter_servers.checkpoint.dir
     metrics = checkpoints / "metrics"

@@ -151,10 +151,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def set_aside(config: AppConfig) -> None:
-    """``--fresh``: the earlier run's folders renamed (``relaax_zmq.fresh_start``)."""
+    """``--fresh``: the earlier run set aside (``relaax_zmq.fresh_start``)."""
     try:
         moves = set_aside_previous_run(config)
-    except (FreshStartError, OSError) as exc:
+    except FreshStartError as exc:
         raise CliError(f"run --fresh: {exc}") from None
     print(set_aside_report(moves), flush=True)
 

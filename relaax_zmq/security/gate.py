@@ -27,28 +27,28 @@ class PeerGate:
     def __init__(self, handler: ZapHandler, domain: str) -> None:
         self.handler = handler
         self.domain = domain.encode()
-        self.refused = 0  #: messages refused so far
-        self._generation = handler.generation(self.domain)
+        ring = handler.domain_ring(self.domain)
+        if ring is None:
+            raise ValueError(f"ZAP domain {domain!r} is not admitted: open its socket first")
+        self._ring = ring
+        self._reloads = ring.reloads
         self._verdicts: dict[str, str | None] = {}
 
     def refusal(self, frame: Any) -> str | None:
         """None when ``frame`` (a ``zmq.Frame`` read from this socket) may pass; else why
         not, e.g. ``revoked key <z85>`` or ``wrong_role key client/alice``."""
-        generation = self.handler.generation(self.domain)
-        if generation != self._generation:  # the key files were read again
-            self._generation = generation
+        if self._ring.reloads != self._reloads:  # the key files were read again
+            self._reloads = self._ring.reloads
             self._verdicts.clear()
         try:
             key = frame.get(USER_ID)
         except (zmq.ZMQError, AttributeError):  # no metadata: not from a CURVE connection
             key = ""
         try:
-            why = self._verdicts[key]
+            return self._verdicts[key]
         except KeyError:
             why = self._verdicts[key] = self._judge(key)
-        if why is not None:
-            self.refused += 1
-        return why
+            return why
 
     def _judge(self, key: str) -> str | None:
         if not key:

@@ -146,11 +146,11 @@ class ZapHandler(threading.Thread):
             return "wrong_role", f"{role}/{name}"
         return "allowed", f"{role}/{name}"
 
-    def generation(self, domain: bytes) -> int:
-        """Changes whenever the key files of ``domain``'s ring were read again."""
+    def domain_ring(self, domain: bytes) -> KeyRing | None:
+        """The key ring that judges ZAP ``domain`` (None for a domain not admitted)."""
         with self._lock:
             entry = self._domains.get(domain)
-        return -1 if entry is None else entry[0].reloads
+        return None if entry is None else entry[0]
 
     def _log_refusal(self, verdict: str, domain: bytes, address: bytes, who: str) -> None:
         count = self.counters[verdict]
