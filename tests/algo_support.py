@@ -1,7 +1,10 @@
-"""Algorithms under test: a built-in agent with real shards (threads, tcp loopback), driven directly.
+"""Algorithms under test: a built-in agent in serial mode, or with real shards, driven directly.
 
-``agent_on_shards`` builds the app config, serves its shards and loads the agent
-exactly as a worker does (``load_spec`` + ``ParameterClient`` + ``load_agent``);
+``agent_in_serial`` builds the app config and the agent as a worker does, on the
+in-process ``SerialParameters`` (the shards' own update code, no sockets, nothing
+started): what algorithm tests use. ``agent_on_shards`` does the same with freshly
+started shards (threads, tcp loopback) and a ``ParameterClient``, for the tests that
+compare the two;
 ``drive`` steps N gymnasium environments through ``Agent.act`` with the exchange's
 episode-boundary convention, as a ``VectorRunner`` would, without the broker.
 """
@@ -9,7 +12,8 @@ episode-boundary convention, as a ``VectorRunner`` would, without the broker.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,20 +22,26 @@ import gymnasium
 import numpy as np
 from test_ps_shards import ps_section, running_shards
 
-from relaax_zmq.agent import Agent, AgentContext, StepBatch
-from relaax_zmq.algorithm_loader import load_agent
 from relaax_zmq.config import AppConfig, parse_config
-from relaax_zmq.ps import ParameterClient, Shard, load_spec
+from relaax_zmq.core import Agent, AgentContext, ParameterLink, StepBatch
+from relaax_zmq.ps import ParameterClient, load_spec
+from relaax_zmq.ps.shard_core import ShardCore
+from relaax_zmq.registry import load_agent
+from relaax_zmq.serial import SerialParameters
 
 
 @dataclass
 class Running:
-    """An agent on live shards."""
+    """An agent on its parameter link, and the shards' cores behind it."""
 
     config: AppConfig
     agent: Agent
-    parameters: ParameterClient
-    shards: list[Shard]
+    parameters: ParameterLink
+    shards: Sequence[ShardCore]
+
+    def shard_stats(self, i: int = 0) -> dict[str, Any]:
+        """Shard ``i``'s figures (``Shard.stats``)."""
+        return self.shards[i].figures(time.monotonic())
 
 
 def algorithm_app(name: str, config: dict[str, Any], *, shards: int = 1, **ps: Any) -> AppConfig:
@@ -45,6 +55,21 @@ def algorithm_app(name: str, config: dict[str, Any], *, shards: int = 1, **ps: A
             "parameter_servers": ps_section(shards, **ps),
         }
     )
+
+
+@contextmanager
+def agent_in_serial(
+    name: str, config: dict[str, Any], *, shards: int = 1, **ps: Any
+) -> Iterator[Running]:
+    """The agent of ``name`` on ``SerialParameters``: no sockets, no threads, no daemons."""
+    app = algorithm_app(name, config, shards=shards, **ps)
+    spec = load_spec(app)
+    assert spec is not None, f"{name} has no parameter-server side"
+    parameters = SerialParameters(app, spec, "w0")
+    context = AgentContext(config=app.algorithm.config, seed=3, parameters=parameters)
+    agent = load_agent(app.algorithm, context)
+    yield Running(app, agent, parameters, parameters.cores)
+    agent.close()
 
 
 @contextmanager

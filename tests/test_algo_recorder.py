@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from relaax_zmq.agent import StepBatch
 from relaax_zmq.algorithms.common.recorder import Recorder
+from relaax_zmq.core import StepBatch
 
 NAN = float("nan")
 

@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from algo_support import agent_on_shards, drive
+from algo_support import agent_in_serial, drive
 
 from relaax_zmq.algorithms.cem.policy import ParameterPolicy, cem_update
 from relaax_zmq.algorithms.common.spaces import ActionSpec, ObservationSpec
@@ -32,7 +32,7 @@ BANDIT = {
 
 
 def test_cem_learns_the_best_bandit_arm() -> None:
-    with agent_on_shards("cem", BANDIT) as run:
+    with agent_in_serial("cem", BANDIT) as run:
         untrained = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=22, exploit=True
         )
@@ -63,7 +63,7 @@ def test_cem_update_keeps_the_elite_and_fits_mean_and_std_by_hand() -> None:
 
 def test_the_pushed_delta_lands_the_shards_on_the_elite_fit() -> None:
     config = {**BANDIT, "population": 8, "elite_fraction": 0.25, "noise": 0.1}
-    with agent_on_shards("cem", config) as run:
+    with agent_in_serial("cem", config) as run:
         agent = run.agent
         before = run.parameters.weights()[0].copy()
         drive(
@@ -101,7 +101,7 @@ def test_the_policy_applies_one_parameter_vector_per_row() -> None:
 
 def test_cem_on_cartpole_pushes_finite_deltas_and_moves_the_weights() -> None:
     config = {**CARTPOLE, "population": 8, "hidden_sizes": [8]}
-    with agent_on_shards("cem", config) as run:
+    with agent_in_serial("cem", config) as run:
         before = run.parameters.weights()[0].copy()
         drive(
             run.agent,
@@ -114,7 +114,7 @@ def test_cem_on_cartpole_pushes_finite_deltas_and_moves_the_weights() -> None:
         after = run.parameters.weights()[0]
         assert run.agent.counters["pushes"] >= 3
         assert np.isfinite(after).all() and not np.array_equal(before, after)
-        assert run.shards[0].stats()["dropped_nonfinite"] == 0
+        assert run.shard_stats(0)["dropped_nonfinite"] == 0
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_bad_config_is_refused_naming_the_key(config, message) -> None:
 @pytest.mark.timeout(900)
 def test_cem_mean_policy_solves_cartpole() -> None:
     """Train until a population's elite all reach 500, then 100 exploit episodes (the mean)."""
-    with agent_on_shards("cem", CARTPOLE) as run:
+    with agent_in_serial("cem", CARTPOLE) as run:
         agent = run.agent
         start = time.monotonic()
 

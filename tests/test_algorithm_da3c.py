@@ -9,9 +9,9 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from algo_support import Running, agent_on_shards, drive
+from algo_support import Running, agent_in_serial, drive
 
-from relaax_zmq.agent import StepBatch
+from relaax_zmq.core import StepBatch
 from relaax_zmq.envs.bandit import BanditEnv
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,11 +42,11 @@ def trained_and_moved(run: Running, before: np.ndarray, pushes: int) -> None:
     after = run.parameters.weights()[0]
     assert run.agent.counters["pushes"] >= pushes, run.agent.stats()
     assert np.isfinite(after).all() and not np.array_equal(before, after)
-    assert run.shards[0].stats()["dropped_nonfinite"] == 0
+    assert run.shard_stats(0)["dropped_nonfinite"] == 0
 
 
 def test_da3c_learns_the_best_bandit_arm() -> None:
-    with agent_on_shards("da3c", BANDIT) as run:
+    with agent_in_serial("da3c", BANDIT) as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=400)
         assert run.agent.counters["pushes"] >= 50
         greedy = drive(
@@ -56,7 +56,7 @@ def test_da3c_learns_the_best_bandit_arm() -> None:
 
 
 def test_da3c_on_cartpole_pushes_finite_gradients_and_moves_the_weights() -> None:
-    with agent_on_shards("da3c", {**CARTPOLE, "gae_lambda": 0.95, "batch_size": 80}) as run:
+    with agent_in_serial("da3c", {**CARTPOLE, "gae_lambda": 0.95, "batch_size": 80}) as run:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, lambda: gymnasium.make("CartPole-v1"), sessions=4, steps=400)
         trained_and_moved(run, before, pushes=5)
@@ -64,7 +64,7 @@ def test_da3c_on_cartpole_pushes_finite_gradients_and_moves_the_weights() -> Non
 
 def test_da3c_on_pendulum_learns_a_gaussian_within_bounds() -> None:
     config = {"input": {"shape": [3]}, "output": {"low": [-2.0], "high": [2.0]}, "batch_size": 40}
-    with agent_on_shards("da3c", config) as run:
+    with agent_in_serial("da3c", config) as run:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, lambda: gymnasium.make("Pendulum-v1"), sessions=4, steps=300)
         trained_and_moved(run, before, pushes=10)
@@ -83,7 +83,7 @@ def test_da3c_normalize_rewards_learns_from_scaled_rewards() -> None:
         "batch_size": 40,
         "normalize_rewards": True,
     }
-    with agent_on_shards("da3c", config) as run:
+    with agent_in_serial("da3c", config) as run:
         seen: list[np.ndarray] = []
         learn = run.agent.learn
         run.agent.learn = lambda segments: (
@@ -117,7 +117,7 @@ def step(
 
 def test_da3c_lstm_state_is_per_session_and_reset_at_episode_ends() -> None:
     config = {**CARTPOLE, "lstm_size": 16, "batch_size": 40}
-    with agent_on_shards("da3c", config) as run:
+    with agent_in_serial("da3c", config) as run:
         agent = run.agent
         memory = agent.memory
         ids = np.array([1, 2], np.uint64)
@@ -178,7 +178,7 @@ def test_da3c_learns_from_uint8_images_through_the_conv_torso() -> None:
         "t_max": 5,
         "batch_size": 20,
     }
-    with agent_on_shards("da3c", config) as run:
+    with agent_in_serial("da3c", config) as run:
         assert type(run.agent.model.torso).__name__ == "ConvTorso"
         before = run.parameters.weights()[0].copy()
         drive(run.agent, Lights, sessions=4, steps=60)
@@ -209,7 +209,7 @@ def solve(
 ) -> tuple[float, int, float]:
     """(mean return of the last 100 episodes, steps, seconds) when it reached 475 or gave up."""
     start = time.monotonic()
-    with agent_on_shards("da3c", config) as run:
+    with agent_in_serial("da3c", config) as run:
         driven = drive(
             run.agent,
             make_env,

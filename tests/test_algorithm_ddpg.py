@@ -8,17 +8,16 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from algo_support import agent_on_shards, drive
+from algo_support import agent_in_serial, drive
 
-from relaax_zmq.agent import StepBatch
 from relaax_zmq.algorithms.common.config import parse_config
 from relaax_zmq.algorithms.common.flat import FlatModel, param_count
 from relaax_zmq.algorithms.common.recorder import Segment
 from relaax_zmq.algorithms.common.replay import LocalReplay, ReplayBatch, ReplayBuffer
+from relaax_zmq.algorithms.ddpg import ALGORITHM
 from relaax_zmq.algorithms.ddpg.config import DDPGConfig
 from relaax_zmq.algorithms.ddpg.model import build_model
-from relaax_zmq.algorithms.ddpg.parameter_server import make_parameter_server
-from relaax_zmq.learner import ParameterServerContext
+from relaax_zmq.core import ParameterServerContext, StepBatch
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,7 +47,8 @@ def _flat_offsets(flat: FlatModel, module: torch.nn.Module) -> set[int]:
 
 def test_param_group_covers_exactly_the_actor_in_the_flat_vector() -> None:
     config = {**PENDULUM, "actor_lr_scale": 0.25}
-    spec = make_parameter_server(ParameterServerContext(config=config))
+    spec = ALGORITHM.make_parameter_server(config, ParameterServerContext())
+    assert spec is not None
     (group,) = spec.optimizer.groups
     model = build_model(parse_config(DDPGConfig, config, "ddpg"))
     flat = FlatModel(model)
@@ -75,7 +75,7 @@ def _random_transitions(n: int, rng: np.random.Generator) -> ReplayBatch:
 
 
 def test_actor_gradient_is_zero_on_steps_where_the_actor_is_not_due() -> None:
-    with agent_on_shards("ddpg", PENDULUM) as run:
+    with agent_in_serial("ddpg", PENDULUM) as run:
         agent = run.agent
         assert agent.sync_weights()
         batch = _random_transitions(64, np.random.default_rng(0))
@@ -98,7 +98,7 @@ def test_actor_gradient_is_zero_on_steps_where_the_actor_is_not_due() -> None:
 
 def test_targets_move_by_polyak_towards_the_weights_the_worker_holds() -> None:
     config = {**PENDULUM, "tau": 0.1}
-    with agent_on_shards("ddpg", config) as run:
+    with agent_in_serial("ddpg", config) as run:
         agent = run.agent
         assert agent.sync_weights()
         held = agent.flat.vector.clone()
@@ -113,7 +113,7 @@ def test_targets_move_by_polyak_towards_the_weights_the_worker_holds() -> None:
 
 def test_exploit_sessions_act_with_the_actor_alone_and_training_sessions_add_noise() -> None:
     config = {**PENDULUM, "exploration_noise": 0.5, "random_exploration": False}
-    with agent_on_shards("ddpg", config) as run:
+    with agent_in_serial("ddpg", config) as run:
         agent = run.agent
         ids = np.array([1, 2], np.uint64)
         agent.open_sessions(ids[:1], exploit=True)
@@ -176,7 +176,7 @@ class _Scalars:
 
 def _smoke(config: dict, make_env, *, steps: int, sessions: int) -> _Scalars:
     scalars = _Scalars()
-    with agent_on_shards("ddpg", config) as run:
+    with agent_in_serial("ddpg", config) as run:
         run.agent.metrics = scalars
         before = run.parameters.weights()[0].copy()
         drive(run.agent, make_env, sessions=sessions, steps=steps)
@@ -186,7 +186,7 @@ def _smoke(config: dict, make_env, *, steps: int, sessions: int) -> _Scalars:
         assert counters["pushes"] >= 20
         assert counters["actor_steps"] == (counters["gradient_steps"] + 1) // 2  # policy_delay 2
         assert np.isfinite(after).all() and not np.array_equal(before, after)
-        assert run.shards[0].stats()["dropped_nonfinite"] == 0
+        assert run.shard_stats(0)["dropped_nonfinite"] == 0
         assert not torch.equal(run.agent.target_flat.vector, run.agent.flat.vector)
     return scalars
 
@@ -205,7 +205,7 @@ def test_mountain_car_continuous_smoke() -> None:
 
 def test_plain_ddpg_has_one_critic_and_updates_the_actor_every_step() -> None:
     config = {**PENDULUM, "twin": False, "policy_delay": 1, "target_noise": 0.0}
-    with agent_on_shards("ddpg", config) as run:
+    with agent_in_serial("ddpg", config) as run:
         assert run.agent.model.critic.q2_net is None
         drive(run.agent, lambda: gymnasium.make("Pendulum-v1"), sessions=2, steps=70)
         counters = run.agent.counters
@@ -247,7 +247,7 @@ def test_td3_learns_pendulum() -> None:
         "batch_size": 128,
     }
     start = time.monotonic()
-    with agent_on_shards("ddpg", config, shards=2) as run:
+    with agent_in_serial("ddpg", config, shards=2) as run:
         driven = drive(
             run.agent,
             lambda: gymnasium.make("Pendulum-v1"),
@@ -265,4 +265,4 @@ def test_td3_learns_pendulum() -> None:
         )
         print(f"pendulum td3 greedy: {greedy.returns}")
         assert len(greedy.returns) == 4 and greedy.mean_last(4) >= -250, greedy.returns
-        assert run.shards[0].stats()["dropped_nonfinite"] == 0
+        assert run.shard_stats(0)["dropped_nonfinite"] == 0

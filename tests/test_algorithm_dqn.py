@@ -9,16 +9,17 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from algo_support import agent_on_shards, drive
+from algo_support import agent_in_serial, drive
 
-from relaax_zmq.agent import AgentContext, StepBatch
 from relaax_zmq.algorithms.common.config import parse_config
 from relaax_zmq.algorithms.common.flat import flat_parameters
 from relaax_zmq.algorithms.common.nstep import NStepAssembler
 from relaax_zmq.algorithms.common.recorder import Segment
 from relaax_zmq.algorithms.common.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree
-from relaax_zmq.algorithms.dqn.agent import DqnAgent, build_model, make_agent
+from relaax_zmq.algorithms.dqn import ALGORITHM
+from relaax_zmq.algorithms.dqn.agent import DqnAgent, build_model
 from relaax_zmq.algorithms.dqn.config import DqnConfig
+from relaax_zmq.core import AgentContext, StepBatch
 from relaax_zmq.envs.bandit import BanditEnv
 
 pytestmark = pytest.mark.timeout(120)
@@ -237,7 +238,7 @@ def test_target_syncs_at_target_update_global_steps() -> None:
     config = {**CARTPOLE, "hidden_sizes": [8], "target_update": 100, "learning_starts": 10**6}
     model = build_model(parse_config(DqnConfig, config, "dqn"))
     fake = FakeParameters(flat_parameters(model))
-    agent = make_agent(AgentContext(config=config, parameters=fake))  # type: ignore[arg-type]
+    agent = ALGORITHM.make_agent(AgentContext(config=config, parameters=fake))  # type: ignore[arg-type]
     ids = np.array([1], np.uint64)
     agent.open_sessions(ids, exploit=False)
 
@@ -280,7 +281,7 @@ BANDIT = {
 
 
 def test_dqn_learns_the_best_bandit_arm() -> None:
-    with agent_on_shards("dqn", BANDIT) as run:
+    with agent_in_serial("dqn", BANDIT) as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=400)
         assert run.agent.counters["pushes"] >= 300
         greedy = drive(
@@ -305,7 +306,7 @@ def test_dqn_on_cartpole_pushes_finite_gradients_and_moves_the_weights(options) 
         "target_update": 64,
         **options,
     }
-    with agent_on_shards("dqn", config) as run:
+    with agent_in_serial("dqn", config) as run:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, lambda: gymnasium.make("CartPole-v1"), sessions=4, steps=150)
         run.parameters.wait_consistent(5, newer_than=0)
@@ -314,7 +315,7 @@ def test_dqn_on_cartpole_pushes_finite_gradients_and_moves_the_weights(options) 
         assert isinstance(agent, DqnAgent)
         assert agent.counters["pushes"] >= 200 and agent.counters["target_syncs"] >= 3
         assert np.isfinite(after).all() and not np.array_equal(before, after)
-        assert run.shards[0].stats()["dropped_nonfinite"] == 0
+        assert run.shard_stats(0)["dropped_nonfinite"] == 0
         assert run.parameters.global_step >= 500  # the steps travel with the pushes
         if options.get("prioritized"):
             assert agent.replay.max_priority > 1.0  # priorities came from TD errors
@@ -347,7 +348,7 @@ def test_dqn_takes_image_observations_through_the_conv_torso() -> None:
         "batch_size": 8,
         "buffer_size": 64,
     }
-    with agent_on_shards("dqn", config) as run:
+    with agent_in_serial("dqn", config) as run:
         drive(run.agent, ImageEnv, sessions=2, steps=40)
         assert run.agent.replay.states.dtype == np.uint8
         assert run.agent.counters["pushes"] >= 20
@@ -393,7 +394,7 @@ def test_bad_config_is_refused_naming_the_key(config, message) -> None:
 def test_dqn_solves_cartpole() -> None:
     """Default config, one worker, 4 sessions, 50k steps; then 100 greedy episodes >= 475."""
     start = time.monotonic()
-    with agent_on_shards("dqn", CARTPOLE) as run:
+    with agent_in_serial("dqn", CARTPOLE) as run:
         trained = drive(run.agent, lambda: gymnasium.make("CartPole-v1"), sessions=4, steps=12_500)
         seconds = time.monotonic() - start
         greedy = drive(

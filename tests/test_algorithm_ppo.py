@@ -12,12 +12,12 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
-from algo_support import Running, agent_on_shards, drive
+from algo_support import Running, agent_in_serial, agent_on_shards, drive
 
-from relaax_zmq.agent import AgentContext
-from relaax_zmq.algorithm_loader import load_agent
+from relaax_zmq.core import AgentContext
 from relaax_zmq.envs.bandit import BanditEnv
 from relaax_zmq.ps import ParameterClient, load_spec
+from relaax_zmq.registry import load_agent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,7 +76,7 @@ def recorded_pushes(run: Running) -> list[int]:
 
 
 def test_ppo_learns_the_best_bandit_arm() -> None:
-    with agent_on_shards("ppo", BANDIT, update="sync") as run:
+    with agent_in_serial("ppo", BANDIT, update="sync") as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=400)
         assert run.agent.counters["pushes"] >= 40
         greedy = drive(
@@ -86,14 +86,14 @@ def test_ppo_learns_the_best_bandit_arm() -> None:
 
 
 def test_ppo_on_cartpole_makes_epochs_times_minibatches_rounds_per_rollout() -> None:
-    with agent_on_shards("ppo", CARTPOLE, update="sync") as run:
+    with agent_in_serial("ppo", CARTPOLE, update="sync") as run:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, cartpole, sessions=4, steps=300)
         agent = run.agent
         assert agent.counters["phases_done"] >= 4
         assert agent.counters["pushes"] == rounds_so_far(agent, 3 * 2)
         assert run.parameters.wait_consistent(5, newer_than=agent.counters["pushes"] - 1)
-        stats = run.shards[0].stats()
+        stats = run.shard_stats(0)
         assert stats["version"] == agent.counters["pushes"]  # one worker: one push, one round
         phases = agent.counters["phases"]  # each rollout's steps are sent once, >= 4 x 16
         assert phases * 4 * 16 <= stats["global_step"] < phases * (4 * 16 + 4)
@@ -104,17 +104,17 @@ def test_ppo_on_cartpole_makes_epochs_times_minibatches_rounds_per_rollout() -> 
 
 
 def test_ppo_pushes_each_step_on_a_new_version() -> None:
-    with agent_on_shards("ppo", CARTPOLE, update="sync") as run:
+    with agent_in_serial("ppo", CARTPOLE, update="sync") as run:
         bases = recorded_pushes(run)
         drive(run.agent, cartpole, sessions=4, steps=200)
         assert len(bases) >= 12
         assert all(b < c for b, c in zip(bases, bases[1:], strict=False)), bases
-        stats = run.shards[0].stats()
+        stats = run.shard_stats(0)
         assert stats["dropped_duplicate"] == stats["dropped_stale"] == 0
 
 
 def test_ppo_on_pendulum_pushes_finite_gradients_with_gaussian_actions() -> None:
-    with agent_on_shards("ppo", PENDULUM, update="sync") as run:
+    with agent_in_serial("ppo", PENDULUM, update="sync") as run:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, pendulum, sessions=2, steps=420)
         agent = run.agent
@@ -123,7 +123,7 @@ def test_ppo_on_pendulum_pushes_finite_gradients_with_gaussian_actions() -> None
         run.parameters.wait_consistent(5, newer_than=agent.counters["pushes"] - 1)
         after = run.parameters.weights()[0]
         assert np.isfinite(after).all() and not np.array_equal(before, after)
-        assert run.shards[0].stats()["dropped_nonfinite"] == 0
+        assert run.shard_stats(0)["dropped_nonfinite"] == 0
         assert run.parameters.statistics()[0] > 0  # observation statistics reached shard 0
 
 
@@ -137,7 +137,7 @@ def second_worker(run: Running, name: str = "w1") -> Iterator[ParameterClient]:
     )
     try:
         deadline = time.monotonic() + 10
-        while run.shards[0].stats()["workers_live"] < 2:  # the shards count it in rounds
+        while run.shard_stats(0)["workers_live"] < 2:  # the shards count it in rounds
             assert time.monotonic() < deadline, "the second worker never reached the shard"
             run.parameters.poll()
             client.wait_consistent(0.05)
@@ -180,7 +180,7 @@ def test_ppo_abandons_a_phase_when_the_round_never_closes() -> None:
         assert driven.steps == 480 and max(durations) < 1.0, max(durations)  # never blocked
         assert counters["abandoned_phases"] >= 2 and counters["wait_timeouts"] >= 2
         assert counters["phases_done"] == 0
-        version = run.shards[0].stats()["version"]
+        version = run.shard_stats(0)["version"]
         assert version < counters["pushes"] // 2  # rounds wait for the silent worker
 
 
@@ -208,7 +208,7 @@ def test_ppo_two_workers_stay_in_step() -> None:
                 thread.join()
             other.close()
         agents = [run.agent, other]
-        stats = run.shards[0].stats()
+        stats = run.shard_stats(0)
         assert stats["dropped_stale"] == stats["dropped_duplicate"] == 0
         assert all(a.counters["abandoned_phases"] == 0 for a in agents)
         assert all(a.counters["phases_done"] >= 3 for a in agents)
@@ -218,7 +218,7 @@ def test_ppo_two_workers_stay_in_step() -> None:
 
 def test_ppo_refuses_async_parameter_servers() -> None:
     with pytest.raises(ValueError, match="update: sync"):
-        with agent_on_shards("ppo", CARTPOLE):
+        with agent_in_serial("ppo", CARTPOLE):
             pass
 
 
@@ -247,7 +247,7 @@ def _learning_run(
 ) -> tuple[float, int, float]:
     """(mean return of the last ``last`` episodes, environment steps, seconds) to ``target``."""
     started = time.monotonic()
-    with agent_on_shards("ppo", config, update="sync") as run:
+    with agent_in_serial("ppo", config, update="sync") as run:
         driven = drive(
             run.agent,
             make_env,

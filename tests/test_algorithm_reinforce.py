@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 import pytest
-from algo_support import agent_on_shards, drive
+from algo_support import agent_in_serial, drive
 
 from relaax_zmq.envs.bandit import BanditEnv
 
@@ -22,7 +22,7 @@ BANDIT = {
 
 
 def test_reinforce_learns_the_best_bandit_arm() -> None:
-    with agent_on_shards("reinforce", BANDIT) as run:
+    with agent_in_serial("reinforce", BANDIT) as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=600)
         assert run.agent.counters["pushes"] >= 20
         greedy = drive(
@@ -33,14 +33,14 @@ def test_reinforce_learns_the_best_bandit_arm() -> None:
 
 def test_reinforce_on_cartpole_pushes_finite_gradients_and_moves_the_weights() -> None:
     config = {"input": {"shape": [4]}, "output": {"actions": 2}, "batch_size": 200}
-    with agent_on_shards("reinforce", config) as run:
+    with agent_in_serial("reinforce", config) as run:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, lambda: gymnasium.make("CartPole-v1"), sessions=4, steps=400)
         run.parameters.wait_consistent(5, newer_than=0)
         after = run.parameters.weights()[0]
         assert run.agent.counters["pushes"] >= 4
         assert np.isfinite(after).all() and not np.array_equal(before, after)
-        assert run.shards[0].stats()["dropped_nonfinite"] == 0
+        assert run.shard_stats(0)["dropped_nonfinite"] == 0
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from algo_support import agent_on_shards, drive
+from algo_support import agent_in_serial, drive
 
 from relaax_zmq.envs.bandit import BanditEnv
 
@@ -30,7 +30,7 @@ BANDIT = {
 
 
 def test_trpo_learns_the_best_bandit_arm() -> None:
-    with agent_on_shards("trpo", BANDIT, update="sync") as run:
+    with agent_in_serial("trpo", BANDIT, update="sync") as run:
         untrained = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=22, exploit=True
         )
@@ -46,7 +46,7 @@ def test_trpo_learns_the_best_bandit_arm() -> None:
 
 def test_the_pushed_delta_lands_the_shards_on_the_new_vector_within_the_kl_limit() -> None:
     config = {**CARTPOLE, "rollout_length": 256, "max_kl": 0.01}
-    with agent_on_shards("trpo", config, update="sync") as run:
+    with agent_in_serial("trpo", config, update="sync") as run:
         agent = run.agent
         before = run.parameters.weights()[0].copy()
         drive(
@@ -79,19 +79,19 @@ def test_the_pushed_delta_lands_the_shards_on_the_new_vector_within_the_kl_limit
 
 def test_trpo_on_cartpole_pushes_finite_deltas_and_moves_the_weights() -> None:
     config = {**CARTPOLE, "rollout_length": 200}
-    with agent_on_shards("trpo", config, update="sync") as run:
+    with agent_in_serial("trpo", config, update="sync") as run:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, lambda: gymnasium.make("CartPole-v1"), sessions=4, steps=300)
         after = run.parameters.weights()[0]
         assert run.agent.counters["pushes"] >= 4
         assert np.isfinite(after).all() and not np.array_equal(before, after)
-        assert run.shards[0].stats()["dropped_nonfinite"] == 0
-        assert run.shards[0].stats()["version"] == run.agent.counters["pushes"]
+        assert run.shard_stats(0)["dropped_nonfinite"] == 0
+        assert run.shard_stats(0)["version"] == run.agent.counters["pushes"]
 
 
 def test_trpo_refuses_async_parameter_servers() -> None:
     with pytest.raises(ValueError, match="expected parameter_servers.update 'sync'"):
-        with agent_on_shards("trpo", CARTPOLE, update="async"):
+        with agent_in_serial("trpo", CARTPOLE, update="async"):
             pass
 
 
@@ -116,7 +116,7 @@ def test_bad_config_is_refused_naming_the_key(config, message) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_trpo_solves_cartpole() -> None:
-    with agent_on_shards("trpo", CARTPOLE, update="sync") as run:
+    with agent_in_serial("trpo", CARTPOLE, update="sync") as run:
         start = time.monotonic()
         driven = drive(
             run.agent,

@@ -75,10 +75,11 @@ def test_generate_copies_an_algorithm_that_the_app_then_loads_by_path(tmp_path) 
     assert "from .config import" in agent  # imports inside the copy stay relative
     config = load_config(app)
     assert config.algorithm.name is None and config.algorithm.path == folder
-    from relaax_zmq.algorithm_loader import algorithm_package
+    from relaax_zmq.registry import load_algorithm
 
-    package = algorithm_package(config.algorithm)
-    assert Path(package.__file__).parent == folder
+    algorithm = load_algorithm(config.algorithm)  # the copy's declaration, by path
+    assert algorithm.name == "reinforce"
+    assert Path(sys.modules[algorithm.agent.__module__].__file__).parent == folder
     twice = cli("generate", "-a", "reinforce", "-c", app)
     assert twice.returncode == 1 and "--force" in twice.stderr
 

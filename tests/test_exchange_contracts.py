@@ -10,15 +10,15 @@ import pytest
 import zmq
 
 from relaax_zmq import link
-from relaax_zmq.agent import Agent, AgentContext, StepBatch
-from relaax_zmq.algorithm_loader import load_agent
 from relaax_zmq.config import parse_config
 from relaax_zmq.config.sections import AlgorithmConfig
+from relaax_zmq.core import Agent, AgentContext, StepBatch
 from relaax_zmq.errors import AgentError, ConfigError, ProtocolError
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.protocol.constants import ErrorCode
 from relaax_zmq.protocol.envelope import message_bytes, peek
 from relaax_zmq.protocol.vectors import load_vectors
+from relaax_zmq.registry import load_agent
 from relaax_zmq.sockets import ADMIN_MAX_MESSAGE_BYTES, LISTEN_BACKLOG, open_socket, socket_map
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 
@@ -207,14 +207,15 @@ def test_every_builtin_loads_and_refuses_to_run_without_parameter_servers(name) 
         load_agent(AlgorithmConfig(name=name), AgentContext(config=config))
 
 
-def test_plugin_folder_without_agent_module_is_refused(tmp_path) -> None:
+def test_plugin_folder_without_a_declaration_is_refused(tmp_path) -> None:
     (tmp_path / "algo").mkdir()
     (tmp_path / "algo" / "__init__.py").write_text("")
-    with pytest.raises(ConfigError, match="expected an 'agent' module"):
+    with pytest.raises(ConfigError, match="expected ALGORITHM = .*Algorithm.*got nothing"):
         load_agent(AlgorithmConfig(path=tmp_path / "algo"), AgentContext())
-    (tmp_path / "algo" / "agent.py").write_text("def make_agent(context):\n    return 42\n")
-    with pytest.raises(ConfigError, match="expected make_agent to return an Agent, got int"):
-        load_agent(AlgorithmConfig(path=tmp_path / "algo"), AgentContext())
+    (tmp_path / "algo2").mkdir()
+    (tmp_path / "algo2" / "__init__.py").write_text("ALGORITHM = 42\n")
+    with pytest.raises(ConfigError, match="expected ALGORITHM = .*got int"):
+        load_agent(AlgorithmConfig(path=tmp_path / "algo2"), AgentContext())
 
 
 def test_agent_error_names_the_code() -> None:

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from exchange_support import running_exchange
 
-from relaax_zmq.agent import AgentContext
-from relaax_zmq.algorithm_loader import load_agent
 from relaax_zmq.client import AgentProxy, VectorAgentProxy
 from relaax_zmq.config.sections import AlgorithmConfig
+from relaax_zmq.core import AgentContext
 from relaax_zmq.envs.gym_runner import GymRunner
 from relaax_zmq.envs.vector_runner import VectorRunner
+from relaax_zmq.registry import load_agent
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.worker import SessionHost
 

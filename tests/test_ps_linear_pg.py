@@ -7,12 +7,11 @@ import pytest
 import torch
 from test_ps_shards import clients, ps_config, running_shards
 
-from relaax_zmq.agent import AgentContext, StepBatch
-from relaax_zmq.algorithm_loader import load_agent, load_parameter_server
 from relaax_zmq.config.sections import AlgorithmConfig
+from relaax_zmq.core import AgentContext, ParameterServerContext, ParameterServerSpec, StepBatch
 from relaax_zmq.envs.bandit import BanditEnv
-from relaax_zmq.learner import ParameterServerContext, ParameterServerSpec
 from relaax_zmq.ps import load_spec
+from relaax_zmq.registry import load_agent, load_parameter_server
 from relaax_zmq.testing import LINEAR_PG_PATH, LINEAR_POLICY_PATH
 from relaax_zmq.testing.linear_pg.policy import (
     advantages,
@@ -52,7 +51,7 @@ def test_returns_restart_at_episode_ends_and_advantages_are_standardised() -> No
 
 def test_linear_pg_has_a_parameter_server_side_and_linear_policy_has_none() -> None:
     config = {"actions": 4, "state_size": 2, "seed": 3}
-    context = ParameterServerContext(config=config, seed=5)
+    context = ParameterServerContext(seed=5)
     spec = load_parameter_server(AlgorithmConfig(path=LINEAR_PG_PATH, config=config), context)
     assert isinstance(spec, ParameterServerSpec)
     assert spec.param_count == 12 and spec.allow_mixed_versions
@@ -64,9 +63,9 @@ def test_linear_pg_has_a_parameter_server_side_and_linear_policy_has_none() -> N
 
 
 def test_linear_pg_refuses_unknown_keys_and_needs_a_parameter_client() -> None:
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(ValueError, match="hidden"):
         load_parameter_server(
-            AlgorithmConfig(path=LINEAR_PG_PATH), ParameterServerContext(config={"hidden": 3})
+            AlgorithmConfig(path=LINEAR_PG_PATH, config={"hidden": 3}), ParameterServerContext()
         )
     with pytest.raises(ValueError, match="ParameterClient"):
         load_agent(AlgorithmConfig(path=LINEAR_PG_PATH), AgentContext())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from relaax_zmq.core import OptimizerSpec, ParamGroup
 from relaax_zmq.kernels import reference
-from relaax_zmq.learner import OptimizerSpec, ParamGroup
 from relaax_zmq.ps.optimizer import Optimizer, segments
 
 

@@ -21,8 +21,8 @@ from security_support import curve_config, curve_dealer, handshake_events, make_
 from relaax_zmq.admin_client import AdminError, admin_curve, broker_status, live_workers
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.config import load_config
+from relaax_zmq.core import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.daemon import StopFlag
-from relaax_zmq.learner import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.metrics import MetricsSender
 from relaax_zmq.metrics.collector import Collector
 from relaax_zmq.protocol import decode, encode, messages

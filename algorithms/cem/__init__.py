@@ -2,6 +2,21 @@
 
 ``config.py`` holds the hyperparameters, ``policy.py`` the policy network evaluated with
 one parameter vector per row and the elite update, ``agent.py`` the worker side
-(candidates, whole-episode returns, the delta it pushes), ``parameter_server.py`` the
-shards' side (the distribution's [mean, log_std], plain SGD at rate 1.0 on deltas).
+(candidates, whole-episode returns, the delta it pushes).
 """
+
+from __future__ import annotations
+
+from ..common.config import DELTA_OPTIMIZER
+from ..common.server import torch_algorithm
+from .agent import CEMAgent, build_model
+from .config import CEMConfig
+
+ALGORITHM = torch_algorithm(
+    "cem",
+    CEMConfig,
+    CEMAgent,
+    build_model,
+    optimizer=lambda c: DELTA_OPTIMIZER,
+    allow_mixed_versions=True,
+)

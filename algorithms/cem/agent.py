@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from relaax_zmq.agent import AgentContext, StepBatch
+from relaax_zmq.core import AgentContext, StepBatch
 
 from ..common.agent import TorchAgent
-from ..common.config import DELTA_OPTIMIZER, parse_config
+from ..common.config import DELTA_OPTIMIZER
 from ..common.recorder import Recorder, Segment
 from .config import CEMConfig
 from .policy import EliteUpdate, ParameterPolicy, SearchDistribution, cem_update
@@ -93,8 +93,6 @@ class CEMAgent(TorchAgent):
         self.candidates: dict[int, Candidate] = {}
         self.scored: list[tuple[torch.Tensor, float, int]] = []  # theta, return, steps
         self.last_update: CEMUpdate | None = None
-        self._rows = np.zeros(0, np.uint64)
-        self._starts = np.zeros(0, bool)
         self.counters.update(episodes=0, partial_episodes=0)
 
     # -- sessions -----------------------------------------------------------------------------
@@ -111,20 +109,16 @@ class CEMAgent(TorchAgent):
 
     # -- acting -------------------------------------------------------------------------------
 
-    def act(self, batch: StepBatch) -> np.ndarray:
-        self._rows = batch.session_ids
-        self._starts = np.isnan(batch.rewards)
-        for sid in self._rows[self._starts].tolist():  # a new episode: a new candidate
-            self.candidates.pop(sid, None)
-        return super().act(batch)
-
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        thetas = self.search.mean.detach().expand(len(exploit), -1).clone()
-        for row, sid in enumerate(self._rows.tolist()):
-            if not exploit[row]:
-                thetas[row] = self._candidate(sid, bool(self._starts[row])).theta
+        starts = batch.starts
+        for sid in batch.session_ids[starts].tolist():  # a new episode: a new candidate
+            self.candidates.pop(sid, None)
+        thetas = self.search.mean.detach().expand(len(batch), -1).clone()
+        for row, sid in enumerate(batch.session_ids.tolist()):
+            if not batch.exploit[row]:
+                thetas[row] = self._candidate(sid, bool(starts[row])).theta
         with torch.no_grad():
             actions = self.policy_net.actions(thetas, observations)
         return actions.cpu().numpy(), {}
@@ -185,7 +179,3 @@ class CEMAgent(TorchAgent):
     def stats(self) -> dict[str, float]:
         std_mean = float(self.search.log_std.detach().exp().mean())
         return {**super().stats(), "scored": len(self.scored), "std_mean": std_mean}
-
-
-def make_agent(context: AgentContext) -> CEMAgent:
-    return CEMAgent(context, parse_config(CEMConfig, context.config, "cem"))

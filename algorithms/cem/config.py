@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relaax_zmq.config.convert import option
-from relaax_zmq.errors import ConfigError
+from relaax_zmq.core import ConfigError, option
 
 from ..common.config import InputConfig, OutputConfig, checked_schedule
 from ..common.schedules import Schedule, make_schedule

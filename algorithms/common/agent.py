@@ -6,10 +6,15 @@ running statistics shared through shard 0 when ``input.normalize``), records the
 training sessions' experience (``Recorder``) and pushes gradients. An algorithm
 subclasses it and writes two methods:
 
-- ``policy(observations, exploit) -> (actions, extras)``: actions for a batch (greedy
-  where ``exploit``), and per-row arrays to keep with each transition (log-probability,
-  value ...);
+- ``policy(observations, batch) -> (actions, extras)``: actions for a batch (greedy
+  where ``batch.exploit``; its session ids, episode starts and ends serve per-session
+  state), and per-row arrays to keep with each transition (log-probability, value ...);
 - ``learn(segments)``: use the segments cut this step; push when it has enough.
+
+Each ``act`` observes, cuts the segments the step completes (``cut``), chooses actions
+on the newest usable weights (``policy``), records them (unless ``recording`` says no)
+and calls ``learn``, before choosing when ``learns_before_acting``. No algorithm
+overrides ``act``.
 
 Until the first weights arrive, training sessions act uniformly at random and record
 nothing; exploit sessions never record.
@@ -20,13 +25,13 @@ from __future__ import annotations
 import zlib
 from abc import abstractmethod
 from dataclasses import replace
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from relaax_zmq.agent import Agent, AgentContext, StepBatch
-from relaax_zmq.metrics import names
+from relaax_zmq.core import Agent, AgentContext, StepBatch, names
 
 from .config import InputConfig, OptimizerConfig
 from .distributions import Distribution
@@ -98,15 +103,29 @@ class TorchAgent(Agent):
 
     # -- the algorithm's part -----------------------------------------------------------------
 
+    #: ``learn`` runs before the step's actions are chosen (a learning phase that changes
+    #: the weights they are chosen with, as ppo's) instead of after (gradients on the
+    #: weights that just acted: the default).
+    learns_before_acting: ClassVar[bool] = False
+
     @abstractmethod
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Actions for (B, *obs) observations (greedy where ``exploit``), and per-row extras."""
+        """Actions for the (B, *obs) observations of ``batch``'s rows, greedy where
+        ``batch.exploit``, and per-row extras to record with them (log-probability ...)."""
 
     @abstractmethod
     def learn(self, segments: list[Segment]) -> None:
         """Use the segments cut this step (possibly none); push gradients when due."""
+
+    def cut(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
+        """The segments this step completes: the recorder's cut (rewards given to actions)."""
+        return self.recorder.step(batch, states)
+
+    def recording(self, batch: StepBatch) -> bool:
+        """Whether this step's actions are recorded (exploit rows never are); default yes."""
+        return True
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -144,21 +163,23 @@ class TorchAgent(Agent):
         if batch.states is None:
             raise ValueError(f"{self.name}: expected observations with every update")
         states = self.observations(batch)
-        segments = self.recorder.step(batch, states)
-        exploit = np.asarray(batch.exploit, bool)
+        segments = self.cut(batch, states)
+        self.counters["segments"] += len(segments)
+        if self.learns_before_acting:
+            self.learn(self.scale_rewards(segments))
         if self.sync_weights():
             tensor = torch.as_tensor(states, device=self.device)
-            actions, extras = self.policy(tensor, exploit)
-            self.recorder.act(batch, states, actions, extras)
+            actions, extras = self.policy(tensor, batch)
+            if self.recording(batch):
+                self.recorder.act(batch, states, actions, extras)
             actions = self.client_actions(actions)
         else:
             actions = self.random_actions(n)
             self.counters["random_steps"] += n
         self.counters["steps"] += n
-        self.counters["exploit_steps"] += int(exploit.sum())
-        if segments:
-            self.counters["segments"] += len(segments)
-        self.learn(self.scale_rewards(segments))
+        self.counters["exploit_steps"] += int(np.count_nonzero(batch.exploit))
+        if not self.learns_before_acting:
+            self.learn(self.scale_rewards(segments))
         return actions
 
     def observations(self, batch: StepBatch) -> np.ndarray:

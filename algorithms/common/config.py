@@ -1,7 +1,7 @@
 """The config sections every built-in algorithm shares, and how an algorithm parses its own.
 
 An algorithm's hyperparameters are a frozen dataclass parsed from ``algorithm.config``
-by :func:`parse_config` (``relaax_zmq.config.from_mapping``: unknown keys, wrong types
+by :func:`parse_config` (``relaax_zmq.core.parse_config``: unknown keys, wrong types
 and out-of-range values are refused with the full dotted key). The shared sections::
 
     input: {shape: [4], dtype: float32, normalize: false, clip: 10.0}
@@ -14,28 +14,16 @@ and out-of-range values are refused with the full dotted key). The shared sectio
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from relaax_zmq.config.convert import from_mapping, option
-from relaax_zmq.errors import ConfigError
+from relaax_zmq.core import ConfigError, option
+from relaax_zmq.core import parse_config as parse_config  # algorithms parse with it
 
 from .schedules import Schedule, make_schedule
 from .spaces import ActionSpec, ObservationSpec
 
 T = TypeVar("T")
-
-
-def parse_config(cls: type[T], mapping: Mapping[str, Any] | None, name: str) -> T:
-    """``cls`` from ``algorithm.config``; a bad value raises ``ValueError`` naming its key.
-
-    ``name`` is the algorithm's (``ppo``): errors read ``algorithm.config.clip: ...``.
-    """
-    try:
-        return from_mapping(cls, dict(mapping or {}), "algorithm.config")
-    except ConfigError as exc:
-        raise ValueError(f"{name}: {exc}") from None
 
 
 #: "The end of training" for the range checks of schedules.
@@ -116,7 +104,7 @@ class OutputConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class OptimizerConfig:
-    """The optimizer the shards run (``relaax_zmq.learner.OptimizerSpec``)."""
+    """The optimizer the shards run (``relaax_zmq.core.OptimizerSpec``)."""
 
     name: Literal["adam", "rmsprop", "sgd"] = option("adam", doc="adam, rmsprop or sgd")
     learning_rate: Any = option(3e-4, doc="a number, or a schedule over the global step")

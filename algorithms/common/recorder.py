@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from relaax_zmq.agent import StepBatch
+from relaax_zmq.core import StepBatch
 
 
 @dataclass

@@ -10,5 +10,13 @@ state-independent log std) actions, feed-forward or LSTM networks, vector or ima
 (uint8, conv torso) observations.
 
 ``config.py`` holds the hyperparameters, ``agent.py`` the worker side,
-``memory.py`` the per-session LSTM state, ``parameter_server.py`` the shards' side.
+``memory.py`` the per-session LSTM state.
 """
+
+from __future__ import annotations
+
+from ..common.server import torch_algorithm
+from .agent import DA3CAgent, build_model
+from .config import DA3CConfig
+
+ALGORITHM = torch_algorithm("da3c", DA3CConfig, DA3CAgent, build_model, allow_mixed_versions=True)

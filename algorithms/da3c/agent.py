@@ -18,11 +18,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from relaax_zmq.agent import AgentContext, StepBatch
-from relaax_zmq.metrics import names
+from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes
-from ..common.config import parse_config
 from ..common.losses import A3CLoss, a3c_loss
 from ..common.networks import ActorCritic, LSTMState
 from ..common.normalizer import RewardScaler
@@ -104,7 +102,6 @@ class DA3CAgent(TorchAgent):
         self.config = config
         self.memory = None if config.lstm_size is None else SessionMemory(config.lstm_size)
         self.batch: list[Segment] = []
-        self.current: StepBatch | None = None  # the batch being acted on (rows of ``policy``)
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -126,35 +123,25 @@ class DA3CAgent(TorchAgent):
 
     # -- acting -------------------------------------------------------------------------------
 
-    def act(self, batch: StepBatch) -> np.ndarray:
-        self.current = batch
-        try:
-            return super().act(batch)
-        finally:
-            self.current = None
-
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        memory = self._batch_memory()
+        memory = self._batch_memory(batch)
         with torch.no_grad():
             output = self.model(observations, memory)
             distribution = self.model.distribution(output.head)
-        actions = self.choose(distribution, exploit).cpu().numpy()
+        actions = self.choose(distribution, batch.exploit).cpu().numpy()
         if memory is None:
             return actions, {}
-        batch = self.current
-        assert batch is not None and self.memory is not None and output.memory is not None
-        self.memory.scatter(batch.session_ids, output.memory, batch.terminal | batch.truncated)
+        assert self.memory is not None and output.memory is not None
+        self.memory.scatter(batch.session_ids, output.memory, batch.ends)
         return actions, {"h": memory[0].cpu().numpy(), "c": memory[1].cpu().numpy()}
 
-    def _batch_memory(self) -> LSTMState | None:
+    def _batch_memory(self, batch: StepBatch) -> LSTMState | None:
         """The LSTM state before this step of every row (zeros where an episode starts)."""
         if self.memory is None:
             return None
-        batch = self.current
-        assert batch is not None, "policy is called from act"
-        return self.memory.gather(batch.session_ids, np.isnan(batch.rewards), self.device)
+        return self.memory.gather(batch.session_ids, batch.starts, self.device)
 
     # -- learning -----------------------------------------------------------------------------
 
@@ -225,7 +212,3 @@ class DA3CAgent(TorchAgent):
         h = np.stack([s.extras["h"][0] for s in segments])
         c = np.stack([s.extras["c"][0] for s in segments])
         return torch.as_tensor(h, device=self.device), torch.as_tensor(c, device=self.device)
-
-
-def make_agent(context: AgentContext) -> DA3CAgent:
-    return DA3CAgent(context, parse_config(DA3CConfig, context.config, "da3c"))

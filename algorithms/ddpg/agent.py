@@ -39,11 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from relaax_zmq.agent import AgentContext
-from relaax_zmq.metrics import names
+from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes
-from ..common.config import parse_config
 from ..common.flat import FlatModel
 from ..common.losses import ddpg_critic_targets, polyak, target_policy_smoothing
 from ..common.recorder import Recorder, Segment
@@ -94,8 +92,9 @@ class DDPGAgent(TorchAgent):
     # -- acting -------------------------------------------------------------------------------
 
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        exploit = batch.exploit
         with torch.no_grad():
             actions = self.model.actor(observations).cpu().numpy()
         explore = ~exploit
@@ -234,7 +233,3 @@ def _means(figures: list[dict[str, float]]) -> dict[str, float]:
     """Each figure's mean over the steps that have it (the policy loss: actor steps only)."""
     keys = {k for f in figures for k in f}
     return {k: float(np.mean([f[k] for f in figures if k in f])) for k in keys}
-
-
-def make_agent(context: AgentContext) -> DDPGAgent:
-    return DDPGAgent(context, parse_config(DDPGConfig, context.config, "ddpg"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from relaax_zmq.learner import ParamGroup
+from relaax_zmq.core import ParamGroup
 
 from ..common.networks import Critic, DeterministicActor
 from .config import DDPGConfig

@@ -23,11 +23,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from relaax_zmq.agent import AgentContext, StepBatch
-from relaax_zmq.metrics import names
+from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes
-from ..common.config import parse_config
 from ..common.flat import load_flat
 from ..common.losses import dqn_td_targets, td_loss
 from ..common.networks import QNetwork
@@ -92,15 +90,16 @@ class DqnAgent(TorchAgent):
         """Steps of this worker's training sessions (the epsilon and beta schedules' clock)."""
         return self.counters["steps"] - self.counters["exploit_steps"]
 
-    def act(self, batch: StepBatch) -> np.ndarray:
-        restarted = np.isnan(batch.rewards) & ~batch.exploit
+    def cut(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
+        restarted = batch.starts & ~batch.exploit
         if restarted.any():  # a new episode without an end flag: close the open windows
             self._flush(batch.session_ids[restarted])
-        return super().act(batch)
+        return super().cut(batch, states)
 
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        exploit = batch.exploit
         with torch.no_grad():
             actions = self.model(observations).argmax(dim=1).cpu().numpy()
         epsilon = self.epsilon(self.training_steps)
@@ -208,7 +207,3 @@ class DqnAgent(TorchAgent):
             "replay": len(self.replay),
             "global_step": self.parameters.global_step,
         }
-
-
-def make_agent(context: AgentContext) -> DqnAgent:
-    return DqnAgent(context, parse_config(DqnConfig, context.config, "dqn"))

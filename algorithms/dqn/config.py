@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relaax_zmq.config.convert import option
-from relaax_zmq.errors import ConfigError
+from relaax_zmq.core import ConfigError, option
 
 from ..common.config import (
     SCHEDULE_HORIZON,

@@ -33,11 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from relaax_zmq.agent import AgentContext, StepBatch
-from relaax_zmq.metrics import names
+from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes
-from ..common.config import parse_config
 from ..common.losses import normalize_advantages, ppo_clip_loss, ppo_value_loss
 from ..common.networks import ActorCritic
 from ..common.normalizer import RewardScaler
@@ -113,35 +111,26 @@ class PPOAgent(TorchAgent):
 
     # -- acting -------------------------------------------------------------------------------
 
-    def act(self, batch: StepBatch) -> np.ndarray:
-        n = len(batch)
-        if batch.states is None:
-            raise ValueError(f"{self.name}: expected observations with every update")
-        states = self.observations(batch)
-        exploit = np.asarray(batch.exploit, bool)
-        if self.phase is None:
-            segments = (
-                self._close(batch, states) if self.closing else self.recorder.step(batch, states)
-            )
-            self.learn(self.scale_rewards(segments))
+    #: a learning phase changes the weights this step's actions are chosen with
+    learns_before_acting = True
+
+    def cut(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
+        """Nothing while learning; every partial segment once the rollout is full."""
         if self.phase is not None:
-            self._learn_for_a_while()
-        if self.sync_weights():
-            actions, extras = self.policy(torch.as_tensor(states, device=self.device), exploit)
-            if self.phase is None and not self.parameters.stopping:
-                self.recorder.act(batch, states, actions, extras)
-                self.closing = self._rollout_full(batch, exploit)
-            actions = self.client_actions(actions)
-        else:
-            actions = self.random_actions(n)
-            self.counters["random_steps"] += n
-        self.counters["steps"] += n
-        self.counters["exploit_steps"] += int(exploit.sum())
-        return actions
+            return []
+        return self._close(batch, states) if self.closing else super().cut(batch, states)
+
+    def recording(self, batch: StepBatch) -> bool:
+        """Not while learning or stopping; notes when this step completes the rollout."""
+        if self.phase is not None or self.parameters.stopping:
+            return False
+        self.closing = self._rollout_full(batch, batch.exploit)
+        return True
 
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        exploit = batch.exploit
         with torch.no_grad():
             output = self.model(observations)
             distribution = self.model.distribution(output.head)
@@ -189,8 +178,14 @@ class PPOAgent(TorchAgent):
         ]
 
     def learn(self, segments: list[Segment]) -> None:
+        """Collect the rollout; once complete, learn on it for a while at every step."""
+        if self.phase is None:
+            self._collect(segments)
+        if self.phase is not None:
+            self._learn_for_a_while()
+
+    def _collect(self, segments: list[Segment]) -> None:
         """Add the segments cut this step to the rollout; start learning when it is complete."""
-        self.counters["segments"] += len(segments)
         self.segments += segments
         if not self.closed:
             return
@@ -314,7 +309,3 @@ class PPOAgent(TorchAgent):
 
     def stats(self) -> dict[str, float]:
         return {**super().stats(), "learning": int(self.phase is not None)}
-
-
-def make_agent(context: AgentContext) -> PPOAgent:
-    return PPOAgent(context, parse_config(PPOConfig, context.config, "ppo"))

@@ -13,11 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from relaax_zmq.agent import AgentContext
-from relaax_zmq.metrics import names
+from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes
-from ..common.config import parse_config
 from ..common.losses import normalize_advantages
 from ..common.networks import ActorCritic
 from ..common.recorder import Recorder, Segment
@@ -52,8 +50,9 @@ class ReinforceAgent(TorchAgent):
         self.batch: list[Segment] = []
 
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        exploit = batch.exploit
         with torch.no_grad():
             distribution = self.model.distribution(self.model(observations).head)
         return self.choose(distribution, exploit).cpu().numpy(), {}
@@ -100,7 +99,3 @@ class ReinforceAgent(TorchAgent):
         rewards = torch.as_tensor(segment.rewards, device=self.device)
         dones = torch.zeros_like(rewards)
         return discounted_returns(rewards, dones, self.config.gamma, bootstrap)
-
-
-def make_agent(context: AgentContext) -> ReinforceAgent:
-    return ReinforceAgent(context, parse_config(ReinforceConfig, context.config, "reinforce"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from relaax_zmq.config.convert import option
+from relaax_zmq.core import option
 
 from ..common.config import InputConfig, OptimizerConfig, OutputConfig
 

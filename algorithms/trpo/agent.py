@@ -33,11 +33,10 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from relaax_zmq.agent import AgentContext
-from relaax_zmq.metrics import names
+from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes, stack_states
-from ..common.config import DELTA_OPTIMIZER, parse_config
+from ..common.config import DELTA_OPTIMIZER
 from ..common.distributions import Categorical, DiagGaussian
 from ..common.losses import normalize_advantages
 from ..common.networks import ActorCritic
@@ -159,8 +158,9 @@ class TRPOAgent(TorchAgent):
     # -- acting -------------------------------------------------------------------------------
 
     def policy(
-        self, observations: torch.Tensor, exploit: np.ndarray
+        self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        exploit = batch.exploit
         with torch.no_grad():
             output = self.model(observations)
             distribution = self.model.distribution(output.head)
@@ -296,7 +296,3 @@ class TRPOAgent(TorchAgent):
                 losses.append(float(loss.detach()))
         self.flat.zero_grad()
         return float(np.mean(losses))
-
-
-def make_agent(context: AgentContext) -> TRPOAgent:
-    return TRPOAgent(context, parse_config(TRPOConfig, context.config, "trpo"))

@@ -1,7 +1,7 @@
 """The greedy policy of an app's algorithm as a plain torch module, from a weight vector.
 
-``greedy_policy(config, weights)`` builds the algorithm's network with its own
-``build_model`` (the agent module of ``algorithm.name``/``algorithm.path``), loads
+``greedy_policy(config, weights)`` builds the algorithm's network with its declared
+``model`` (``relaax_zmq.core.Algorithm``), loads
 the flat vector (``algorithms.common.flat.load_flat``) and wraps what the agent does
 for an exploit session: observations normalised with shard 0's statistics (when
 ``input.normalize``), then the distribution's mode (actor-critic algorithms: the
@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from relaax_zmq.algorithm_loader import algorithm_package
-from relaax_zmq.algorithms.common.config import parse_config
 from relaax_zmq.algorithms.common.flat import load_flat
 from relaax_zmq.algorithms.common.networks import ActorCritic, QNetwork
 from relaax_zmq.algorithms.common.normalizer import RunningMeanStd
 from relaax_zmq.cli.common import CliError
 from relaax_zmq.cli.weights import Weights
 from relaax_zmq.config import AppConfig
+from relaax_zmq.core import Algorithm
+from relaax_zmq.registry import load_algorithm
 
 
 class GreedyPolicy(nn.Module):
@@ -78,28 +78,24 @@ class GreedyPolicy(nn.Module):
         return torch.maximum(torch.minimum(actions, self.high), self.low)
 
 
-def algorithm_parts(config: AppConfig) -> tuple[typing.Any, typing.Any]:
-    """(the algorithm's agent module, its parsed hyperparameters)."""
-    package = algorithm_package(config.algorithm)
-    agent = importlib.import_module(f"{package.__name__}.agent")
-    build = getattr(agent, "build_model", None)
-    if build is None:
-        raise CliError(f"{package.__name__}.agent has no build_model(config): cannot export it")
-    config_cls = typing.get_type_hints(build).get("config")
-    if config_cls is None:
-        raise CliError(f"{package.__name__}.agent.build_model: no type hint of its config")
-    name = config.algorithm.name or str(config.algorithm.path)
+def algorithm_parts(config: AppConfig) -> tuple[Algorithm, typing.Any]:
+    """(the algorithm's declaration, its parsed hyperparameters)."""
+    algorithm = load_algorithm(config.algorithm)
+    if algorithm.model is None:
+        raise CliError(f"{algorithm.name} declares no model: nothing to export")
     try:
-        hyper = parse_config(config_cls, config.algorithm.config, name)
+        hyper = algorithm.parse(config.algorithm.config)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    return agent, hyper
+    return algorithm, hyper
 
 
 def greedy_policy(config: AppConfig, weights: Weights) -> GreedyPolicy:
     """The app's greedy policy with ``weights`` loaded (module docstring)."""
-    agent, hyper = algorithm_parts(config)
-    model = agent.build_model(hyper)
+    algorithm, hyper = algorithm_parts(config)
+    assert algorithm.model is not None
+    model = algorithm.model(hyper)
+    agent = importlib.import_module(algorithm.agent.__module__)
     try:
         load_flat(model, weights.params)
     except ValueError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from relaax_zmq.cli.common import CliError
-from relaax_zmq.config import BUILTIN_ALGORITHMS
+from relaax_zmq.registry import algorithm_entry, algorithm_names
 
 _RELATIVE = re.compile(r"^(\s*from\s+)(\.+)([\w.]*)(\s+import\b)", re.MULTILINE)
 
@@ -116,10 +116,11 @@ def vendor_package(package: str, target: Path) -> Path:
 
 
 def algorithm_package(name: str) -> str:
-    """The dotted package of built-in algorithm ``name``; CliError for an unknown one."""
-    if name not in BUILTIN_ALGORITHMS:
-        raise CliError(f"unknown algorithm {name!r}; built-in: {', '.join(BUILTIN_ALGORITHMS)}")
-    return f"relaax_zmq.algorithms.{name}"
+    """The dotted package of installed algorithm ``name``; CliError for an unknown one."""
+    entry = algorithm_entry(name)
+    if entry is None:
+        raise CliError(f"unknown algorithm {name!r}; installed: {', '.join(algorithm_names())}")
+    return entry.module
 
 
 def spaces_config(env_id: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -28,7 +28,6 @@ from relaax_zmq.config.parameter_servers import (
     ShardEndpoints,
 )
 from relaax_zmq.config.sections import (
-    BUILTIN_ALGORITHMS,
     AlgorithmConfig,
     BrokerConfig,
     EnvironmentConfig,
@@ -40,7 +39,6 @@ from relaax_zmq.config.sections import (
 from relaax_zmq.config.values import BUILTIN_RUNNERS, RunnerSpec, ZmqEndpoint
 
 __all__ = [
-    "BUILTIN_ALGORITHMS",
     "BUILTIN_RUNNERS",
     "AlgorithmConfig",
     "AppConfig",

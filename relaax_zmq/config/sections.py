@@ -18,8 +18,6 @@ from relaax_zmq.config.values import RunnerSpec, ZmqEndpoint
 from relaax_zmq.envs.wrapper_specs import parse_wrapper
 from relaax_zmq.errors import ConfigError
 
-#: Names accepted by ``algorithm.name``; an app-local algorithm uses ``algorithm.path``.
-BUILTIN_ALGORITHMS = ("cem", "da3c", "ddpg", "dqn", "ppo", "reinforce", "trpo")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:[0-9]+)?)$")
 
 
@@ -160,7 +158,7 @@ class MetricsConfig:
 class AlgorithmConfig:
     """Which algorithm learns; ``config`` is checked later by the algorithm's own dataclass."""
 
-    name: str | None = option(None, doc="built-in algorithm")
+    name: str | None = option(None, doc="installed algorithm (entry point)")
     path: Path | None = option(None, doc="app-local algorithm folder")
     config: dict[str, Any] = option(factory=dict, doc="hyperparameters of the algorithm")
 
@@ -168,8 +166,10 @@ class AlgorithmConfig:
         if (self.name is None) == (self.path is None):
             got = "both" if self.name is not None else "neither"
             raise ConfigError(path, f"expected exactly one of name or path, got {got}")
-        if self.name is not None and self.name not in BUILTIN_ALGORITHMS:
-            choices = ", ".join(BUILTIN_ALGORITHMS)
+        from relaax_zmq.registry import algorithm_names  # it reads this module
+
+        if self.name is not None and self.name not in algorithm_names():
+            choices = ", ".join(algorithm_names())
             raise ConfigError(
                 key_path(path, "name"), f"expected one of {choices}, got {self.name!r}"
             )

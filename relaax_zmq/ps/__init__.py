@@ -4,7 +4,7 @@ The model is one flat float32 vector cut into contiguous slices
 (``shard_bounds``); ``Shard`` serves one slice (``python -m relaax_zmq.ps --config
 app.yaml --shard I``), ``ParameterClient`` is a worker's link to all of them,
 ``relaax_zmq.ps.wire`` is what they say to each other. The algorithm's side is
-``relaax_zmq.learner``.
+``relaax_zmq.core``.
 """
 
 from relaax_zmq.ps.client import ParameterClient

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from relaax_zmq import kernels
-from relaax_zmq.learner import OptimizerSpec
+from relaax_zmq.core import OptimizerSpec
 
 #: State arrays each optimizer keeps, one float32 value per parameter.
 STATE_ARRAYS = {

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from relaax_zmq.algorithm_loader import load_parameter_server
 from relaax_zmq.config import AppConfig
-from relaax_zmq.learner import ParameterServerContext, ParameterServerSpec
+from relaax_zmq.core import ParameterServerContext, ParameterServerSpec
+from relaax_zmq.registry import load_parameter_server
 
 
 def load_spec(config: AppConfig, shard: int | None = None) -> ParameterServerSpec | None:
-    """``make_parameter_server`` of ``config.algorithm``; None when it has no such module.
+    """The parameter-server side of ``config.algorithm``; None when it needs no shards.
 
     The context's seed is ``environment.seed`` (0 when null), so that every shard
     and worker builds the same initial vector.
     """
     context = ParameterServerContext(
-        config=config.algorithm.config,
         seed=initial_seed(config),
         shard=shard,
         shards=config.parameter_servers.shards,

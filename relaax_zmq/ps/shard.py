@@ -1,4 +1,7 @@
-"""One parameter-server shard: a PULL for gradient slices, a PUB for weight slices.
+"""One parameter-server shard daemon: a PULL for gradient slices, a PUB for weight slices.
+
+The state and rules are ``ShardCore``'s (``relaax_zmq.ps.shard_core``, no sockets); this
+module adds the sockets, the publisher (buffer pool, pacing) and the loop.
 
 The shard owns slice ``shard_bounds(param_count, shards)[shard]`` of the model and
 its optimizer state (``SliceUpdater``). Its loop waits for worker messages, drains
@@ -25,26 +28,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import zmq
 
 from relaax_zmq.config import AppConfig
+from relaax_zmq.core import ParameterServerSpec
 from relaax_zmq.daemon import StopFlag
 from relaax_zmq.errors import ConfigError, ProtocolError
-from relaax_zmq.learner import ParameterServerSpec
 from relaax_zmq.metrics import MetricsSender, names
 from relaax_zmq.ps import wire
-from relaax_zmq.ps.optimizer import Optimizer
-from relaax_zmq.ps.partition import shard_bounds
-from relaax_zmq.ps.plugin import initial_seed, load_spec
+from relaax_zmq.ps.plugin import load_spec
+from relaax_zmq.ps.shard_core import NOTHING, Publish, ShardCore
 from relaax_zmq.ps.state import ShardCheckpoints, ShardState
-from relaax_zmq.ps.updates import APPLIED, DROP_REASONS, NONFINITE, QUEUED, SliceUpdater
 from relaax_zmq.security import PeerGate, peer_gate
 from relaax_zmq.sockets import gradient_hwm, open_socket, socket_map
 
@@ -66,22 +64,9 @@ PUBLISH_SHARE = 0.2
 STATS_LOG_INTERVAL = 10.0
 #: How long closing the PUB may take to deliver the last heartbeats (milliseconds).
 CLOSE_LINGER_MS = 500
-#: Largest global step, episode count and adopted version a shard takes from workers (a
-#: message past it is refused): exact as a float64 metric, far from the int64 of checkpoints
-#: and the u64 of the wire, and beyond any real run (285 years at a million steps a second).
-MAX_COUNT = 1 << 53
 
 
-@dataclass
-class WorkerSeen:
-    """What a shard knows about one worker."""
-
-    last_heard: float
-    gradients: int = 0
-    score: float = math.nan  # the worker's recent mean of best_metric
-
-
-class Shard:
+class Shard(ShardCore):
     """Shard ``shard`` of ``config.parameter_servers`` (see the module docstring).
 
     Args:
@@ -103,49 +88,26 @@ class Shard:
         checkpoints: ShardCheckpoints | None = None,
         inproc: bool = False,
     ) -> None:
-        ps = config.parameter_servers
-        if not 0 <= shard < ps.shards:
-            raise ConfigError("--shard", f"expected 0..{ps.shards - 1}, got {shard}")
         spec = spec if spec is not None else load_spec(config, shard)
         if spec is None:
             raise ConfigError(
                 "algorithm", "the algorithm has no parameter_server module: it needs no shards"
             )
-        self.config, self.ps, self.shard, self.spec = config, ps, shard, spec
-        self.slice = shard_bounds(spec.param_count, ps.shards)[shard]
-        initial = spec.initial_vector(initial_seed(config))[self.slice.offset : self.slice.stop]
-        optimizer = Optimizer(spec.optimizer, self.slice.count, self.slice.offset)
-        sync_workers = ps.sync_workers or config.workers.count
-        self.updater = SliceUpdater(ps, initial, optimizer, sync_workers=sync_workers)
-        self.incarnation = secrets.randbits(64) or 1
-        self.global_step = 0
-        self.episodes = 0
-        self.stopping = False
-        self.counters: dict[str, int] = dict.fromkeys(
-            ("gradients", "applied", "queued", "hellos", "heartbeats", "malformed", "errors")
-            + DROP_REASONS
-            + ("dropped_stopping", "published", "republished", "adopted")
-            + ("checkpoints_saved", "checkpoint_failures", "refused"),
-            0,
-        )
-        self.workers: dict[str, WorkerSeen] = {}
-        #: shard 0: totals of the shared statistics and how many deltas they hold
-        self.statistics = np.zeros(spec.statistics_size if shard == 0 else 0, np.float64)
-        self.statistics_updates = 0
+        super().__init__(config, shard, spec)
+        self.config = config
         self.checkpoints = checkpoints
         self.metrics: MetricsSender | None = None
         self._specs = socket_map(config, inproc=inproc)
         self._context = context
         self._pull: zmq.Socket | None = None
         self._pub: zmq.Socket | None = None
-        self._republish = False
+        self._republish = False  # a HELLO asked for the weights
         self._published_version = -1
         self._published_statistics = -1
         self._published_at = -float("inf")
         self._publish_gap = 0.0  # seconds between publications (PUBLISH_SHARE)
         self._buffers: list[tuple[np.ndarray, list[zmq.MessageTracker] | None]] = []
         self._metered = (time.monotonic(), 0)
-        self._stop_at: float | None = None
         self._gate: PeerGate | None = None  # with CURVE: refuses keys revoked since handshake
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -204,11 +166,11 @@ class Shard:
                     log.info("shard %d restored version %d", self.shard, self.updater.version)
             elif final or hook.due(self.global_step):
                 saved = hook.save(self.state())
-                self.counters["checkpoints_saved" if saved else "checkpoint_failures"] += 1
+                self.counters.count("checkpoints_saved" if saved else "checkpoint_failures")
         except Exception:
             if start:
                 raise
-            self.counters["checkpoint_failures"] += 1
+            self.counters.checkpoint_failures += 1
             log.exception("shard %d: checkpoint failed", self.shard)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -228,8 +190,7 @@ class Shard:
             if self._pull.poll(int(wait * 1000), zmq.POLLIN):
                 self._drain(time.monotonic())
             now = time.monotonic()
-            if self.updater.sync and self.updater.close_round(self._live_workers(now)):
-                self.counters["applied"] += 1
+            self.close_round(now)
             republish = self._republish
             if self._unpublished() and now >= self._published_at + self._publish_gap:
                 self._publish_weights(now)
@@ -241,9 +202,9 @@ class Shard:
             if now >= next_log:
                 log.info("shard %d: %s", self.shard, self._summary())
                 next_log = now + STATS_LOG_INTERVAL
-            if self._stop_at is None:
-                self._check_stop(now)
-            elif now - self._stop_at >= grace:
+            if self.stop_at is None:
+                self._publish_now(self.check_stop(now), now)
+            elif now - self.stop_at >= grace:
                 break
             if not self.stopping:
                 self._checkpoint()
@@ -260,113 +221,29 @@ class Shard:
                 return
             why = None if self._gate is None else self._gate.refusal(frames[-1])
             if why is not None:  # a worker whose key was revoked after its handshake
-                self.counters["refused"] += 1
-                _throttled(self.counters["refused"], "shard %d refused: %s", self.shard, why)
+                self.counters.refused += 1
+                _throttled(self.counters.refused, "shard %d refused: %s", self.shard, why)
                 continue
             try:
-                self._on_message(wire.decode_to_shard(frames, self.shard), now)
+                publish = self.handle(wire.decode_to_shard(frames, self.shard), now)
             except ProtocolError as exc:
-                self.counters["malformed"] += 1
-                n = self.counters["malformed"]
+                self.counters.malformed += 1
+                n = self.counters.malformed
                 _throttled(n, "shard %d dropped a message: %s", self.shard, exc)
+                continue
             except Exception:  # a bug must not take the shard down with it
-                self.counters["errors"] += 1
+                self.counters.errors += 1
                 log.exception("shard %d: handling a message failed", self.shard)
+                continue
+            self._republish |= publish.weights and not publish.heartbeat
+            self._publish_now(publish if publish.heartbeat else NOTHING, now)
 
-    def _on_message(self, message: wire.ToShard, now: float) -> None:
-        seen = self.workers.get(message.worker)
-        if seen is None:
-            seen = self.workers[message.worker] = WorkerSeen(now)
-        seen.last_heard = now
-        if isinstance(message, wire.Gradient):
-            self._on_gradient(message, seen, now)
-        elif isinstance(message, wire.Statistics):
-            self._on_statistics(message)
-        elif isinstance(message, wire.Hello):
-            if message.known_version > MAX_COUNT:
-                raise ProtocolError(
-                    "ps.hello.known_version", f"at most {MAX_COUNT}", message.known_version
-                )
-            self.counters["hellos"] += 1
-            self._republish = True
-            if self.updater.adopt_version(message.known_version):
-                self.counters["adopted"] += 1
-                version = self.updater.version
-                log.info(
-                    "shard %d: version %d adopted from %s", self.shard, version, message.worker
-                )
-        else:
-            self.counters["heartbeats"] += 1
-            seen.score = message.score
-            limit = self.ps.max_global_step
-            relayed = limit is not None and message.global_step >= limit
-            if (message.stopping or relayed) and self.shard != 0:
-                self._begin_stop(now, f"worker {message.worker} relays shard 0's stop")
-
-    def _on_gradient(self, message: wire.Gradient, seen: WorkerSeen, now: float) -> None:
-        if message.offset != self.slice.offset:
-            raise ProtocolError("ps.gradient.offset", self.slice.offset, message.offset)
-        if message.values.size != self.slice.count:
-            raise ProtocolError("ps.gradient.count", self.slice.count, message.values.size)
-        steps, episodes = self.global_step + message.steps, self.episodes + message.episodes
-        if max(steps, episodes) > MAX_COUNT:
-            raise ProtocolError(
-                "ps.gradient.steps",
-                f"totals of at most {MAX_COUNT}",
-                f"{steps} steps, {episodes} episodes",
-            )
-        if self.stopping:
-            self.counters["dropped_stopping"] += 1
-            return
-        self.counters["gradients"] += 1
-        seen.gradients += 1
-        self.global_step, self.episodes = steps, episodes
-        self.updater.optimizer.at_global_step(self.global_step)
-        live = self._live_workers(now)
-        outcome = self.updater.offer(message.worker, message.base_version, message.values, live)
-        if outcome == APPLIED:
-            self.counters["applied"] += 1
-        elif outcome == QUEUED:
-            self.counters["queued"] += 1
-        else:
-            self.counters[outcome] += 1
-
-    def _on_statistics(self, message: wire.Statistics) -> None:
-        if message.values.size != self.statistics.size:
-            raise ProtocolError("ps.statistics.count", self.statistics.size, message.values.size)
-        totals = self.statistics + message.values
-        if not np.isfinite(totals).all():  # NaN or inf in the deltas, or totals that overflow
-            self.counters[NONFINITE] += 1
-            return
-        self.statistics = totals
-        self.statistics_updates += 1
-
-    def _live(self, now: float) -> list[WorkerSeen]:
-        silence = self.ps.heartbeat_interval * self.ps.heartbeat_liveness
-        return [w for w in list(self.workers.values()) if now - w.last_heard <= silence]
-
-    def _live_workers(self, now: float) -> int:
-        return len(self._live(now))
-
-    def score(self, now: float | None = None) -> float | None:
-        """Mean of the live workers' recent scores; None while none has one."""
-        scores = [w.score for w in self._live(time.monotonic() if now is None else now)]
-        known = [v for v in scores if math.isfinite(v)]
-        return sum(known) / len(known) if known else None
-
-    def _check_stop(self, now: float) -> None:
-        limit = self.ps.max_global_step
-        if limit is not None and self.global_step >= limit:
-            self._begin_stop(now, f"global step {self.global_step} >= max_global_step {limit}")
-
-    def _begin_stop(self, now: float, why: str) -> None:
-        if self.stopping:
-            return
-        log.info("shard %d stopping: %s", self.shard, why)
-        self.stopping = True
-        self._stop_at = now
-        self._publish_weights(now)
-        self._publish(self._heartbeat())
+    def _publish_now(self, publish: Publish, now: float) -> None:
+        """What a handled message or the stop rule asks to go out at once."""
+        if publish.weights:
+            self._publish_weights(now)
+        if publish.heartbeat:
+            self._publish(self.heartbeat())
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -379,20 +256,9 @@ class Shard:
         started = time.perf_counter()
         republish = self.updater.version == self._published_version
         slot, values = self._publish_buffer()
-        np.copyto(values, self.updater.params)
-        message = wire.Weights(
-            self.shard,
-            self.incarnation,
-            self.updater.version,
-            self.global_step,
-            self.episodes,
-            self.slice.offset,
-            self.spec.param_count,
-            values,
-        )
-        trackers = self._publish(message, track=True)
+        trackers = self._publish(self.weights(values), track=True)
         if trackers is not None:
-            self.counters["republished" if republish else "published"] += 1
+            self.counters.count("republished" if republish else "published")
         if slot is not None:
             self._buffers[slot] = (values, trackers)
         self._publish_gap = (time.perf_counter() - started) * (1 / PUBLISH_SHARE - 1)
@@ -403,21 +269,16 @@ class Shard:
     def _publish_statistics(self) -> None:
         """Shard 0's statistics totals (a copy: they keep changing); nothing without them."""
         if self.statistics.size:
-            totals = wire.StatisticsTotals(
-                self.shard, self.incarnation, self.statistics_updates, self.statistics.copy()
-            )
-            self._publish(totals)
+            self._publish(self.statistics_totals())
         self._published_statistics = self.statistics_updates
 
     def _beat(self, now: float, interval: float) -> None:
-        self._publish(self._heartbeat())
+        self._publish(self.heartbeat())
         if now - self._published_at >= interval:
             self._publish_weights(now)
             self._publish_statistics()
         self._report_metrics(now)
-        silence = 10 * interval * self.ps.heartbeat_liveness
-        for name in [n for n, w in self.workers.items() if now - w.last_heard > silence]:
-            del self.workers[name]
+        self.forget_silent(now)
 
     def _report_metrics(self, now: float) -> None:
         """The shard's figures since the last report, to the metrics collector."""
@@ -435,18 +296,8 @@ class Shard:
         m.scalar(names.GLOBAL_STEP, self.global_step)
         m.scalar(names.LEARNING_RATE, self.updater.optimizer.lr)
         if self.checkpoints is not None:
-            m.scalar(names.CHECKPOINT_FAILURES, self.counters["checkpoint_failures"])
+            m.scalar(names.CHECKPOINT_FAILURES, self.counters.checkpoint_failures)
         m.flush(self.global_step)
-
-    def _heartbeat(self) -> wire.ShardHeartbeat:
-        return wire.ShardHeartbeat(
-            self.shard,
-            self.incarnation,
-            self.updater.version,
-            self.global_step,
-            self.episodes,
-            self.stopping,
-        )
 
     def _publish_buffer(self) -> tuple[int | None, np.ndarray]:
         """A buffer for the next publication: a pooled one ZeroMQ is done with, else a new one.
@@ -485,85 +336,18 @@ class Shard:
 
     def state(self) -> ShardState:
         """A copy of everything needed to resume (see ``relaax_zmq.ps.state``)."""
-        return ShardState(
-            shard=self.shard,
-            shards=self.ps.shards,
-            offset=self.slice.offset,
-            param_count=self.spec.param_count,
-            params=self.updater.params.copy(),
-            version=self.updater.version,
-            global_step=self.global_step,
-            optimizer=self.updater.optimizer.state(),
-            counters={
-                "episodes": self.episodes,
-                "gradients": self.counters["gradients"],
-                "statistics_updates": self.statistics_updates,
-            },
-            extras={"statistics": self.statistics.copy()} if self.statistics.size else {},
-            score=self.score(),
-        )
+        return self.snapshot(time.monotonic())
 
-    def load_state(self, state: ShardState) -> None:
-        """Resume from ``state``: same shard of the same partition of the same model."""
-        expected = (self.shard, self.ps.shards, self.slice.offset, self.spec.param_count)
-        got = (state.shard, state.shards, state.offset, state.param_count)
-        if got != expected:
-            raise ValueError(
-                f"state of shard {got[0]}/{got[1]} at offset {got[2]} of {got[3]} parameters; "
-                f"this is shard {expected[0]}/{expected[1]} at {expected[2]} of {expected[3]}"
-            )
-        params = np.asarray(state.params, np.float32)
-        self.updater.optimizer.load_state(state.optimizer)
-        self.updater.load(params, state.version)
-        self.global_step = int(state.global_step)
-        self.episodes = int(state.counters.get("episodes", 0))
-        self.updater.optimizer.at_global_step(self.global_step)
-        statistics = state.extras.get("statistics")
-        if statistics is not None and statistics.size == self.statistics.size:
-            self.statistics = np.array(statistics, np.float64)
-            self.statistics_updates = int(state.counters.get("statistics_updates", 0))
-        elif self.statistics.size:
-            log.warning(
-                "shard %d: the checkpoint holds no statistics of size %d: starting from zero",
-                self.shard,
-                self.statistics.size,
-            )
+    def score(self, now: float | None = None) -> float | None:
+        """Mean of the live workers' recent scores; None while none has one."""
+        return self.score_at(time.monotonic() if now is None else now)
 
     def stats(self) -> dict[str, Any]:
-        """Figures for logs and metrics: version, counters, staleness, workers.
-
-        Safe to call from another thread (tests, a metrics reporter): it only reads.
-        """
-        now = time.monotonic()
-        staleness = self.updater.staleness
-        return {
-            "shard": self.shard,
-            "version": self.updater.version,
-            "global_step": self.global_step,
-            "episodes": self.episodes,
-            "stopping": self.stopping,
-            "staleness_mean": staleness.mean,
-            "score": self.score(now),
-            "statistics_updates": self.statistics_updates,
-            "staleness_max": staleness.max,
-            "pending": self.updater.pending(),
-            "workers_live": self._live_workers(now),
-            "worker_gradients": {n: w.gradients for n, w in list(self.workers.items())},
-            **self.counters,
-        }
+        """Figures for logs and metrics (only reads: safe from another thread)."""
+        return self.figures(time.monotonic())
 
     def _summary(self) -> str:
-        s = self.stats()
-        mean, top = s["staleness_mean"], s["staleness_max"]
-        drops = "".join(f"{k}={s[k]} " for k in DROP_REASONS + ("refused",) if s[k])
-        workers = " ".join(f"{n}:{g}" for n, g in sorted(s["worker_gradients"].items()))
-        return (
-            f"version {s['version']} global_step {s['global_step']} episodes {s['episodes']} "
-            f"gradients {s['gradients']} applied {s['applied']} staleness mean {mean:.2f} "
-            f"max {top} malformed {s['malformed']} {drops}checkpoints_saved "
-            f"{s['checkpoints_saved']} checkpoint_failures {s['checkpoint_failures']} "
-            f"workers [{workers}]"
-        )
+        return self.summary(time.monotonic())
 
 
 def _throttled(count: int, text: str, *args: object) -> None:

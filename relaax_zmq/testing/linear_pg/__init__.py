@@ -8,3 +8,11 @@ served by the parameter servers; gradients are computed with numpy
 (``policy.py``). Exploit sessions act greedily and push nothing. It learns the
 multi-armed bandit (``relaax_zmq.envs.bandit``) in a few hundred gradients.
 """
+
+from relaax_zmq.core import Algorithm
+
+from .agent import linear_pg_agent
+from .config import LinearPGConfig
+from .server import linear_pg_server
+
+ALGORITHM = Algorithm("linear_pg", LinearPGConfig, linear_pg_agent, linear_pg_server)

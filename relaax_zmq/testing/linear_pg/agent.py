@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from relaax_zmq.agent import Agent, AgentContext, StepBatch
-from relaax_zmq.metrics import MetricsSender, names
+from relaax_zmq.core import Agent, AgentContext, MetricsRecorder, StepBatch, names
 from relaax_zmq.ps.client import ParameterClient
 
 from .config import LinearPGConfig
@@ -45,7 +44,7 @@ class LinearPGAgent(Agent):
         config: LinearPGConfig,
         parameters: ParameterClient,
         seed: int,
-        metrics: MetricsSender | None = None,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
         self.config = config
         self.parameters = parameters
@@ -192,10 +191,9 @@ class LinearPGAgent(Agent):
         return {**self.counters, "sessions": len(self.sessions), "recorded": self.recorded}
 
 
-def make_agent(context: AgentContext) -> Agent:
+def linear_pg_agent(context: AgentContext, config: LinearPGConfig) -> Agent:
     """Build the agent; it needs the worker's parameter-server link."""
     if context.parameters is None:
         raise ValueError("linear_pg learns through the parameter servers: no ParameterClient")
-    config = LinearPGConfig.from_mapping(context.config)
     seed = zlib.crc32(f"{context.seed}/{context.worker_id}".encode())
     return LinearPGAgent(config, context.parameters, seed, context.metrics)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -44,15 +42,6 @@ class LinearPGConfig:
             raise ValueError(
                 f"linear_pg.optimizer: expected sgd, rmsprop or adam, got {self.optimizer!r}"
             )
-
-    @classmethod
-    def from_mapping(cls, config: Mapping[str, Any]) -> LinearPGConfig:
-        """The config from ``algorithm.config``; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(config) - known
-        if unknown:
-            raise ValueError(f"linear_pg: unknown config keys {sorted(unknown)}")
-        return cls(**dict(config))
 
     @property
     def param_count(self) -> int:

@@ -5,3 +5,11 @@ argmax of ``W @ state``) or ``action_size`` (continuous; the action is
 ``tanh(W @ state)``), ``seed`` (weights; default 0) and ``torch`` (run the
 forward pass with torch instead of numpy; default false).
 """
+
+from relaax_zmq.core import Algorithm
+
+from .agent import LinearPolicyAgent, LinearPolicyConfig, linear_policy_agent
+
+__all__ = ["ALGORITHM", "LinearPolicyAgent", "LinearPolicyConfig"]
+
+ALGORITHM = Algorithm("linear_policy", LinearPolicyConfig, linear_policy_agent)

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from relaax_zmq.agent import Agent, AgentContext, StepBatch
+from relaax_zmq.core import Agent, AgentContext, StepBatch, option, parse_config
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearPolicyConfig:
+    """``algorithm.config`` of the fixed linear policy."""
+
+    actions: int = option(2, ge=1, doc="discrete actions (argmax of W @ state)")
+    action_size: int | None = option(None, ge=1, doc="continuous: tanh(W @ state) of this size")
+    seed: int = option(0, doc="seed of the weights")
+    torch: bool = option(False, doc="run the forward pass with torch instead of numpy")
 
 
 class LinearPolicyAgent(Agent):
     """Acts with a fixed linear map of the flattened observation; counts what it sees."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        unknown = set(config) - {"actions", "action_size", "seed", "torch"}
-        if unknown:
-            raise ValueError(f"linear_policy: unknown config keys {sorted(unknown)}")
-        self.discrete = "action_size" not in config
-        self.outputs = int(config.get("actions", 2) if self.discrete else config["action_size"])
-        self.seed = int(config.get("seed", 0))
-        self.use_torch = bool(config.get("torch", False))
+    def __init__(self, config: LinearPolicyConfig | Mapping[str, Any]) -> None:
+        if not isinstance(config, LinearPolicyConfig):
+            config = parse_config(LinearPolicyConfig, config, "linear_policy")
+        self.discrete = config.action_size is None
+        self.outputs = config.actions if config.action_size is None else config.action_size
+        self.seed = config.seed
+        self.use_torch = config.torch
         self.weights: np.ndarray | None = None
         self.sessions: dict[int, bool] = {}
         self.counters = {"steps": 0, "episodes": 0, "batches": 0, "exploit_steps": 0}
@@ -72,6 +83,6 @@ class LinearPolicyAgent(Agent):
         return np.zeros((n, self.outputs), np.float32)
 
 
-def make_agent(context: AgentContext) -> Agent:
-    """Build the agent from ``algorithm.config``."""
-    return LinearPolicyAgent(dict(context.config))
+def linear_policy_agent(context: AgentContext, config: LinearPolicyConfig) -> LinearPolicyAgent:
+    """The agent of ``config`` (the context adds nothing: no server, no learning)."""
+    return LinearPolicyAgent(config)

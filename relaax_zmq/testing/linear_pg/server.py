@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from relaax_zmq.learner import OptimizerSpec, ParameterServerContext, ParameterServerSpec
+from relaax_zmq.core import OptimizerSpec, ParameterServerContext, ParameterServerSpec
 
 from .config import LinearPGConfig
 
 
-def make_parameter_server(context: ParameterServerContext) -> ParameterServerSpec:
-    """Small normal initial weights (seeded by ``seed`` and the context's seed)."""
-    config = LinearPGConfig.from_mapping(context.config)
+def linear_pg_server(
+    config: LinearPGConfig, context: ParameterServerContext
+) -> ParameterServerSpec:
+    """Small normal initial weights (seeded by ``seed`` and the app's seed)."""
 
     def initial_parameters(seed: int) -> np.ndarray:
         rng = np.random.default_rng([config.seed, seed])

@@ -1,0 +1,332 @@
+"""The plugin API: every interface an algorithm author touches, and nothing else.
+
+A worker hosts one ``Agent`` for all its sessions and calls ``Agent.act`` once per
+drain with a ``StepBatch`` (one forward pass for every waiting session). Agents that
+learn through the parameter servers read weights from, and push gradients to, the
+``ParameterLink`` in ``AgentContext.parameters``: the shards over ZeroMQ in the
+daemons, the same update code in this process in serial mode (``relaax_zmq.serial``).
+
+An algorithm is a package that declares itself once, in its ``__init__.py``::
+
+    ALGORITHM = Algorithm(name="mine", config=MyConfig, agent=MyAgent,
+                          parameter_server=my_spec, model=build_model)
+
+Installed packages are found by name through the ``relaax_zmq.algorithms`` entry-point
+group (``algorithm.name``); an app-local folder by ``algorithm.path``. The parameter
+vector is one flat float32 vector (``ParameterServerSpec``); docs/algorithms.md has the
+walkthrough and ``examples/reinforce`` a whole algorithm in under 100 lines.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, is_dataclass
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+import numpy as np
+
+from relaax_zmq.config.convert import from_mapping, option
+from relaax_zmq.errors import ConfigError
+from relaax_zmq.metrics import names
+
+__all__ = [
+    "OPTIMIZER_HYPERPARAMETERS", "Agent", "AgentContext", "Algorithm", "ConfigError",
+    "MetricsRecorder", "OptimizerSpec", "ParamGroup", "ParameterLink", "ParameterServerContext",
+    "ParameterServerSpec", "StepBatch", "names", "option", "parse_config",
+]  # fmt: skip
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """One environment step of B sessions, stacked (each session once, in batch order).
+
+    ``rewards`` is NaN where the client sent none (an episode's first step); ``states``
+    is None when the clients sent no observation; ``exploit`` sessions only act.
+    """
+
+    session_ids: np.ndarray  # (B,) uint64
+    rewards: np.ndarray  # (B,) float32
+    states: np.ndarray | None  # (B, ...)
+    terminal: np.ndarray  # (B,) bool: the episode ended in a terminal state
+    truncated: np.ndarray  # (B,) bool: it was cut short (time limit, reset)
+    exploit: np.ndarray  # (B,) bool
+
+    def __len__(self) -> int:
+        return int(self.session_ids.shape[0])
+
+    @property
+    def starts(self) -> np.ndarray:
+        """(B,) bool: the rows that begin an episode (no reward came with them)."""
+        return np.isnan(self.rewards)
+
+    @property
+    def ends(self) -> np.ndarray:
+        """(B,) bool: the rows whose episode ended (terminal or truncated)."""
+        return self.terminal | self.truncated
+
+
+class ParameterLink(Protocol):
+    """A worker's view of the parameter servers: what agents use of it, nothing more.
+
+    Weights carry one version per shard; ``ready`` says they are fit for a forward pass
+    (consistent, or complete when the spec allows mixed versions). Gradients are of the
+    loss, on weights of the ``base_versions`` they were computed on.
+    """
+
+    param_count: int
+    sync: bool  # parameter_servers.update is sync: one averaged step per round
+    global_step: int  # shard 0's environment steps
+
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def stopping(self) -> bool:
+        """Shard 0 announced the end of training (``max_global_step``): pushes are dropped."""
+        ...
+
+    def poll(self) -> bool:
+        """Take in what the shards published; True when the weights changed."""
+        ...
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(read-only flat vector, per-shard versions, consistent)."""
+        ...
+
+    def wait_consistent(self, timeout: float, *, newer_than: int | None = None) -> bool:
+        """Poll until every slice has one version (above ``newer_than``); False on timeout."""
+        ...
+
+    def push(
+        self, gradient: np.ndarray, base_versions: Sequence[int], steps: int, episodes: int
+    ) -> int:
+        """Send each shard its slice; the number of slices that went."""
+        ...
+
+    def add_statistics(self, delta: np.ndarray) -> None:
+        """Add to the shared statistics (``ParameterServerSpec.statistics_size``)."""
+        ...
+
+    def statistics(self) -> np.ndarray | None:
+        """Shard 0's newest statistics totals; None before the first."""
+        ...
+
+
+class MetricsRecorder(Protocol):
+    """Where an agent records its learning figures (``names``: losses, entropy ...)."""
+
+    def scalar(self, name: str, value: float, step: int | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """What an agent is built from: the raw ``algorithm.config``, the worker's name, the
+    torch ``device``, the app's ``seed``, the most rows of one ``act`` (``max_batch``),
+    the ``parameters`` link (None without a parameter-server side) and ``metrics``
+    (None: nobody listens)."""
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+    worker_id: str = "worker"
+    device: str = "cpu"
+    seed: int | None = None
+    max_batch: int = 64
+    parameters: ParameterLink | None = None
+    metrics: MetricsRecorder | None = None
+
+
+class Agent(ABC):
+    """The worker side of an algorithm; one instance serves every session of a worker."""
+
+    @abstractmethod
+    def open_sessions(self, session_ids: np.ndarray, *, exploit: bool) -> None:
+        """Start tracking new sessions (fresh per-session state)."""
+
+    @abstractmethod
+    def close_sessions(self, session_ids: np.ndarray) -> None:
+        """Forget sessions (client gone, moved to another worker)."""
+
+    @abstractmethod
+    def end_episodes(self, session_ids: np.ndarray) -> None:
+        """These sessions' episodes were cut short; their next step starts a new one."""
+
+    @abstractmethod
+    def act(self, batch: StepBatch) -> np.ndarray:
+        """Actions for every row of ``batch``, (B, ...), in batch order.
+
+        Ended rows still get one (ignored). ``ValueError`` for observations of the wrong
+        shape or dtype: the worker answers those clients MALFORMED with its text.
+        """
+
+    def stats(self) -> dict[str, float]:
+        """Numbers for the worker's status (steps, episodes ...)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources when the worker stops."""
+
+
+#: Hyperparameters each optimizer accepts (the keyword arguments of its kernel).
+OPTIMIZER_HYPERPARAMETERS: dict[str, frozenset[str]] = {
+    "sgd": frozenset({"lr", "momentum", "dampening", "nesterov", "weight_decay"}),
+    "rmsprop": frozenset({"lr", "decay", "eps", "eps_inside_sqrt"}),
+    "adam": frozenset({"lr", "beta1", "beta2", "eps", "weight_decay"}),
+}
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """``count`` elements from ``offset`` learn at ``lr_scale`` times the optimizer's rate."""
+
+    offset: int
+    count: int
+    lr_scale: float
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or self.count < 1:
+            raise ValueError(
+                f"param group: expected offset >= 0 and count >= 1, got {self.offset}, {self.count}"
+            )
+        if not self.lr_scale >= 0:
+            raise ValueError(f"param group: expected lr_scale >= 0, got {self.lr_scale}")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """The optimizer every shard runs over its slice: ``sgd`` (torch.optim.SGD),
+    ``rmsprop`` or ``adam`` (torch.optim.Adam) with its kernel's keyword arguments (``lr``
+    required), an optional learning rate over the global step, and parameter groups."""
+
+    name: Literal["sgd", "rmsprop", "adam"]
+    hyperparameters: Mapping[str, float | bool] = field(default_factory=dict)
+    lr_schedule: Callable[[int], float] | None = None
+    groups: tuple[ParamGroup, ...] = ()
+
+    def __post_init__(self) -> None:
+        allowed = OPTIMIZER_HYPERPARAMETERS.get(self.name)
+        if allowed is None:
+            names_ = ", ".join(OPTIMIZER_HYPERPARAMETERS)
+            raise ValueError(f"optimizer: expected one of {names_}, got {self.name!r}")
+        unknown = set(self.hyperparameters) - allowed
+        if unknown:
+            raise ValueError(
+                f"optimizer {self.name}: unknown hyperparameters {sorted(unknown)}; "
+                f"expected some of {sorted(allowed)}"
+            )
+        if "lr" not in self.hyperparameters:
+            raise ValueError(f"optimizer {self.name}: lr is required")
+        ranges = sorted((g.offset, g.offset + g.count) for g in self.groups)
+        for (_, stop), (start, _) in zip(ranges, ranges[1:], strict=False):
+            if start < stop:
+                raise ValueError(f"optimizer {self.name}: param groups overlap at {start}")
+
+    def learning_rate(self, global_step: int) -> float:
+        """The learning rate at ``global_step`` (before any group's scale)."""
+        if self.lr_schedule is None:
+            return float(self.hyperparameters["lr"])
+        return float(self.lr_schedule(global_step))
+
+
+@dataclass(frozen=True)
+class ParameterServerSpec:
+    """The shards' side: ``param_count`` float32 values, ``initial_parameters(seed)`` (the
+    same vector in every process), the ``optimizer``; ``allow_mixed_versions``: async
+    agents may act on slices of different versions; ``statistics_size``: a float64 vector
+    on shard 0 that only grows by the deltas workers add (normaliser sums, say)."""
+
+    param_count: int
+    initial_parameters: Callable[[int], np.ndarray]
+    optimizer: OptimizerSpec
+    allow_mixed_versions: bool = False
+    statistics_size: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.param_count, bool) or not isinstance(self.param_count, int):
+            raise TypeError(f"param_count: expected an int, got {type(self.param_count).__name__}")
+        if self.param_count < 1:
+            raise ValueError(f"param_count: expected an int >= 1, got {self.param_count}")
+        from relaax_zmq.ps.wire import MAX_STATISTICS_VALUES
+
+        size, most = self.statistics_size, MAX_STATISTICS_VALUES
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= most:
+            raise ValueError(f"statistics_size: expected an int in [0, {most}], got {size!r}")
+
+    def initial_vector(self, seed: int) -> np.ndarray:
+        """``initial_parameters(seed)`` checked: a (param_count,) float32 vector, finite."""
+        vector = np.asarray(self.initial_parameters(seed))
+        if vector.shape != (self.param_count,) or vector.dtype != np.float32:
+            raise ValueError(
+                f"initial_parameters: expected ({self.param_count},) float32, "
+                f"got {vector.shape} {vector.dtype}"
+            )
+        if not np.isfinite(vector).all():
+            raise ValueError("initial_parameters: expected finite values")
+        return np.ascontiguousarray(vector)
+
+
+@dataclass(frozen=True)
+class ParameterServerContext:
+    """``seed``: ``environment.seed`` (0 when null; every process agrees on it); ``shard``:
+    the shard asking (None in a worker) of ``shards``."""
+
+    seed: int = 0
+    shard: int | None = None
+    shards: int = 1
+
+
+def parse_config(cls: type[C], mapping: Mapping[str, Any] | None, name: str) -> C:
+    """``cls`` from ``algorithm.config``; ``ValueError`` naming the full key of a bad value."""
+    try:
+        return from_mapping(cls, dict(mapping or {}), "algorithm.config")
+    except ConfigError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Algorithm(Generic[C]):
+    """An algorithm, declared once as its package's ``ALGORITHM``.
+
+    Attributes:
+        name: what ``algorithm.name`` calls it (its entry point's name).
+        config: the frozen dataclass of ``algorithm.config`` (fields from ``option``).
+        agent: ``(context, config) -> Agent``: the worker side (the agent class, usually).
+        parameter_server: ``(config, context) -> ParameterServerSpec``: the shards' side;
+            None for an algorithm that needs no shards.
+        model: ``config -> torch.nn.Module`` whose parameters are the vector, in
+            ``FlatModel`` order (export, play, greedy evaluation); None: none.
+    """
+
+    name: str
+    config: type[C]
+    agent: Callable[[AgentContext, C], Agent]
+    parameter_server: Callable[[C, ParameterServerContext], ParameterServerSpec] | None = None
+    model: Callable[[C], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not is_dataclass(self.config):
+            raise TypeError(f"{self.name}: config must be a dataclass, got {self.config!r}")
+
+    def parse(self, mapping: Mapping[str, Any] | None) -> C:
+        """The hyperparameters from ``algorithm.config`` (``ValueError`` naming the key)."""
+        return parse_config(self.config, mapping, self.name)
+
+    def make_agent(self, context: AgentContext) -> Agent:
+        """The worker side for ``context`` (its ``config`` parsed here)."""
+        agent = self.agent(context, self.parse(context.config))
+        if not isinstance(agent, Agent):
+            raise TypeError(f"{self.name}: expected an Agent, got {type(agent).__name__}")
+        return agent
+
+    def make_parameter_server(
+        self, config: Mapping[str, Any] | None, context: ParameterServerContext
+    ) -> ParameterServerSpec | None:
+        """The shards' side, None without one; cheap and the same in every process."""
+        if self.parameter_server is None:
+            return None
+        spec = self.parameter_server(self.parse(config), context)
+        if not isinstance(spec, ParameterServerSpec):
+            raise TypeError(
+                f"{self.name}: expected a ParameterServerSpec, got {type(spec).__name__}"
+            )
+        return spec

@@ -1,0 +1,86 @@
+"""Find algorithms: installed ones by name (entry points), app-local ones by folder.
+
+An installed algorithm is an entry point of the ``relaax_zmq.algorithms`` group whose
+object is an ``Algorithm`` (``relaax_zmq.core``); the built-ins register themselves so
+in pyproject.toml and a third-party package does the same in its own. An app-local
+algorithm (``algorithm.path``) is a package folder whose ``__init__`` defines
+``ALGORITHM``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+
+from relaax_zmq.config.sections import AlgorithmConfig
+from relaax_zmq.core import (
+    Agent,
+    AgentContext,
+    Algorithm,
+    ParameterServerContext,
+    ParameterServerSpec,
+)
+from relaax_zmq.errors import ConfigError
+from relaax_zmq.imports import import_path
+
+#: The entry-point group installed algorithms register in.
+ENTRY_POINT_GROUP = "relaax_zmq.algorithms"
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def algorithm_names() -> list[str]:
+    """Names of the installed algorithms, sorted."""
+    return sorted(_entry_points())
+
+
+def algorithm_entry(name: str) -> EntryPoint | None:
+    """The entry point of installed algorithm ``name`` (its ``module`` is the package)."""
+    return _entry_points().get(name)
+
+
+def load_algorithm(config: AlgorithmConfig) -> Algorithm:
+    """The declaration of ``algorithm.name`` (an entry point) or ``algorithm.path``."""
+    if config.name is not None:
+        entry = _entry_points().get(config.name)
+        if entry is None:
+            choices = ", ".join(algorithm_names())
+            raise ConfigError("algorithm.name", f"expected one of {choices}, got {config.name!r}")
+        return _checked(entry.load(), "algorithm.name", entry.value)
+    assert config.path is not None  # AlgorithmConfig guarantees one of the two
+    return load_folder(config.path)
+
+
+def load_folder(folder: Path) -> Algorithm:
+    """The ``ALGORITHM`` of the package in ``folder`` (``algorithm.path``)."""
+    if not (folder / "__init__.py").is_file():
+        raise ConfigError(
+            "algorithm.path", f"expected a package folder with {folder / '__init__.py'}"
+        )
+    package = import_path(folder, "relaax_app_algorithm")
+    return _checked(getattr(package, "ALGORITHM", None), "algorithm.path", f"{folder}/__init__.py")
+
+
+def _checked(found: object, where: str, source: str) -> Algorithm:
+    if not isinstance(found, Algorithm):
+        got = type(found).__name__ if found is not None else "nothing"
+        raise ConfigError(
+            where, f"expected ALGORITHM = relaax_zmq.core.Algorithm(...) in {source}, got {got}"
+        )
+    return found
+
+
+def load_agent(config: AlgorithmConfig, context: AgentContext) -> Agent:
+    """The configured algorithm's agent for ``context``."""
+    return load_algorithm(config).make_agent(context)
+
+
+def load_parameter_server(
+    config: AlgorithmConfig, context: ParameterServerContext
+) -> ParameterServerSpec | None:
+    """The configured algorithm's parameter-server spec; None when it needs no shards."""
+    return load_algorithm(config).make_parameter_server(config.config, context)

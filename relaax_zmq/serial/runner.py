@@ -1,0 +1,126 @@
+"""``SerialRunner``: an app's environments, agent and parameter updates in one process.
+
+The agent is the configured algorithm's, built as a worker builds it; its parameter
+link is ``SerialParameters`` (the shards' own update code, no sockets); the
+environments are stepped by ``VectorRunner`` (the clients' code) through an
+``AgentBlock``. Nothing is started and one thread does everything: a run is
+deterministic for a seed, an algorithm can be debugged with a plain debugger, and it
+is the bound the distributed exchange is measured against (bench.exchange).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from relaax_zmq.config import AppConfig
+from relaax_zmq.core import AgentContext, ParameterServerContext
+from relaax_zmq.envs.launch import env_factory, session_options
+from relaax_zmq.envs.vector_runner import VectorRunner
+from relaax_zmq.ps.plugin import initial_seed
+from relaax_zmq.registry import load_algorithm
+
+from .block import AgentBlock
+from .parameters import SerialParameters
+
+
+@dataclass
+class SerialRun:
+    """What a serial run did: environment steps, finished episodes' returns in order,
+    seconds, shard 0's global step and why it stopped."""
+
+    steps: int = 0
+    returns: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    global_step: int = 0
+    stopped: str = ""
+
+    def mean_last(self, count: int = 100) -> float:
+        """Mean return of the last ``count`` episodes (-inf before the first)."""
+        tail = self.returns[-count:]
+        return sum(tail) / len(tail) if tail else -math.inf
+
+
+class SerialRunner:
+    """``config``'s app in this thread (module docstring); ``sessions``: default
+    ``environment.clients``, one block."""
+
+    def __init__(self, config: AppConfig, *, sessions: int | None = None) -> None:
+        self.config = config
+        algorithm = load_algorithm(config.algorithm)
+        spec = algorithm.make_parameter_server(
+            config.algorithm.config,
+            ParameterServerContext(
+                seed=initial_seed(config), shards=config.parameter_servers.shards
+            ),
+        )
+        self.parameters = None if spec is None else SerialParameters(config, spec)
+        workers = config.workers
+        self.agent = algorithm.make_agent(
+            AgentContext(
+                config=config.algorithm.config,
+                worker_id="serial",
+                device=workers.device,
+                seed=config.environment.seed,
+                max_batch=workers.max_batch,
+                parameters=self.parameters,
+            )
+        )
+        n = sessions or config.environment.clients
+        self.block = AgentBlock(self.agent, n, after_step=self._check)
+        make_env = env_factory(config)
+        options = session_options(config.environment, 0)
+        self.envs = VectorRunner(self.block, [make_env() for _ in range(n)], **options)
+        self._limits: tuple[int | None, float | None, int, float] = (None, None, 100, math.inf)
+        self._stopped = ""
+
+    @property
+    def steps(self) -> int:
+        """Environment steps taken so far."""
+        return self.envs.steps
+
+    def run(
+        self,
+        *,
+        max_steps: int | None = None,
+        target_reward: float | None = None,
+        window: int = 100,
+        time_limit: float | None = None,
+    ) -> SerialRun:
+        """Step until ``max_steps`` environment steps, the mean of the last ``window``
+        returns reaching ``target_reward``, ``time_limit`` seconds, or the parameter
+        servers' ``max_global_step``; the environments are closed at the end."""
+        started = time.monotonic()
+        deadline = math.inf if time_limit is None else started + time_limit
+        self._limits = (max_steps, target_reward, window, deadline)
+        self._stopped = ""
+        try:
+            self.envs.run()
+        finally:
+            self.agent.close()
+        link = self.parameters
+        return SerialRun(
+            steps=self.envs.steps,
+            returns=list(self.envs.finished),
+            seconds=time.monotonic() - started,
+            global_step=0 if link is None else link.global_step,
+            stopped=self._stopped,
+        )
+
+    def _check(self) -> None:
+        """After every step: stop the environments when a limit is reached."""
+        max_steps, target, window, deadline = self._limits
+        finished = self.envs.finished
+        if max_steps is not None and self.envs.steps >= max_steps:
+            self._stopped = f"{self.envs.steps} steps"
+        elif target is not None and len(finished) >= window:
+            mean = sum(finished[-window:]) / window
+            if mean >= target:
+                self._stopped = f"mean reward {mean:.1f} >= {target}"
+        if not self._stopped and time.monotonic() >= deadline:
+            self._stopped = "time limit"
+        if not self._stopped and self.parameters is not None and self.parameters.stopping:
+            self._stopped = "max_global_step"
+        if self._stopped:
+            self.envs.stop()
