@@ -1,20 +1,12 @@
 """The plugin API: every interface an algorithm author touches, and nothing else.
 
-A worker hosts one ``Agent`` for all its sessions and calls ``Agent.act`` once per
-drain with a ``StepBatch`` (one forward pass for every waiting session). Agents that
-learn through the parameter servers read weights from, and push gradients to, the
-``ParameterLink`` in ``AgentContext.parameters``: the shards over ZeroMQ in the
-daemons, the same update code in this process in serial mode (``relaax_zmq.serial``).
-
-An algorithm is a package that declares itself once, in its ``__init__.py``::
-
-    ALGORITHM = Algorithm(name="mine", config=MyConfig, agent=MyAgent,
-                          parameter_server=my_spec, model=build_model)
-
-Installed packages are found by name through the ``relaax_zmq.algorithms`` entry-point
-group (``algorithm.name``); an app-local folder by ``algorithm.path``. The parameter
-vector is one flat float32 vector (``ParameterServerSpec``); docs/algorithms.md has the
-walkthrough and ``examples/reinforce`` a whole algorithm in under 100 lines.
+A worker hosts one ``Agent`` for all its sessions and calls ``act`` once per drain with
+a ``StepBatch``. Agents that learn read weights from, and push gradients to, the
+``ParameterLink`` in ``AgentContext.parameters`` (the shards over ZeroMQ, or their own
+update code in this process in serial mode). An algorithm package declares itself once,
+``ALGORITHM = Algorithm(...)``, and is found by name through the ``relaax_zmq.algorithms``
+entry points or loaded by ``algorithm.path``; docs/algorithms.md walks through
+``examples/reinforce``, a whole algorithm in under 100 lines.
 """
 
 from __future__ import annotations
@@ -26,30 +18,29 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from relaax_zmq.config.convert import from_mapping, option
+from relaax_zmq import spec_checks as checks
+from relaax_zmq.config.convert import option
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.metrics import names
 
 __all__ = [
-    "OPTIMIZER_HYPERPARAMETERS", "Agent", "AgentContext", "Algorithm", "ConfigError",
-    "MetricsRecorder", "OptimizerSpec", "ParamGroup", "ParameterLink", "ParameterServerContext",
-    "ParameterServerSpec", "StepBatch", "names", "option", "parse_config",
+    "Agent", "AgentContext", "Algorithm", "ConfigError", "MetricsRecorder", "OptimizerSpec",
+    "ParamGroup", "ParameterLink", "ParameterServerContext", "ParameterServerSpec", "StepBatch",
+    "names", "option", "parse_config",
 ]  # fmt: skip
+parse_config = checks.parse_config
 
 C = TypeVar("C")
 
 
 @dataclass(frozen=True)
 class StepBatch:
-    """One environment step of B sessions, stacked (each session once, in batch order).
-
-    ``rewards`` is NaN where the client sent none (an episode's first step); ``states``
-    is None when the clients sent no observation; ``exploit`` sessions only act.
-    """
+    """One environment step of B sessions, stacked in batch order; ``rewards`` is NaN where
+    the client sent none (an episode's first step), ``exploit`` sessions only act."""
 
     session_ids: np.ndarray  # (B,) uint64
     rewards: np.ndarray  # (B,) float32
-    states: np.ndarray | None  # (B, ...)
+    states: np.ndarray | None  # (B, ...); None when the clients sent no observation
     terminal: np.ndarray  # (B,) bool: the episode ended in a terminal state
     truncated: np.ndarray  # (B,) bool: it was cut short (time limit, reset)
     exploit: np.ndarray  # (B,) bool
@@ -71,10 +62,15 @@ class StepBatch:
 class ParameterLink(Protocol):
     """A worker's view of the parameter servers: what agents use of it, nothing more.
 
-    Weights carry one version per shard; ``ready`` says they are fit for a forward pass
-    (consistent, or complete when the spec allows mixed versions). Gradients are of the
-    loss, on weights of the ``base_versions`` they were computed on.
-    """
+    Weights carry one version per shard; ``ready``: fit for a forward pass (consistent,
+    or complete when the spec allows mixed versions); ``stopping``: shard 0 announced
+    the end of training (pushes are dropped); ``poll`` takes in what the shards
+    published (True: the weights changed); ``weights()`` is (read-only vector, per-shard
+    versions, consistent); ``wait_consistent`` polls until all slices share a version
+    above ``newer_than`` (False on timeout); ``push`` sends each shard its slice of the
+    gradient of the loss computed on ``base_versions`` (the slices that went);
+    ``add_statistics`` adds to the shared statistics, ``statistics()`` is shard 0's newest
+    totals (None before the first)."""
 
     param_count: int
     sync: bool  # parameter_servers.update is sync: one averaged step per round
@@ -83,49 +79,28 @@ class ParameterLink(Protocol):
     @property
     def ready(self) -> bool: ...
     @property
-    def stopping(self) -> bool:
-        """Shard 0 announced the end of training (``max_global_step``): pushes are dropped."""
-        ...
-
-    def poll(self) -> bool:
-        """Take in what the shards published; True when the weights changed."""
-        ...
-
-    def weights(self) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(read-only flat vector, per-shard versions, consistent)."""
-        ...
-
-    def wait_consistent(self, timeout: float, *, newer_than: int | None = None) -> bool:
-        """Poll until every slice has one version (above ``newer_than``); False on timeout."""
-        ...
-
+    def stopping(self) -> bool: ...
+    def poll(self) -> bool: ...
+    def weights(self) -> tuple[np.ndarray, np.ndarray, bool]: ...
+    def wait_consistent(self, timeout: float, *, newer_than: int | None = None) -> bool: ...
     def push(
         self, gradient: np.ndarray, base_versions: Sequence[int], steps: int, episodes: int
-    ) -> int:
-        """Send each shard its slice; the number of slices that went."""
-        ...
-
-    def add_statistics(self, delta: np.ndarray) -> None:
-        """Add to the shared statistics (``ParameterServerSpec.statistics_size``)."""
-        ...
-
-    def statistics(self) -> np.ndarray | None:
-        """Shard 0's newest statistics totals; None before the first."""
-        ...
+    ) -> int: ...
+    def add_statistics(self, delta: np.ndarray) -> None: ...
+    def statistics(self) -> np.ndarray | None: ...
 
 
 class MetricsRecorder(Protocol):
-    """Where an agent records its learning figures (``names``: losses, entropy ...)."""
+    """Where an agent records learning figures (``names``: losses, entropy ...)."""
 
     def scalar(self, name: str, value: float, step: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
 class AgentContext:
-    """What an agent is built from: the raw ``algorithm.config``, the worker's name, the
-    torch ``device``, the app's ``seed``, the most rows of one ``act`` (``max_batch``),
-    the ``parameters`` link (None without a parameter-server side) and ``metrics``
-    (None: nobody listens)."""
+    """What an agent is built from: the raw ``algorithm.config``, the worker's name, torch
+    ``device``, app ``seed``, most rows of one ``act``, the ``parameters`` link (None
+    without a parameter-server side) and ``metrics`` (None: nobody listens)."""
 
     config: Mapping[str, Any] = field(default_factory=dict)
     worker_id: str = "worker"
@@ -153,11 +128,8 @@ class Agent(ABC):
 
     @abstractmethod
     def act(self, batch: StepBatch) -> np.ndarray:
-        """Actions for every row of ``batch``, (B, ...), in batch order.
-
-        Ended rows still get one (ignored). ``ValueError`` for observations of the wrong
-        shape or dtype: the worker answers those clients MALFORMED with its text.
-        """
+        """Actions for every row of ``batch``, (B, ...), ended rows too (ignored). ``ValueError``
+        for observations of a wrong shape or dtype: their clients get MALFORMED with its text."""
 
     def stats(self) -> dict[str, float]:
         """Numbers for the worker's status (steps, episodes ...)."""
@@ -165,14 +137,6 @@ class Agent(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources when the worker stops."""
-
-
-#: Hyperparameters each optimizer accepts (the keyword arguments of its kernel).
-OPTIMIZER_HYPERPARAMETERS: dict[str, frozenset[str]] = {
-    "sgd": frozenset({"lr", "momentum", "dampening", "nesterov", "weight_decay"}),
-    "rmsprop": frozenset({"lr", "decay", "eps", "eps_inside_sqrt"}),
-    "adam": frozenset({"lr", "beta1", "beta2", "eps", "weight_decay"}),
-}
 
 
 @dataclass(frozen=True)
@@ -184,12 +148,7 @@ class ParamGroup:
     lr_scale: float
 
     def __post_init__(self) -> None:
-        if self.offset < 0 or self.count < 1:
-            raise ValueError(
-                f"param group: expected offset >= 0 and count >= 1, got {self.offset}, {self.count}"
-            )
-        if not self.lr_scale >= 0:
-            raise ValueError(f"param group: expected lr_scale >= 0, got {self.lr_scale}")
+        checks.check_param_group(self)
 
 
 @dataclass(frozen=True)
@@ -204,22 +163,7 @@ class OptimizerSpec:
     groups: tuple[ParamGroup, ...] = ()
 
     def __post_init__(self) -> None:
-        allowed = OPTIMIZER_HYPERPARAMETERS.get(self.name)
-        if allowed is None:
-            names_ = ", ".join(OPTIMIZER_HYPERPARAMETERS)
-            raise ValueError(f"optimizer: expected one of {names_}, got {self.name!r}")
-        unknown = set(self.hyperparameters) - allowed
-        if unknown:
-            raise ValueError(
-                f"optimizer {self.name}: unknown hyperparameters {sorted(unknown)}; "
-                f"expected some of {sorted(allowed)}"
-            )
-        if "lr" not in self.hyperparameters:
-            raise ValueError(f"optimizer {self.name}: lr is required")
-        ranges = sorted((g.offset, g.offset + g.count) for g in self.groups)
-        for (_, stop), (start, _) in zip(ranges, ranges[1:], strict=False):
-            if start < stop:
-                raise ValueError(f"optimizer {self.name}: param groups overlap at {start}")
+        checks.check_optimizer(self)
 
     def learning_rate(self, global_step: int) -> float:
         """The learning rate at ``global_step`` (before any group's scale)."""
@@ -242,27 +186,11 @@ class ParameterServerSpec:
     statistics_size: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.param_count, bool) or not isinstance(self.param_count, int):
-            raise TypeError(f"param_count: expected an int, got {type(self.param_count).__name__}")
-        if self.param_count < 1:
-            raise ValueError(f"param_count: expected an int >= 1, got {self.param_count}")
-        from relaax_zmq.ps.wire import MAX_STATISTICS_VALUES
-
-        size, most = self.statistics_size, MAX_STATISTICS_VALUES
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= most:
-            raise ValueError(f"statistics_size: expected an int in [0, {most}], got {size!r}")
+        checks.check_server_spec(self)
 
     def initial_vector(self, seed: int) -> np.ndarray:
         """``initial_parameters(seed)`` checked: a (param_count,) float32 vector, finite."""
-        vector = np.asarray(self.initial_parameters(seed))
-        if vector.shape != (self.param_count,) or vector.dtype != np.float32:
-            raise ValueError(
-                f"initial_parameters: expected ({self.param_count},) float32, "
-                f"got {vector.shape} {vector.dtype}"
-            )
-        if not np.isfinite(vector).all():
-            raise ValueError("initial_parameters: expected finite values")
-        return np.ascontiguousarray(vector)
+        return checks.checked_vector(self.initial_parameters(seed), self.param_count)
 
 
 @dataclass(frozen=True)
@@ -273,14 +201,6 @@ class ParameterServerContext:
     seed: int = 0
     shard: int | None = None
     shards: int = 1
-
-
-def parse_config(cls: type[C], mapping: Mapping[str, Any] | None, name: str) -> C:
-    """``cls`` from ``algorithm.config``; ``ValueError`` naming the full key of a bad value."""
-    try:
-        return from_mapping(cls, dict(mapping or {}), "algorithm.config")
-    except ConfigError as exc:
-        raise ValueError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -326,7 +246,5 @@ class Algorithm(Generic[C]):
             return None
         spec = self.parameter_server(self.parse(config), context)
         if not isinstance(spec, ParameterServerSpec):
-            raise TypeError(
-                f"{self.name}: expected a ParameterServerSpec, got {type(spec).__name__}"
-            )
+            raise TypeError(f"{self.name}: expected a ParameterServerSpec, got {spec!r}")
         return spec

@@ -1,4 +1,5 @@
-"""The same seeded run through the in-process path and through the broker is identical."""
+"""The same seeded run in serial mode, through the in-process path and through the broker
+is identical."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from relaax_zmq.core import AgentContext
 from relaax_zmq.envs.gym_runner import GymRunner
 from relaax_zmq.envs.vector_runner import VectorRunner
 from relaax_zmq.registry import load_agent
+from relaax_zmq.serial import AgentBlock
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.worker import SessionHost
 
@@ -40,9 +42,13 @@ class Recorder(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def _host() -> SessionHost:
+def _agent():
     config = AlgorithmConfig(path=LINEAR_POLICY_PATH, config=POLICY)
-    return SessionHost(load_agent(config, AgentContext(POLICY)))
+    return load_agent(config, AgentContext(POLICY))
+
+
+def _host() -> SessionHost:
+    return SessionHost(_agent())
 
 
 def _single(proxy: AgentProxy, seed: int) -> tuple[list[float], Recorder]:
@@ -51,7 +57,7 @@ def _single(proxy: AgentProxy, seed: int) -> tuple[list[float], Recorder]:
     return rewards, env
 
 
-def _vector(proxy: VectorAgentProxy, seed: int) -> tuple[list[list[float]], list[Recorder]]:
+def _vector(proxy: VectorAgentProxy | AgentBlock, seed: int) -> tuple[list[list[float]], list[Recorder]]:
     envs = [Recorder(gym.make("CartPole-v1")) for _ in range(proxy.n)]
     runner = VectorRunner(proxy, envs, seed=seed, max_episode_steps=100)
     runner.run(max_episodes=2)
@@ -64,7 +70,8 @@ def _same(a: list[tuple[np.ndarray, int, float]], b: list[tuple[np.ndarray, int,
     )
 
 
-def test_in_process_and_broker_runs_are_identical(tmp_path) -> None:
+def test_serial_in_process_and_broker_runs_are_identical(tmp_path) -> None:
+    serial_vector, serial_envs = _vector(AgentBlock(_agent(), 6), seed=5)
     local_rewards, local_env = _single(AgentProxy.in_process(_host()), seed=11)
     local_vector, local_envs = _vector(VectorAgentProxy.in_process(_host(), 6), seed=5)
     with running_exchange(tmp_path, worker_count=2) as ex:
@@ -73,8 +80,9 @@ def test_in_process_and_broker_runs_are_identical(tmp_path) -> None:
     assert len(local_env.steps) > 20
     assert local_rewards == remote_rewards
     assert _same(local_env.steps, remote_env.steps), "step-for-step identical trajectories"
-    assert local_vector == remote_vector
+    assert serial_vector == local_vector == remote_vector
     assert all(_same(a.steps, b.steps) for a, b in zip(local_envs, remote_envs, strict=True))
+    assert all(_same(a.steps, b.steps) for a, b in zip(serial_envs, remote_envs, strict=True))
 
 
 def test_a_different_seed_gives_a_different_trajectory() -> None:

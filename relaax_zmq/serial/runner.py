@@ -11,6 +11,7 @@ is the bound the distributed exchange is measured against (bench.exchange).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -49,6 +50,10 @@ class SerialRunner:
     def __init__(self, config: AppConfig, *, sessions: int | None = None) -> None:
         self.config = config
         algorithm = load_algorithm(config.algorithm)
+        threads = config.workers.torch_threads  # as in a worker
+        torch = sys.modules.get("torch")  # imported by the algorithm when it uses it
+        if threads is not None and torch is not None:
+            torch.set_num_threads(threads)
         spec = algorithm.make_parameter_server(
             config.algorithm.config,
             ParameterServerContext(
