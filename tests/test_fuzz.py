@@ -1,9 +1,10 @@
 """Coverage-guided fuzzing (atheris): a bounded run of every target, a planted bug, long runs.
 
-Every run is a child process, ``python -m relaax_zmq.testing.fuzz TARGET`` (atheris sets
-up once per process and ends it), whose last output line is a JSON object of figures.
-The targets and their properties: relaax_zmq/testing/fuzz/ and docs/security.md
-("Fuzzing"). What they found is pinned in tests/test_fuzz_regressions.py.
+Every run is a child process, ``python -m tests.fuzz TARGET`` from the repository root
+(atheris sets up once per process and ends it), whose last output line is a JSON object
+of figures. The targets and their properties: tests/fuzz/ (imported here as ``fuzz``:
+tests/ is on the path) and docs/security.md ("Fuzzing"). What they found is pinned in
+tests/test_fuzz_regressions.py.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fuzz import TARGETS
+from fuzz.frames import join_frames, split_frames
 
 from relaax_zmq.protocol.vectors import load_vectors
-from relaax_zmq.testing.fuzz import TARGETS
-from relaax_zmq.testing.fuzz.frames import join_frames, split_frames
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHORT_SECONDS = 2
 LONG_SECONDS = 60
@@ -29,7 +32,8 @@ def fuzz(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Run the fuzzing CLI; its result and the JSON object of its last line."""
     proc = subprocess.run(
-        [sys.executable, "-m", "relaax_zmq.testing.fuzz", *args, "--quiet"],
+        [sys.executable, "-m", "tests.fuzz", *args, "--quiet"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,

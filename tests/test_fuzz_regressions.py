@@ -18,8 +18,8 @@ from relaax_zmq.algorithms.common.schedules import exponential
 from relaax_zmq.broker import admin
 from relaax_zmq.broker.broker import Broker
 from relaax_zmq.config import parse_config
+from relaax_zmq.core import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.learner import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.metrics.wire import BatchError, decode_batch
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.ps import wire
@@ -65,7 +65,7 @@ def deliver(target: Shard, frames: tuple[str, ...]) -> ProtocolError | None:
     """Hand hex ``frames`` to the shard as its PULL loop does; the refusal, if any."""
     received = [zmq.Frame(bytes.fromhex(f)) for f in frames]
     try:
-        target._on_message(wire.decode_to_shard(received, target.shard), NOW)
+        target.handle(wire.decode_to_shard(received, target.shard), NOW)
     except ProtocolError as exc:
         return exc
     return None
@@ -103,7 +103,7 @@ def test_a_gradient_too_large_to_square_is_dropped_and_poisons_nothing(optimizer
     before = target.updater.params.copy()
     for _ in range(3):
         assert deliver(target, GRADIENT_1E30) is None
-    assert target.counters["dropped_nonfinite"] == 3 and target.updater.version == 0
+    assert target.counters.dropped_nonfinite == 3 and target.updater.version == 0
     np.testing.assert_array_equal(target.updater.params, before)
     publishable(target)
     assert deliver(target, good_gradient(target)) is None and target.updater.version == 1
@@ -115,7 +115,7 @@ def test_delay_compensation_drops_a_correction_that_overflows() -> None:
     for base in (0, 0):  # the second is one version stale: corrected by g * g * (w - w_base)
         frames = wire.encode(wire.Gradient(0, "a", base, 1, 0, 0, big))
         deliver(target, tuple(bytes(memoryview(f)).hex() for f in frames))
-    assert target.updater.version == 1 and target.counters["dropped_nonfinite"] == 1
+    assert target.updater.version == 1 and target.counters.dropped_nonfinite == 1
     publishable(target)
 
 
@@ -144,7 +144,7 @@ def test_statistics_deltas_whose_totals_overflow_are_dropped() -> None:
     target = shard(0)
     assert deliver(target, STATISTICS_1E308) is None
     assert deliver(target, STATISTICS_1E308) is None
-    assert target.statistics_updates == 1 and target.counters["dropped_nonfinite"] == 1
+    assert target.statistics_updates == 1 and target.counters.dropped_nonfinite == 1
     np.testing.assert_array_equal(target.statistics, [1e308] * 3)
     publishable(target)
 

@@ -1,7 +1,8 @@
-"""The built wheel installs everything under relaax_zmq, extensions included."""
+"""The built wheel installs everything under relaax_zmq (extensions too) and no test harness."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,9 +13,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def clean_source(dest: Path) -> Path:
+    """The repository's files (tracked, or new and not ignored) copied to ``dest``: a build
+    there sees no stale build/ folder, so the wheel holds what the sources ship (a module
+    moved or split in the tree would otherwise linger in it from build/lib)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    for name in sorted(set(listed.stdout.decode().split("\0")) - {""}):
+        source = ROOT / name
+        if source.is_symlink() or source.is_file():  # deleted but not yet committed: skipped
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name, follow_symlinks=False)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    source = clean_source(tmp_path_factory.mktemp("source"))
     subprocess.run(
         [
             sys.executable,
@@ -26,7 +46,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
             "-q",
             "-w",
             str(out),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         timeout=600,
@@ -65,6 +85,22 @@ def test_extensions_and_data_are_shipped(wheel) -> None:
         "relaax_zmq/cli/presets/cartpole.yaml",
         "relaax_zmq/cli/presets/bandit-reinforce.yaml",
     } <= set(names)
+
+
+def test_no_module_is_shipped_twice(wheel) -> None:
+    # a module and a package of the same name (wire.py beside wire/) is a stale leftover
+    names = set(wheel.namelist())
+    packages = {n.removesuffix("/__init__.py") for n in names if n.endswith("/__init__.py")}
+    assert not {p for p in packages if f"{p}.py" in names}
+    assert "relaax_zmq/ps/wire/__init__.py" in names
+
+
+def test_the_fuzz_harness_stays_out_of_the_wheel(wheel) -> None:
+    # the atheris harness is run from the repository (python -m tests.fuzz), not installed
+    names = wheel.namelist()
+    assert not [n for n in names if "fuzz" in n.lower()], "a fuzz harness is in the wheel"
+    assert not [n for n in names if n.startswith(("tests/", "relaax_zmq/tests/"))]
+    assert not [n for n in names if n.endswith(".py") and b"atheris" in wheel.read(n)]
 
 
 def test_torch_is_pinned_below_the_cuda_pulling_releases(wheel) -> None:

@@ -1,8 +1,9 @@
-"""The fuzzing process: ``python -m relaax_zmq.testing.fuzz.engine TARGET [libFuzzer args]``.
+"""The fuzzing process: ``python -m tests.fuzz.engine TARGET [libFuzzer args]``.
 
 Imports the target with every relaax_zmq module it loads instrumented for coverage
-(the fuzz harness itself excepted), then hands control to atheris, which runs until
-libFuzzer's own limits and exits the process (``runner`` starts and reads it).
+(the harness, outside the package, is run and not measured), then hands control to
+atheris, which runs until libFuzzer's own limits and exits the process (``runner``
+starts and reads it).
 ``RELAAX_ZMQ_FUZZ_PLANT=HEX`` plants a bug: any input starting with those bytes raises,
 so that a test can prove that a failure is caught, reported and written to a file.
 Logging and warnings are off: the handlers log every bad message they drop.
@@ -19,14 +20,9 @@ from collections.abc import Callable
 
 import atheris
 
-from relaax_zmq.testing.fuzz import TARGETS
+from . import TARGETS
 
 PLANT_ENV = "RELAAX_ZMQ_FUZZ_PLANT"
-#: The harness's own modules: run, not measured.
-HARNESS = (
-    "relaax_zmq.testing.fuzz.frames",
-    *(f"relaax_zmq.testing.fuzz.{m}" for m in TARGETS.values()),
-)
 
 
 class PlantedBug(Exception):
@@ -35,8 +31,8 @@ class PlantedBug(Exception):
 
 def load_target(name: str) -> Callable[[bytes], None]:
     """The target's ``test_one_input``, imported with relaax_zmq instrumented."""
-    with atheris.instrument_imports(include=["relaax_zmq"], exclude=list(HARNESS)):
-        module = importlib.import_module(f"relaax_zmq.testing.fuzz.{TARGETS[name]}")
+    with atheris.instrument_imports(include=["relaax_zmq"]):
+        module = importlib.import_module(f".{TARGETS[name]}", __package__)
     test = module.test_one_input
     planted = bytes.fromhex(os.environ.get(PLANT_ENV, ""))
     if not planted:

@@ -19,7 +19,8 @@ import numpy as np
 
 from relaax_zmq.metrics.wire import Batch, BatchError, decode_batch, encode_batch
 from relaax_zmq.protocol.limits import Limits
-from relaax_zmq.testing.fuzz.frames import Finding, join_frames, nested, take_frames
+
+from .frames import Finding, join_frames, nested, take_frames
 
 #: Limits small enough that the fuzzer reaches them.
 LIMITS = Limits(max_elements=4096, max_tensors=8, max_sessions=8)

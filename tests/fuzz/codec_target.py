@@ -34,7 +34,8 @@ from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.protocol.vectors import load_vectors
-from relaax_zmq.testing.fuzz.frames import Finding, join_frames, split_frames
+
+from .frames import Finding, join_frames, split_frames
 
 #: Limits small enough that the fuzzer reaches every limit check.
 SMALL_LIMITS = Limits(max_elements=4096, max_tensors=3, max_sessions=8)

@@ -1,4 +1,4 @@
-"""``python -m relaax_zmq.testing.fuzz TARGET --seconds N [--corpus DIR]``: fuzz one target.
+"""``python -m tests.fuzz TARGET --seconds N [--corpus DIR]``: fuzz one target.
 
 Prints libFuzzer's progress, a summary, and last one line holding a JSON object of the
 figures (``runner.Report``). Exit status 0 when the run found nothing, 1 when it did.
@@ -13,13 +13,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from relaax_zmq.testing.fuzz import TARGETS
-from relaax_zmq.testing.fuzz.runner import MAX_LEN, fuzz
+from . import TARGETS
+from .runner import MAX_LEN, fuzz
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m relaax_zmq.testing.fuzz",
+        prog="python -m tests.fuzz",
         description="Coverage-guided fuzzing (atheris) of a relaax-zmq message handler.",
     )
     parser.add_argument("target", choices=sorted(TARGETS))

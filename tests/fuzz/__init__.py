@@ -1,9 +1,10 @@
 """Coverage-guided fuzzing of what relaax-zmq decodes from peers (atheris, libFuzzer).
 
-``python -m relaax_zmq.testing.fuzz TARGET --seconds N [--corpus DIR]`` runs one target
-under atheris in a child process, with the relaax_zmq modules it exercises instrumented,
-and ends with one JSON line of figures (executions, execs/s, coverage, findings).
-docs/security.md ("Fuzzing") says what each target checks.
+``python -m tests.fuzz TARGET --seconds N [--corpus DIR]`` (from the repository root)
+runs one target under atheris in a child process, with the relaax_zmq modules it
+exercises instrumented, and ends with one JSON line of figures (executions, execs/s,
+coverage, findings). docs/security.md ("Fuzzing") says what each target checks. The
+harness lives beside the tests, not in the package: the wheel ships what users run.
 
 Targets (one module each, ``test_one_input(data)`` raises on a finding):
 
@@ -13,10 +14,11 @@ Targets (one module each, ``test_one_input(data)`` raises on a finding):
 - ``metrics``: the metrics collector's batch decoder.
 
 This package imports nothing from relaax_zmq at import time, so that the engine can
-instrument every module a target loads.
+instrument every module a target loads. Its modules import each other relatively: the
+tests import it as ``fuzz`` (tests/ is on their path), the command line as ``tests.fuzz``.
 """
 
-#: Target name -> module (``relaax_zmq.testing.fuzz.<module>``).
+#: Target name -> module of this package.
 TARGETS = {
     "codec": "codec_target",
     "broker": "broker_target",

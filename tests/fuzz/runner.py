@@ -22,9 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relaax_zmq.testing.fuzz import TARGETS
-from relaax_zmq.testing.fuzz.engine import PLANT_ENV
+from . import TARGETS
+from .engine import PLANT_ENV
 
+#: The engine's module, run from the repository root (``ROOT`` goes on its PYTHONPATH).
+ENGINE = "tests.fuzz.engine"
+ROOT = Path(__file__).resolve().parents[2]
 #: Seconds the child may take beyond its fuzzing time (start-up, imports, final stats).
 GRACE = 120.0
 #: Longest input libFuzzer makes.
@@ -101,8 +104,9 @@ def fuzz(
         ]
         options += [f"-runs={runs}"] if runs is not None else []
         options += [f"-seed={seed}"] if seed is not None else []
-        command = [sys.executable, "-m", "relaax_zmq.testing.fuzz.engine", target, *options]
-        env = {**os.environ, PLANT_ENV: plant.hex()}
+        command = [sys.executable, "-m", ENGINE, target, *options]
+        path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+        env = {**os.environ, PLANT_ENV: plant.hex(), "PYTHONPATH": path}
         started = time.monotonic()
         code, lines = _run(command + inputs, env, seconds + GRACE, echo)
     report = parse_output(target, lines)
@@ -138,7 +142,7 @@ def parse_output(target: str, lines: Sequence[str]) -> Report:
 
 
 def _write_seeds(target: str, folder: Path) -> Path:
-    module = importlib.import_module(f"relaax_zmq.testing.fuzz.{TARGETS[target]}")
+    module = importlib.import_module(f".{TARGETS[target]}", __package__)
     folder.mkdir(parents=True)
     for data in module.seeds():
         (folder / hashlib.sha1(data).hexdigest()).write_bytes(data)

@@ -30,12 +30,14 @@ import zmq
 
 from relaax_zmq.algorithms.common.schedules import exponential, linear
 from relaax_zmq.config import AppConfig, parse_config
+from relaax_zmq.core import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.learner import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.shard import Shard
+from relaax_zmq.ps.shard_core import NOTHING
 from relaax_zmq.testing import LINEAR_PG_PATH
-from relaax_zmq.testing.fuzz.frames import Finding, take_frames
+
+from .frames import Finding, take_frames
 
 #: Messages read from one input at most.
 MAX_OPS = 16
@@ -107,7 +109,8 @@ class Driver:
     """Feeds one shard the messages an input describes, checking it after each."""
 
     def __init__(self, fdp: atheris.FuzzedDataProvider) -> None:
-        wire.CHUNK_VALUES = CHUNK_VALUES  # set here, not on import: the runner imports for seeds
+        # set here, not on import (the runner imports for seeds); chunking reads it there
+        wire.payload.CHUNK_VALUES = CHUNK_VALUES
         self.fdp = fdp
         config = app(self.choose(len(MODES)), fdp.ConsumeBool(), fdp.ConsumeBool())
         optimizer = spec(self.choose(len(OPTIMIZERS)), self.choose(len(SCHEDULES)))
@@ -184,11 +187,16 @@ class Driver:
         s = self.shard
         before = _snapshot(s)
         try:
-            s._on_message(wire.decode_to_shard([zmq.Frame(f) for f in frames], s.shard), self.now)
+            publish = s.handle(
+                wire.decode_to_shard([zmq.Frame(f) for f in frames], s.shard), self.now
+            )
         except ProtocolError:
             after = _snapshot(s)
             if not _same(before, after):
                 raise Finding(f"a refused message changed the shard: {before} -> {after}") from None
+        else:
+            s._republish |= publish.weights and not publish.heartbeat
+            s._publish_now(publish if publish.heartbeat else NOTHING, self.now)
         after = _snapshot(s)
         if not np.array_equal(before["params"], after["params"]) and (
             after["version"] == before["version"]
@@ -200,12 +208,12 @@ class Driver:
     def loop_step(self) -> None:
         """What ``Shard._loop`` does after a drain (rounds, publications, beat, stop)."""
         s = self.shard
-        if s.updater.sync and s.updater.close_round(s._live_workers(self.now)):
-            s.counters["applied"] += 1
+        s.close_round(self.now)
         s._publish_weights(self.now)
         s._publish_statistics()
         s._beat(self.now, s.ps.heartbeat_interval)
-        s._check_stop(self.now)
+        if s.stop_at is None:
+            s._publish_now(s.check_stop(self.now), self.now)
 
     def time_passes(self) -> None:
         interval = self.shard.ps.heartbeat_interval

@@ -40,7 +40,8 @@ from relaax_zmq.protocol.constants import HEADER, MAGIC, MessageType
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.sockets import open_socket, socket_map
 from relaax_zmq.testing import LINEAR_POLICY_PATH
-from relaax_zmq.testing.fuzz.frames import Finding, nested, take_frames
+
+from .frames import Finding, nested, take_frames
 
 #: Operations read from one input at most.
 MAX_OPS = 24
