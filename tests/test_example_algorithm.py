@@ -38,7 +38,7 @@ def test_the_example_is_at_most_100_lines_of_python() -> None:
 
 def test_the_example_loads_by_path_and_learns_in_serial_mode() -> None:
     runner = SerialRunner(_seeded(0))
-    assert runner.agent.name == "reinforce-example"
+    assert runner.agent.name == "example"
     run = runner.run(max_steps=6000)
     assert run.global_step >= 5000 and run.returns  # gradients went to the shards' core
     assert runner.agent.counters["pushes"] >= 4

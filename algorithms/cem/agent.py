@@ -78,14 +78,12 @@ class CEMAgent(TorchAgent):
     def __init__(self, context: AgentContext, config: CEMConfig) -> None:
         super().__init__(
             context,
+            config,
             build_model(config),
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=DELTA_OPTIMIZER,
             name="cem",
             recorder=Recorder(None),
+            optimizer=DELTA_OPTIMIZER,
         )
-        self.config = config
         assert isinstance(self.model, SearchDistribution)
         self.search = self.model
         self.policy_net = build_policy(config)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import zlib
 from abc import abstractmethod
 from dataclasses import replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -46,29 +46,31 @@ class TorchAgent(Agent):
 
     Args:
         context: the worker's context; ``context.parameters`` is required.
+        config: the algorithm's hyperparameters, with the shared ``input``, ``output`` and
+            ``optimizer`` sections (``algorithms.common.config``).
         model: the algorithm's network; its parameters are the shards' flat vector.
-        input: the ``input`` section (observation shape, dtype, normalisation).
-        action: what the agent outputs.
-        optimizer: the ``optimizer`` section (gradient clipping).
         name: the algorithm's name, for messages.
         recorder: how experience is cut into segments (``Recorder``).
         reward_scaler: rewards of the segments are scaled by it before ``learn`` (None: raw).
+        optimizer: gradient clipping from this section instead of ``config.optimizer``.
     """
 
     def __init__(
         self,
         context: AgentContext,
+        config: Any,
         model: nn.Module,
         *,
-        input: InputConfig,
-        action: ActionSpec,
-        optimizer: OptimizerConfig,
         name: str,
         recorder: Recorder,
         reward_scaler: RewardScaler | None = None,
+        optimizer: OptimizerConfig | None = None,
     ) -> None:
         if context.parameters is None:
             raise ValueError(f"{name} learns through the parameter servers: no ParameterClient")
+        input: InputConfig = config.input
+        optimizer = optimizer if optimizer is not None else config.optimizer
+        self.config = config
         self.name = name
         self.parameters = context.parameters
         self.metrics = context.metrics
@@ -82,7 +84,7 @@ class TorchAgent(Agent):
             )
         self.input = input
         self.observation = input.spec()
-        self.action = action
+        self.action: ActionSpec = config.output.spec()
         self.max_grad_norm = optimizer.max_grad_norm
         shape = self.observation.shape
         self.normalizer = RunningMeanStd(shape) if input.normalize else None

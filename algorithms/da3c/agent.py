@@ -91,15 +91,12 @@ class DA3CAgent(TorchAgent):
         model = build_model(config)
         super().__init__(
             context,
+            config,
             model,
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=config.optimizer,
             name="da3c",
             recorder=Recorder(config.t_max),
             reward_scaler=RewardScaler(config.gamma) if config.normalize_rewards else None,
         )
-        self.config = config
         self.memory = None if config.lstm_size is None else SessionMemory(config.lstm_size)
         self.batch: list[Segment] = []
 

@@ -59,14 +59,11 @@ class DDPGAgent(TorchAgent):
     def __init__(self, context: AgentContext, config: DDPGConfig) -> None:
         super().__init__(
             context,
+            config,
             build_model(config),
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=config.optimizer,
             name="ddpg",
             recorder=Recorder(1),
         )
-        self.config = config
         self.target = build_model(config).to(self.device)
         self.target_flat = FlatModel(self.target)
         self.target.requires_grad_(False)

@@ -51,14 +51,11 @@ class DqnAgent(TorchAgent):
     def __init__(self, context: AgentContext, config: DqnConfig) -> None:
         super().__init__(
             context,
+            config,
             build_model(config),
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=config.optimizer,
             name="dqn",
             recorder=Recorder(1),
         )
-        self.config = config
         self.target = build_model(config).to(self.device).requires_grad_(False)
         self.target_period: int | None = None  # global_step // target_update at the last sync
         self.target_syncs: list[int] = []  # the global steps at which the target was synced

@@ -90,15 +90,12 @@ class PPOAgent(TorchAgent):
             )
         super().__init__(
             context,
+            config,
             build_model(config),
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=config.optimizer,
             name="ppo",
             recorder=Recorder(config.rollout_length),
             reward_scaler=RewardScaler(config.gamma) if config.normalize_rewards else None,
         )
-        self.config = config
         self.clip = config.clip_schedule()
         self.learning_rate = config.optimizer.schedule()
         self.segments: list[Segment] = []  # the rollout being collected

@@ -39,14 +39,11 @@ class ReinforceAgent(TorchAgent):
     def __init__(self, context: AgentContext, config: ReinforceConfig) -> None:
         super().__init__(
             context,
+            config,
             build_model(config),
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=config.optimizer,
             name="reinforce",
             recorder=Recorder(None, max_episode_length=config.max_episode_length),
         )
-        self.config = config
         self.batch: list[Segment] = []
 
     def policy(

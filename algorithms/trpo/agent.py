@@ -133,12 +133,11 @@ class TRPOAgent(TorchAgent):
     def __init__(self, context: AgentContext, config: TRPOConfig) -> None:
         super().__init__(
             context,
+            config,
             build_model(config),
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=DELTA_OPTIMIZER,
             name="trpo",
             recorder=Recorder(config.segment_length),
+            optimizer=DELTA_OPTIMIZER,
         )
         if not self.parameters.sync:
             raise ValueError(

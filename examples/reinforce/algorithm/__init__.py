@@ -45,16 +45,8 @@ class Reinforce(TorchAgent):
     """The worker side: sample actions, learn from whole episodes."""
 
     def __init__(self, context: AgentContext, config: Config) -> None:
-        super().__init__(
-            context,
-            build_model(config),
-            input=config.input,
-            action=config.output.spec(),
-            optimizer=config.optimizer,
-            name="reinforce-example",
-            recorder=Recorder(None),  # segments are whole episodes
-        )
-        self.config = config
+        recorder = Recorder(None)  # a segment is a whole episode
+        super().__init__(context, config, build_model(config), name="example", recorder=recorder)
         self.episodes: list[Segment] = []
 
     def policy(self, observations: torch.Tensor, batch: StepBatch) -> tuple[np.ndarray, dict]:
