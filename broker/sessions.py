@@ -51,6 +51,11 @@ class Block:
         return self.id + self.count - 1
 
 
+def not_owned(session_id: int, count: int) -> str:
+    """The UNKNOWN_SESSION text for a request naming no block of its connection."""
+    return f"session {session_id} (count {count}): no such block on this connection; init again"
+
+
 class SessionTable:
     """Every live block, by first id, by worker and by client connection."""
 
@@ -91,6 +96,27 @@ class SessionTable:
             return False
         before = self._blocks[self._starts[i - 1]]
         return before.last >= first
+
+    def resumable(self, session_id: int, count: int) -> Block | None:
+        """The live block an init naming ``session_id`` and ``count`` resumes; None: a new init."""
+        block = self._blocks.get(session_id) if session_id else None
+        return block if block is not None and block.count == count else None
+
+    def owned(self, session_id: int, count: int, client: bytes) -> Block | None:
+        """The live block a request names, when connection ``client`` owns it; else None."""
+        block = self._blocks.get(session_id)
+        if block is not None and block.count == count and block.client == client:
+            return block
+        return None
+
+    def rebind(self, block: Block, client: bytes, now: float) -> int:
+        """Give ``block`` to connection ``client`` (a resume); the requests in flight for the old
+        connection are forgotten (their replies could not be delivered): returns how many."""
+        dropped = len(block.in_flight)
+        block.in_flight.clear()
+        block.client = client
+        block.last_seen = now
+        return dropped
 
     def add(self, count: int, exploit: bool, worker: bytes, client: bytes, now: float) -> Block:
         """Create a block on ``worker`` owned by ``client``."""

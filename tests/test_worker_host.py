@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from relaax_zmq.agent import StepBatch
+from relaax_zmq.core import StepBatch
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import Limits, decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role
@@ -90,7 +90,7 @@ def test_blocks_of_different_sizes_are_stacked_into_one_act_call(host, agent):
         got = action.tensors[Role.ACTION]
         assert got.shape == (msg.session_count,)
         np.testing.assert_array_equal(got, expected_actions(agent, obs[msg.session_id]))
-    assert host.counters["batches"] == 1 and host.counters["steps"] == 6
+    assert host.counters.batches == 1 and host.counters.steps == 6
 
 
 def test_groups_by_observation_shape_and_dtype(host, agent):
@@ -264,7 +264,7 @@ def test_agent_failure_is_internal_and_the_host_keeps_serving(host, agent):
     assert code == ErrorCode.INTERNAL and "RuntimeError: boom" in text
     agent.fail = None
     assert handle(host, messages.update(1, state=states(1)))[0].type == MessageType.ACTION
-    assert host.counters["errors"] == 1
+    assert host.counters.errors == 1
 
 
 def test_agent_returning_the_wrong_number_of_actions_is_internal(host, agent):
@@ -323,38 +323,6 @@ def test_stats_carry_host_counters_and_agent_stats(host):
     stats = host.stats()
     assert stats["blocks"] == 1 and stats["sessions"] == 1 and stats["batches"] == 1
     assert stats["agent"]["steps"] == 1.0
-
-
-def test_in_process_path_serves_a_whole_conversation(host, agent):
-    ready = host.handle_one(messages.init(2, sequence=1))
-    assert ready.type == MessageType.READY and ready.session_count == 2 and ready.session_id > 0
-    sid = ready.session_id
-    obs = states(2)
-    action = host.handle_one(messages.update(sid, state=obs, sequence=2))
-    assert action.type == MessageType.ACTION and action.sequence == 2
-    np.testing.assert_array_equal(action.tensors[Role.ACTION], expected_actions(agent, obs))
-    beat = host.handle_one(messages.simple(MessageType.HEARTBEAT, sid, 2, sequence=3))
-    assert beat.type == MessageType.HEARTBEAT and beat.sequence == 3
-    resumed = host.handle_one(messages.init(2, session_id=sid))
-    assert resumed.session_id == sid and agent.ended == [[sid, sid + 1]]
-    done = host.handle_one(messages.simple(MessageType.CLOSE, sid, 2, sequence=4))
-    assert done.type == MessageType.DONE and host.sessions == 0
-    code, _ = error_of(host.handle_one(messages.update(sid, state=obs)))
-    assert code == ErrorCode.UNKNOWN_SESSION
-
-
-def test_open_block_gives_distinct_random_blocks(host):
-    a, b = host.open_block(4), host.open_block(1, exploit=True)
-    assert a != b and 0 < a < 2**62 and 0 < b < 2**62
-    assert host.blocks[b].exploit and host.sessions == 5
-
-
-def test_in_process_frames_path_encodes_and_refuses_garbage(host):
-    sid = host.open_block(1)
-    reply = decode(host.handle_frames(encode(messages.update(sid, state=states(1), sequence=5))))
-    assert reply.type == MessageType.ACTION and reply.sequence == 5
-    code, text = error_of(decode(host.handle_frames([b"junk"])))
-    assert code == ErrorCode.MALFORMED and text.startswith("header")
 
 
 def test_decode_errors_map_to_malformed_too_large_or_version():

@@ -204,7 +204,7 @@ def test_garbage_link_messages_are_ignored(broker, start_worker):
     broker.assign(6, 1)
     broker.request(b"c", messages.update(6, state=obs(1)))
     assert broker.reply()[1].type == MessageType.ACTION
-    assert worker.counters["ignored"] == 5
+    assert worker.counters.ignored == 5
 
 
 def test_controls_apply_in_arrival_order_after_pending_updates(broker, start_worker):
@@ -244,10 +244,10 @@ def test_silent_broker_makes_the_worker_register_again_without_sessions(broker, 
         while broker.socket.poll(50):
             _, command, _ = broker.recv()
             assert command != Command.REGISTER.value
-    assert worker.counters["reconnects"] == 0
+    assert worker.counters.reconnects == 0
     # silence: a fresh socket registers again and the block is gone
     reg = json.loads(broker.expect(Command.REGISTER, timeout=3)[0])
-    assert reg["worker"] == "w1" and worker.counters["reconnects"] == 1
+    assert reg["worker"] == "w1" and worker.counters.reconnects == 1
     broker.request(b"c", messages.update(11, state=obs(1), sequence=5))
     _, reply = broker.reply()
     assert messages.read_error(reply)[0] == ErrorCode.UNKNOWN_SESSION

@@ -3,87 +3,40 @@
 ``SessionHost.handle`` takes the decoded RLX requests of one drain and returns
 one reply per request: every update is stacked into one ``StepBatch`` per
 (observation shape[1:], dtype) group, so the agent runs one forward pass per
-group (chunked to ``max_batch`` rows) for all waiting sessions. The worker
-feeds it from its link socket; an in-process client path uses ``open_block``
-and ``handle_one`` (which also answers init, close and heartbeat, the broker's
-part). One host serves one thread.
+group (chunked to ``max_batch`` rows; ``stacking``) for all waiting sessions.
+The worker feeds it from its link socket; an in-process client path uses
+``open_block`` and ``handle_one``, which also answer init, close and heartbeat,
+the broker's part, on the broker's own session table (``broker.sessions``).
+One host serves one thread.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
-from relaax_zmq.agent import Agent, StepBatch
+from relaax_zmq.broker.sessions import SessionTable, not_owned
+from relaax_zmq.core import Agent, StepBatch
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.protocol import messages
-from relaax_zmq.protocol.constants import (
-    SUPPORTED_VERSIONS,
-    ErrorCode,
-    Flag,
-    MessageType,
-    Role,
-)
+from relaax_zmq.protocol import decode, encode, messages
+from relaax_zmq.protocol.constants import SUPPORTED_VERSIONS, ErrorCode, Flag, MessageType
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.protocol.refusal import refusal
+from relaax_zmq.worker.blocks import Block, HostCounters, MetricsSink, MetricStat, Reply, Request
+from relaax_zmq.worker.stacking import Step, act_steps
+
+__all__ = ["Block", "HostCounters", "MetricStat", "MetricsSink", "Reply", "Request", "SessionHost"]
 
 log = logging.getLogger(__name__)
 
-#: Called with (session_id, scalars, histograms) for every METRICS request.
-MetricsSink = Callable[[int, dict[str, float], dict[str, np.ndarray]], None]
-
-
-class Request(NamedTuple):
-    """A decoded RLX request and an opaque routing key handed back with its reply."""
-
-    key: Any
-    message: Message
-
-
-class Reply(NamedTuple):
-    """The reply to the request with the same ``key``."""
-
-    key: Any
-    message: Message
-
-
-@dataclass
-class Block:
-    """A block of ``count`` sessions: ids ``session_id .. session_id + count - 1``."""
-
-    session_id: int
-    count: int
-    exploit: bool = False
-    #: the replies of the block's next drain carry RESTART (re-homed with ``restart``)
-    restart_pending: bool = False
-
-    @property
-    def session_ids(self) -> np.ndarray:
-        return np.arange(self.session_id, self.session_id + self.count, dtype=np.uint64)
-
-
-@dataclass
-class MetricStat:
-    """The latest value a metric name reported and how many times it was reported."""
-
-    last: Any
-    count: int = 0
-
-
-@dataclass
-class _Step:
-    """One pending update: where its reply goes and what it asked."""
-
-    index: int
-    block: Block
-    message: Message
-    restart: bool
+#: The connection the in-process path's blocks belong to in the session table by default.
+IN_PROCESS = b"in-process"
 
 
 class SessionHost:
@@ -109,15 +62,11 @@ class SessionHost:
         self.max_batch = max_batch
         self.metrics_sink = metrics_sink
         self.blocks: dict[int, Block] = {}
+        #: the in-process path's blocks: their ids, owners and resumes, as the broker keeps them
+        self.table = SessionTable()
         self.scalars: dict[str, MetricStat] = {}
         self.histograms: dict[str, MetricStat] = {}
-        self.counters: dict[str, int] = {
-            "requests": 0,
-            "batches": 0,
-            "steps": 0,
-            "errors": 0,
-            "restarts": 0,
-        }
+        self.counters = HostCounters()
 
     # -- blocks -------------------------------------------------------------------------------
 
@@ -151,6 +100,7 @@ class SessionHost:
 
     def release(self, session_id: int) -> bool:
         """Forget a block (broker RELEASE, client close); False when it is not hosted."""
+        self.table.remove(session_id)
         block = self.blocks.pop(session_id, None)
         if block is None:
             return False
@@ -176,52 +126,74 @@ class SessionHost:
             log.exception("agent.end_episodes failed for block %d", session_id)
         return True
 
-    def open_block(self, count: int = 1, *, exploit: bool = False) -> int:
-        """In-process init: host a new block under a random non-zero 62-bit id; return the id."""
-        while True:
-            session_id = secrets.randbits(62)
-            if session_id and not self._overlaps(session_id, count):
-                self.assign(session_id, count, exploit=exploit)
-                return session_id
+    # -- the in-process path: the broker's part -----------------------------------------------
 
-    # -- requests -----------------------------------------------------------------------------
+    def open_block(
+        self, count: int = 1, *, exploit: bool = False, client: bytes = IN_PROCESS
+    ) -> int:
+        """In-process init: host a new block of ``client`` under an id from the session table
+        (random, non-zero, 62-bit, overlapping no block of the table); return the id."""
+        block = self.table.add(count, exploit, b"", client, time.monotonic())
+        try:
+            self.assign(block.id, count, exploit=exploit)
+        except BaseException:
+            self.table.remove(block.id)
+            raise
+        return block.id
 
-    def handle_one(self, message: Message) -> Message:
-        """Answer one request in-process, the broker's part included.
+    def handle_one(self, message: Message, client: bytes = IN_PROCESS) -> Message:
+        """Answer one request of connection ``client`` in-process, the broker's part included.
 
-        init opens (or resumes) a block and answers ready, close releases it,
-        heartbeat is echoed; the rest goes through ``handle``.
+        As the broker does: init opens a block (or resumes a live one, which
+        ends its episodes) and answers ready; close releases the block and
+        heartbeat is echoed, both answered UNKNOWN_SESSION when the block is not
+        ``client``'s; the rest goes through ``handle``.
         """
-        if message.type == MessageType.INIT:
-            return self._init(message)
-        if message.type == MessageType.CLOSE:
-            self.release(message.session_id)
-            return messages.simple(
-                MessageType.DONE,
-                message.session_id,
-                message.session_count,
-                sequence=message.sequence,
-            )
-        if message.type == MessageType.HEARTBEAT:
-            return messages.simple(
-                MessageType.HEARTBEAT,
-                message.session_id,
-                message.session_count,
-                sequence=message.sequence,
-            )
-        return self.handle([Request(None, message)])[0].message
+        mtype = message.type
+        if mtype == MessageType.INIT:
+            return self._init(message, client)
+        if mtype != MessageType.CLOSE and mtype != MessageType.HEARTBEAT:
+            return self.handle([Request(None, message)])[0].message
+        sid, count = message.session_id, message.session_count
+        if sid:
+            block = self.table.owned(sid, count, client)
+            if block is None:
+                return _error(message, ErrorCode.UNKNOWN_SESSION, not_owned(sid, count))
+            if mtype == MessageType.CLOSE:
+                self.release(sid)
+            else:
+                block.last_seen = time.monotonic()
+        answer = MessageType.DONE if mtype == MessageType.CLOSE else MessageType.HEARTBEAT
+        return messages.simple(answer, sid, count, sequence=message.sequence)
 
-    def handle_frames(self, frames: Sequence[Any]) -> list[Any]:
+    def handle_frames(self, frames: Sequence[Any], client: bytes = IN_PROCESS) -> list[Any]:
         """``handle_one`` on encoded frames: decode, answer, encode (errors answered too)."""
-        from relaax_zmq.protocol import decode, encode
-
         try:
             message = decode(frames, self.limits)
         except ProtocolError as exc:
             reply = refusal(exc, frames, self.limits)
         else:
-            reply = self.handle_one(message)
+            reply = self.handle_one(message, client)
         return encode(reply, self.limits)
+
+    def _init(self, message: Message, client: bytes) -> Message:
+        block = self.table.resumable(message.session_id, message.session_count)
+        if block is not None:
+            self.table.rebind(block, client, time.monotonic())
+            self.restart(block.id)
+            session_id, exploit = block.id, block.exploit
+        else:
+            exploit = bool(message.flags & Flag.EXPLOIT)
+            session_id = self.open_block(message.session_count, exploit=exploit, client=client)
+        return messages.ready(
+            session_id,
+            message.session_count,
+            exploit=exploit,
+            sequence=message.sequence,
+            versions=SUPPORTED_VERSIONS,
+        )
+
+    # -- requests -----------------------------------------------------------------------------
 
     def handle(self, requests: Sequence[Request]) -> list[Reply]:
         """One reply per request, in request order (see the module docstring).
@@ -232,21 +204,22 @@ class SessionHost:
         first call (the broker resends all its in-flight requests together).
         """
         replies: list[Message | None] = [None] * len(requests)
-        pending: list[_Step] = []
+        pending: list[Step] = []
         pending_blocks: set[int] = set()
         restarting: set[int] = set()
-        self.counters["requests"] += len(requests)
+        self.counters.requests += len(requests)
         for index, (_, message) in enumerate(requests):
-            block, refusal = self._lookup(message)
-            if refusal is not None:
-                replies[index] = refusal
+            block, refused = self._lookup(message)
+            if refused is not None:
+                replies[index] = refused
                 continue
             assert block is not None
             if message.type == MessageType.UPDATE:
                 if block.session_id in pending_blocks:
                     self._run_steps(pending, replies)
                     pending, pending_blocks = [], set()
-                pending.append(_Step(index, block, message, self._take_restart(block, restarting)))
+                restart = self._take_restart(block, restarting)
+                pending.append(Step(index, block, message, restart))
                 pending_blocks.add(block.session_id)
             elif message.type == MessageType.RESET:
                 if block.session_id in pending_blocks:
@@ -262,7 +235,7 @@ class SessionHost:
         for (key, _), reply in zip(requests, replies, strict=True):
             assert reply is not None
             if reply.type == MessageType.ERROR:
-                self.counters["errors"] += 1
+                self.counters.errors += 1
             out.append(Reply(key, reply))
         return out
 
@@ -281,7 +254,7 @@ class SessionHost:
         return {
             "blocks": len(self.blocks),
             "sessions": self.sessions,
-            **self.counters,
+            **asdict(self.counters),
             "agent": agent,
         }
 
@@ -308,7 +281,7 @@ class SessionHost:
         if block.restart_pending:
             block.restart_pending = False
             restarting.add(block.session_id)
-            self.counters["restarts"] += 1
+            self.counters.restarts += 1
         return block.session_id in restarting
 
     def _end_episodes(self, block: Block) -> None:
@@ -338,49 +311,27 @@ class SessionHost:
                 log.exception("metrics sink failed")
         return _done(block, message, restart)
 
-    def _run_steps(self, steps: list[_Step], replies: list[Message | None]) -> None:
+    def _run_steps(self, steps: list[Step], replies: list[Message | None]) -> None:
         """Act for every pending update: one stacked batch per group, replies filled in."""
         if not steps:
             return
-        groups: dict[Any, list[_Step]] = {}
-        for step in steps:
-            state = step.message.tensors.get(Role.STATE)
-            key = None if state is None else (state.shape[1:], state.dtype.str)
-            groups.setdefault(key, []).append(step)
         restarted: list[Block] = []
-        for group in groups.values():
-            self._act_group(group, replies)
-            restarted.extend(s.block for s in group if s.restart)
+        for step, outcome in act_steps(self._act, steps, self.max_batch):
+            msg, restart = step.message, step.restart
+            if isinstance(outcome, Exception):
+                replies[step.index] = self._agent_failure(msg, outcome, restart)
+            else:
+                replies[step.index] = messages.action(
+                    step.block.session_id, outcome, sequence=msg.sequence, restart=restart
+                )
+            if restart:
+                restarted.append(step.block)
         for block in restarted:
             # the client drops the episode this step started: the agent ends it now
             try:
                 self._end_episodes(block)
             except Exception:
                 log.exception("agent.end_episodes failed for block %d", block.session_id)
-
-    def _act_group(self, group: list[_Step], replies: list[Message | None]) -> None:
-        counts = [s.block.count for s in group]
-        bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-        rows = bounds[-1]
-        batch = _stack(group, rows)
-        chunk = self.max_batch or rows
-        outputs: list[np.ndarray | Exception] = []
-        for start in range(0, rows, chunk):
-            stop = min(start + chunk, rows)
-            outputs.append(self._act(_slice(batch, start, stop)))
-        for i, step in enumerate(group):
-            first, last = bounds[i] // chunk, (bounds[i + 1] - 1) // chunk
-            pieces = outputs[first : last + 1]
-            failure = next((p for p in pieces if isinstance(p, Exception)), None)
-            if failure is not None:
-                replies[step.index] = self._agent_failure(step.message, failure, step.restart)
-                continue
-            lo = bounds[i] - first * chunk
-            joined = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)  # type: ignore[arg-type]
-            actions = joined[lo : lo + step.block.count]
-            replies[step.index] = messages.action(
-                step.block.session_id, actions, sequence=step.message.sequence, restart=step.restart
-            )
 
     def _act(self, batch: StepBatch) -> np.ndarray | Exception:
         """``Agent.act`` on one batch; its actions, or the exception it raised (logged)."""
@@ -396,8 +347,8 @@ class SessionHost:
         except Exception as exc:
             log.exception("agent.act failed on a batch of %d sessions", len(batch))
             return exc
-        self.counters["batches"] += 1
-        self.counters["steps"] += len(batch)
+        self.counters.batches += 1
+        self.counters.steps += len(batch)
         return actions
 
     def _agent_failure(self, message: Message, exc: BaseException, restart: bool) -> Message:
@@ -406,73 +357,11 @@ class SessionHost:
             return _error(message, ErrorCode.MALFORMED, str(exc), restart=restart)
         return _error(message, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", restart=restart)
 
-    def _init(self, message: Message) -> Message:
-        exploit = bool(message.flags & Flag.EXPLOIT)
-        block = self.blocks.get(message.session_id) if message.session_id else None
-        if block is not None and block.count == message.session_count:
-            self.restart(block.session_id)
-            session_id = block.session_id
-            exploit = block.exploit
-        else:
-            session_id = self.open_block(message.session_count, exploit=exploit)
-        return messages.ready(
-            session_id,
-            message.session_count,
-            exploit=exploit,
-            sequence=message.sequence,
-            versions=SUPPORTED_VERSIONS,
-        )
-
-    def _overlaps(self, session_id: int, count: int) -> bool:
-        end = session_id + count
-        return any(
-            session_id < b.session_id + b.count and b.session_id < end for b in self.blocks.values()
-        )
-
 
 def _done(block: Block, message: Message, restart: bool) -> Message:
     """The done reply to a reset or metrics request of ``block``."""
     return messages.simple(
         MessageType.DONE, block.session_id, block.count, sequence=message.sequence, restart=restart
-    )
-
-
-def _stack(group: list[_Step], rows: int) -> StepBatch:
-    """The updates of one group as one ``StepBatch`` (copies: the agent may keep them)."""
-    rewards = np.full(rows, np.nan, np.float32)
-    terminal = np.empty(rows, bool)
-    truncated = np.empty(rows, bool)
-    exploit = np.empty(rows, bool)
-    ids = np.empty(rows, np.uint64)
-    states = []
-    row = 0
-    for step in group:
-        msg, n = step.message, step.block.count
-        reward = msg.tensors.get(Role.REWARD)
-        if reward is not None and not step.restart:
-            rewards[row : row + n] = reward
-        terminal[row : row + n], truncated[row : row + n] = messages.read_episode_ends(msg)
-        exploit[row : row + n] = step.block.exploit
-        ids[row : row + n] = step.block.session_ids
-        state = msg.tensors.get(Role.STATE)
-        if state is not None:
-            states.append(state)
-        row += n
-    stacked = np.concatenate(states) if states else None
-    return StepBatch(ids, rewards, stacked, terminal, truncated, exploit)
-
-
-def _slice(batch: StepBatch, start: int, stop: int) -> StepBatch:
-    if start == 0 and stop == len(batch):
-        return batch
-    states = None if batch.states is None else batch.states[start:stop]
-    return StepBatch(
-        batch.session_ids[start:stop],
-        batch.rewards[start:stop],
-        states,
-        batch.terminal[start:stop],
-        batch.truncated[start:stop],
-        batch.exploit[start:stop],
     )
 
 

@@ -1,22 +1,20 @@
-"""The worker daemon's loop: a DEALER on the broker's backend feeding a ``SessionHost``.
+"""The worker daemon: its wiring (``Worker.run``) and its thin socket loop.
 
-The worker registers (REG), heartbeats with its stats, and serves the link
-(docs/exchange.md, "Link" and "Worker"): it waits for a message, then drains
-every waiting one without blocking, applies control messages in arrival order
-and answers all the drained requests with one agent call per group. A broker
-silent for ``heartbeat_liveness`` intervals makes it drop its sessions, open a
-fresh socket and register again.
+Three socket-free parts do the work: the ``SessionHost`` (blocks and agent), the
+``Batcher`` (the requests of one drain) and the ``LinkClock`` (when to heartbeat,
+register again or fence; ``broker_link``). The loop here owns the DEALER on the
+broker's backend (docs/exchange.md, "Link" and "Worker"): it registers (REG),
+waits for a message, then drains every waiting one without blocking, applies
+control messages in arrival order and answers the drained requests with one
+agent call per group; it does what the clock says is due.
 
 An algorithm with a parameter-server side gets a ``ParameterClient`` (built
 before the agent, handed to it in ``AgentContext.parameters``); the loop polls it
 once per turn, so weights and heartbeats flow while the worker waits.
 
-Metrics: once per heartbeat the worker sends its own figures (steps per second,
-sessions, mean batch size, the action latency from a request's arrival to its
-reply) with what the agent recorded in ``AgentContext.metrics`` (losses, gradient
-norms ...), and forwards every client's METRICS. The clients'
-``checkpoint.best_metric`` values (episode reward by default) also make the
-worker's score, which its heartbeats to the shards carry.
+Metrics: once per heartbeat the worker sends its own figures with what the agent
+recorded in ``AgentContext.metrics``, and forwards every client's METRICS
+(``WorkerReport``).
 """
 
 from __future__ import annotations
@@ -26,44 +24,45 @@ import os
 import socket as socket_module
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
 import zmq
 
-from relaax_zmq.agent import Agent, AgentContext
-from relaax_zmq.algorithm_loader import load_agent
 from relaax_zmq.config import AppConfig
+from relaax_zmq.core import Agent, AgentContext
 from relaax_zmq.daemon import StopFlag
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.link import (
-    LINK_VERSION,
-    Command,
-    control,
-    forward,
-    parse_command,
-    parse_control,
-)
-from relaax_zmq.metrics import MetricsSender, RunningMean, ScoreWindow, SessionMetricsSink, names
+from relaax_zmq.link import Command, control, forward, parse_command
+from relaax_zmq.metrics import MetricsSender
 from relaax_zmq.protocol import decode, encode, messages
-from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType
+from relaax_zmq.protocol.constants import ErrorCode, Flag
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.ps.client import ParameterClient
 from relaax_zmq.ps.plugin import load_spec
+from relaax_zmq.registry import load_agent
 from relaax_zmq.sockets import open_socket, socket_map
-from relaax_zmq.worker.host import Request, SessionHost
+from relaax_zmq.worker.batcher import Batcher
+from relaax_zmq.worker.broker_link import (
+    Due,
+    LinkClock,
+    LinkCounters,
+    apply_control,
+    read_control,
+    registration,
+)
+from relaax_zmq.worker.host import SessionHost
+from relaax_zmq.worker.report import WorkerReport
 
 log = logging.getLogger(__name__)
 
-#: Longest single wait, so that a stop request is noticed quickly (seconds).
-POLL_CAP = 0.1
 #: How long closing the socket may wait to deliver BYE (milliseconds).
 BYE_LINGER_MS = 1000
 #: Messages read in one drain at most, besides the max_batch bound on updates.
 DRAIN_MESSAGES = 4096
-#: Seconds of silence towards the broker, beyond its liveness timeout (and at least one
-#: heartbeat interval), after which the worker knows it was declared dead and fences itself.
-FENCE_MARGIN = 1.0
+
+_REQUEST = Command.REQUEST.value
 
 
 def default_name() -> str:
@@ -99,28 +98,18 @@ class Worker:
         self.parameters: ParameterClient | None = None
         #: the worker's metrics sender (client metrics and its own figures), while it runs
         self.metrics: MetricsSender | None = None
-        #: the clients' recent ``checkpoint.best_metric`` values
-        self.score = ScoreWindow(config.parameter_servers.checkpoint.best_metric)
-        self._latency = RunningMean()
-        self._client_metrics: SessionMetricsSink | None = None
-        self._metered = (time.monotonic(), 0, 0)
+        self.report: WorkerReport | None = None
         self.limits = config.protocol.limits()
         self.host: SessionHost | None = None
-        self.counters = dict.fromkeys(
-            ("reconnects", "malformed", "dropped_replies", "ignored", "fenced", "fenced_requests"),
-            0,
-        )
+        self.counters = LinkCounters()
+        broker = config.broker
+        self._clock = LinkClock(broker.heartbeat_interval, broker.heartbeat_liveness, 0.0)
+        self._batcher: Batcher | None = None
         self._agent = agent
         self._context = context
         self._socket: zmq.Socket | None = None
-        self._pending: list[Request] = []
-        self._received: list[float] = []  # arrival time of each pending request
-        self._pending_blocks: set[int] = set()
-        self._pending_sessions = 0
-        self._last_sent = 0.0  # when the last message to the broker went out (monotonic)
-        self._longest_mute = 0.0  # the longest time between two of them since registering
 
-    # -- lifecycle ----------------------------------------------------------------------------
+    # -- wiring -------------------------------------------------------------------------------
 
     def run(self, stop: StopFlag) -> None:
         """Serve until ``stop`` is set; then send BYE, close the agent and the socket."""
@@ -140,13 +129,13 @@ class Worker:
                 context.term()
             raise
         self._set_torch_threads()
-        self._client_metrics = SessionMetricsSink(self.metrics)
+        best_metric = self.config.parameter_servers.checkpoint.best_metric
+        self.report = WorkerReport(self.metrics, best_metric, time.monotonic())
+        workers = self.config.workers
         self.host = SessionHost(
-            agent,
-            self.limits,
-            max_batch=self.config.workers.max_batch,
-            metrics_sink=self._on_client_metrics,
+            agent, self.limits, max_batch=workers.max_batch, metrics_sink=self.report.client_metrics
         )
+        self._batcher = Batcher(self.host, workers.max_batch)
         try:
             self._connect(context)
             self._loop(stop, context)
@@ -190,58 +179,6 @@ class Worker:
         if threads is not None and torch is not None:
             torch.set_num_threads(threads)
 
-    def _connect(self, context: zmq.Context) -> None:
-        self._socket = open_socket(context, self.spec, identity=self.name.encode())
-        self._last_sent, self._longest_mute = time.monotonic(), 0.0  # a new registration
-        self._send(
-            control(
-                Command.REGISTER,
-                worker=self.name,
-                pid=os.getpid(),
-                capacity=self.config.workers.max_sessions,
-                link_version=LINK_VERSION,
-            )
-        )
-        log.info("worker %s registering at %s", self.name, self.spec.endpoint)
-
-    def _reconnect(self, context: zmq.Context) -> None:
-        assert self._socket is not None and self.host is not None
-        self._socket.close(linger=0)
-        self._socket = None
-        self._clear_pending()
-        self.host.release_all()
-        self.counters["reconnects"] += 1
-        self._connect(context)
-
-    def _on_client_metrics(
-        self, session_id: int, scalars: dict[str, float], histograms: dict[str, Any]
-    ) -> None:
-        self.score.observe(scalars)
-        if self._client_metrics is not None:
-            self._client_metrics(session_id, scalars, histograms)
-
-    def _report_metrics(self, now: float) -> None:
-        """The worker's own figures (and the agent's) to the metrics collector, per heartbeat."""
-        if self.metrics is None or self.host is None:
-            return
-        m = self.metrics
-        since, steps_then, batches_then = self._metered
-        steps, batches = int(self.host.counters["steps"]), int(self.host.counters["batches"])
-        self._metered = (now, steps, batches)
-        if now > since:
-            m.scalar(names.STEPS_PER_SECOND, (steps - steps_then) / (now - since))
-        if batches > batches_then:
-            m.scalar(names.BATCH_SIZE, (steps - steps_then) / (batches - batches_then))
-        m.scalar(names.SESSIONS, self.host.sessions)
-        latency = self._latency.take()
-        if latency is not None:
-            m.scalar(names.ACTION_LATENCY_SERVER_MS, latency * 1000.0)
-        step = steps
-        if self.parameters is not None:
-            self.parameters.score = self.score.mean
-            step = self.parameters.global_step
-        m.flush(step)
-
     def _shutdown(self, agent: Agent) -> None:
         sock, self._socket = self._socket, None
         if sock is not None:
@@ -261,52 +198,57 @@ class Worker:
             sock.close(linger=BYE_LINGER_MS)
         log.info("worker %s stopped", self.name)
 
-    # -- the loop -----------------------------------------------------------------------------
+    # -- the link -----------------------------------------------------------------------------
+
+    def _connect(self, context: zmq.Context) -> None:
+        self._socket = open_socket(context, self.spec, identity=self.name.encode())
+        self._clock.registered(time.monotonic())
+        self._tell(registration(self.name, self.config.workers.max_sessions))
+        log.info("worker %s registering at %s", self.name, self.spec.endpoint)
+
+    def _reconnect(self, context: zmq.Context) -> None:
+        assert self._socket is not None and self.host is not None and self._batcher is not None
+        self._socket.close(linger=0)
+        self._socket = None
+        self._batcher.clear()
+        self.host.release_all()
+        self.counters.reconnects += 1
+        self._connect(context)
 
     def _loop(self, stop: StopFlag, context: zmq.Context) -> None:
-        interval = self.config.broker.heartbeat_interval
-        silence = interval * self.config.broker.heartbeat_liveness
-        # mute this long, the broker has surely declared this worker dead (``_fence``)
-        dead = silence + max(interval, FENCE_MARGIN)
+        clock = self._clock
         now = time.monotonic()
-        next_beat, last_heard = now + interval, now
         while not stop.is_set():
             assert self._socket is not None
-            wait = max(0.0, min(next_beat - now, POLL_CAP))
-            if self._socket.poll(int(wait * 1000), zmq.POLLIN) and self._mute() <= dead:
-                last_heard = time.monotonic()
-                self._drain()
+            if self._socket.poll(int(clock.wait(now) * 1000), zmq.POLLIN):
+                heard = time.monotonic()
+                if not clock.declared_dead(heard):
+                    clock.heard(heard)
+                    self._drain()
             if self.parameters is not None:
                 self.parameters.poll()
             now = time.monotonic()
-            if self._mute() > dead:
-                self._fence(context, self._mute())
-                now = last_heard = time.monotonic()
-                next_beat = now + interval
+            due = clock.due(now)
+            if due & Due.FENCE:
+                self._fence(context, clock.mute(now))
+                now = time.monotonic()
                 continue
-            if now >= next_beat:
-                self._send(control(Command.HEARTBEAT, **self.stats()))
-                self._report_metrics(now)
-                next_beat = now + interval
-            if now - last_heard > silence:
+            if due & Due.HEARTBEAT:
+                self._tell(control(Command.HEARTBEAT, **self.stats()))
+                self._report(now)
+            if due & Due.RECONNECT:
                 log.warning(
                     "broker silent for %.1f s: reconnecting and registering again",
-                    now - last_heard,
+                    now - clock.last_heard,
                 )
                 self._reconnect(context)
-                last_heard = now
-
-    def _mute(self) -> float:
-        """The longest time nothing went out to the broker, since the last registration."""
-        return max(self._longest_mute, time.monotonic() - self._last_sent)
 
     def _fence(self, context: zmq.Context, mute: float) -> None:
         """Nothing went out to the broker for ``mute`` s (the process was stopped or starved,
-        or one agent call took that long): longer than the broker's liveness timeout and a
-        margin, so the broker has declared this worker dead and given its blocks to other
-        workers (and drops what this registration still sends). The requests queued meanwhile
-        are dropped unanswered (their clients are served elsewhere), and the worker registers
-        again at once, with a fresh socket and no sessions."""
+        or one agent call took that long): the broker has declared this worker dead and given
+        its blocks to other workers (and drops what this registration still sends). The
+        requests queued meanwhile are dropped unanswered (their clients are served elsewhere),
+        and the worker registers again at once, with a fresh socket and no sessions."""
         assert self._socket is not None
         dropped = 0
         for _ in range(DRAIN_MESSAGES):
@@ -314,9 +256,9 @@ class Worker:
                 frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            dropped += bytes(frames[0]) == Command.REQUEST.value
-        self.counters["fenced"] += 1
-        self.counters["fenced_requests"] += dropped
+            dropped += bytes(frames[0]) == _REQUEST
+        self.counters.fenced += 1
+        self.counters.fenced_requests += dropped
         log.warning(
             "nothing sent for %.1f s: the broker has declared this worker dead; dropping %d "
             "queued requests unanswered and its sessions, and registering again",
@@ -325,103 +267,73 @@ class Worker:
         )
         self._reconnect(context)
 
+    # -- a drain ------------------------------------------------------------------------------
+
     def _drain(self) -> None:
         """Read every waiting message (bounded), then answer the requests read."""
-        assert self._socket is not None
-        workers = self.config.workers
+        assert self._socket is not None and self._batcher is not None
+        sock, batcher = self._socket, self._batcher
+        wait_ms = self.config.workers.max_batch_wait_ms
         deadline: float | None = None
         for _ in range(DRAIN_MESSAGES):
             try:
-                frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                if not self._pending_sessions or workers.max_batch_wait_ms <= 0:
+                if not batcher.sessions or wait_ms <= 0:
                     break
                 if deadline is None:
-                    deadline = time.monotonic() + workers.max_batch_wait_ms / 1000
+                    deadline = time.monotonic() + wait_ms / 1000
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._socket.poll(max(1, int(remaining * 1000))):
+                if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000))):
                     break
                 continue
-            self._on_message(frames, time.perf_counter())
-            if self._pending_sessions >= workers.max_batch:
+            if self._on_message(frames, time.perf_counter()):
                 break
         self._flush()
 
-    def _on_message(self, frames: list[Any], received: float) -> None:
+    def _on_message(self, frames: list[Any], received: float) -> bool:
+        """One link message of a drain; True when the batch is full."""
+        head = bytes(frames[0])
+        if head == _REQUEST:
+            return self._on_request(frames, received)
         try:
-            command = parse_command(frames[0])
+            command = parse_command(head)
         except ProtocolError as exc:
             self._ignore("a link message", exc)
-            return
-        if command is Command.REQUEST:
-            self._on_request(frames, received)
-        elif command is Command.HEARTBEAT:
-            pass  # any message is a sign of life; the broker's HB carries nothing else
-        elif command in (Command.ASSIGN, Command.RESTART, Command.RELEASE):
-            if len(frames) != 2:
-                self._ignore(command.name, f"expected 2 frames, got {len(frames)}")
-                return
-            try:
-                body = parse_control(command, frames[1])
-            except ProtocolError as exc:
-                self._ignore(command.name, exc)
-                return
-            self._on_control(command, body)
-        else:
-            self._ignore(command.name, "not a broker -> worker command")
+            return False
+        if command is Command.HEARTBEAT:
+            return False  # any message is a sign of life; the broker's HB carries nothing else
+        try:
+            body = read_control(command, frames)
+        except ProtocolError as exc:
+            self._ignore(command.name, exc)
+            return False
+        assert self._batcher is not None and self.host is not None
+        if self._batcher.holds(body["session_id"]):
+            self._flush()
+        apply_control(self.host, command, body)
+        return False
 
-    def _on_request(self, frames: list[Any], received: float) -> None:
+    def _on_request(self, frames: list[Any], received: float) -> bool:
         if len(frames) < 2:
             self._ignore("REQ", "no client identity frame")
-            return
+            return False
         identity, rlx = bytes(frames[1]), frames[2:]
         try:
             message = decode(rlx, self.limits)
         except ProtocolError as exc:
-            self.counters["malformed"] += 1
+            self.counters.malformed += 1
             log.debug("malformed request: %s", exc)
             self._reply(identity, refusal(exc, rlx, self.limits))
-            return
-        self._pending.append(Request(identity, message))
-        self._received.append(received)
-        self._pending_blocks.add(message.session_id)
-        if message.type == MessageType.UPDATE:
-            self._pending_sessions += message.session_count
-
-    def _on_control(self, command: Command, body: dict[str, Any]) -> None:
-        assert self.host is not None
-        session_id = body["session_id"]
-        if session_id in self._pending_blocks:
-            self._flush()
-        try:
-            if command is Command.ASSIGN:
-                self.host.assign(
-                    session_id, body["count"], exploit=body["exploit"], restart=body["restart"]
-                )
-            elif command is Command.RESTART:
-                if not self.host.restart(session_id):
-                    log.info("RESTART of block %d, which is not hosted here", session_id)
-            elif not self.host.release(session_id):
-                log.info("RELEASE of block %d, which is not hosted here", session_id)
-        except Exception:
-            log.exception("%s %s failed", command.name, body)
+            self._clock.sent(time.monotonic())
+            return False
+        assert self._batcher is not None
+        return self._batcher.add(identity, message, received)
 
     def _flush(self) -> None:
-        if not self._pending:
-            return
-        assert self.host is not None
-        requests, received = self._pending, self._received
-        self._clear_pending()
-        for identity, reply in self.host.handle(requests):
-            self._reply(identity, reply)
-        done = time.perf_counter()
-        self._latency.extend(done - t for t in received)
-
-    def _clear_pending(self) -> None:
-        self._pending = []
-        self._received = []
-        self._pending_blocks = set()
-        self._pending_sessions = 0
+        assert self._batcher is not None
+        if self._batcher.flush(self._reply):
+            self._clock.sent(time.monotonic())
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -441,27 +353,34 @@ class Worker:
             frames = encode(fallback, self.limits)
         self._send(forward(Command.REPLY, identity, frames))
 
+    def _tell(self, frames: list[Any]) -> None:
+        """Send a control message (a sign of life to the broker)."""
+        self._send(frames)
+        self._clock.sent(time.monotonic())
+
     def _send(self, frames: list[Any]) -> None:
         assert self._socket is not None
-        now = time.monotonic()  # a sign of life to the broker (see ``_fence``)
-        if now - self._last_sent > self._longest_mute:
-            self._longest_mute = now - self._last_sent
-        self._last_sent = now
         try:
             self._socket.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
-            self.counters["dropped_replies"] += 1
+            self.counters.dropped_replies += 1
             log.warning("send queue to the broker is full: dropped a %r message", frames[0])
 
+    def _report(self, now: float) -> None:
+        if self.report is not None and self.metrics is not None and self.host is not None:
+            assert self._batcher is not None
+            latency = self._batcher.latency.take()
+            self.report.heartbeat(now, self.host, latency, self.parameters)
+
     def _ignore(self, what: str, why: object) -> None:
-        self.counters["ignored"] += 1
+        self.counters.ignored += 1
         log.warning("ignored %s from the broker: %s", what, why)
 
-    # -- status -------------------------------------------------------------------------------
+    # -- status -----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """What the worker's heartbeats carry: the host's stats and the link counters."""
         host = self.host.stats() if self.host is not None else {}
         if self.parameters is not None:
             host["parameters"] = self.parameters.stats()
-        return {**host, **self.counters}
+        return {**host, **asdict(self.counters)}
