@@ -331,7 +331,7 @@ def pusher(config: str, name: str, seconds: float, warmup: float, window: int) -
         hear()
         now = time.monotonic()
         opens, closes = now + warmup, now + warmup + seconds
-        first, dropped = client.weights()[1], client.counters["dropped_full"]
+        first, dropped = client.weights()[1], client.counters.dropped_full
         seen: list[tuple[float, list[int]]] = []
         pushes = 0
         while now < closes:
@@ -347,7 +347,7 @@ def pusher(config: str, name: str, seconds: float, warmup: float, window: int) -
         if len(seen) < 2:
             raise SystemExit(f"{name}: fewer than two new versions seen in {seconds} s")
         (t0, v0), (t1, v1) = seen[0], seen[-1]
-        dropped = client.counters["dropped_full"] - dropped
+        dropped = client.counters.dropped_full - dropped
         say({"t": [t0, t1], "versions": [v0, v1], "dropped_full": dropped})
 
 

@@ -55,9 +55,9 @@ def test_a_killed_and_restarted_shard_is_resynced_before_it_gets_gradients(tmp_p
 
             # 1. killed: silence marks it out of sync; its slices are held back, not queued
             daemons[1].kill9()
-            wait_for(lambda: client.counters["silences"] == 1, 10, "the silence", poll=[client])
+            wait_for(lambda: client.counters.silences == 1, 10, "the silence", poll=[client])
             assert client.push(grad.copy(), [1, 1], steps=1, episodes=0) == 1
-            assert client.counters["skipped_unsynced"] == 1
+            assert client.counters.skipped_unsynced == 1
             assert client.wait_consistent(0.5, newer_than=1) is False  # shard 1 is gone
 
             # 2. restarted (no checkpoint): it adopts the version the client reports, and
@@ -66,7 +66,7 @@ def test_a_killed_and_restarted_shard_is_resynced_before_it_gets_gradients(tmp_p
             assert client.wait_consistent(20, newer_than=1), daemons[1].output()
             vector, versions, _ = client.weights()
             assert list(versions) == [2, 2]
-            assert client.counters["restarts"] == 1
+            assert client.counters.restarts == 1
             np.testing.assert_array_equal(vector[second.offset :], initial[second.offset :])
             assert client.push(grad.copy(), versions, steps=1, episodes=0) == 2
             assert client.wait_consistent(5, newer_than=2)
@@ -74,11 +74,11 @@ def test_a_killed_and_restarted_shard_is_resynced_before_it_gets_gradients(tmp_p
             # 3. killed and restarted before the silence shows: the new incarnation tells
             daemons[1].kill9()
             daemons[1] = start_shard(path, 1, "c")
-            wait_for(lambda: client.counters["restarts"] == 2, 20, "the new incarnation", [client])
+            wait_for(lambda: client.counters.restarts == 2, 20, "the new incarnation", [client])
             assert client.wait_consistent(10, newer_than=2)
             vector, versions, _ = client.weights()
             np.testing.assert_array_equal(vector[second.offset :], initial[second.offset :])
-            assert client.counters["silences"] == 1  # the restart was seen by incarnation
+            assert client.counters.silences == 1  # the restart was seen by incarnation
         assert "adopted" in daemons[1].output()
         assert [d.stop() for d in daemons] == [0, 0]  # SIGTERM: clean exit
     finally:

@@ -342,7 +342,7 @@ def test_max_global_step_stops_every_shard_cleanly_and_clients_stop_pushing() ->
                 thread.join(5)  # they return by themselves
             assert not any(t.is_alive() for t in threads)
             assert client.push(grads(1)[0], [3, 3], steps=1, episodes=0) == 0
-            assert client.counters["not_pushed_stopping"] == 1
+            assert client.counters.not_pushed_stopping == 1
             assert client.ready  # the last weights stay usable
             assert client.global_step == 60
         assert all(s.stopping for s in shards)

@@ -32,7 +32,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,29 +41,15 @@ from relaax_zmq.config import AppConfig
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.partition import shard_bounds
+from relaax_zmq.ps.views import ClientCounters, ShardViews
 from relaax_zmq.sockets import gradient_hwm, open_socket, socket_map
 
 log = logging.getLogger(__name__)
 
 #: Publications read from one shard in one ``poll`` at most.
 DRAIN_MESSAGES = 256
-#: Seconds between HELLOs to a shard the client has no fresh weights from.
-HELLO_RETRY = 0.2
 #: Longest single wait inside ``wait_*`` (seconds).
 WAIT_STEP = 0.05
-
-
-@dataclass
-class ShardView:
-    """What the client knows of one shard."""
-
-    incarnation: int | None = None
-    version: int = -1  # version of the slice in the vector; -1: none yet
-    has_weights: bool = False  # the vector holds a slice from this shard
-    synced: bool = False  # ... from its current incarnation, since it was last silent
-    alive: bool = False
-    last_heard: float = -float("inf")
-    last_hello: float = -float("inf")
 
 
 class ParameterClient:
@@ -100,35 +85,14 @@ class ParameterClient:
         self.silence = ps.heartbeat_interval * ps.heartbeat_liveness
         self.sync = ps.update == "sync"
         self.mixing_allowed = not self.sync and allow_mixed_versions
-        self.global_step = 0
-        self.episodes = 0
         #: this worker's recent mean of ``checkpoint.best_metric`` (NaN: none yet)
         self.score = float("nan")
-        self.counters: dict[str, int] = dict.fromkeys(
-            (
-                "pushes",
-                "slices",
-                "skipped_unsynced",
-                "dropped_full",
-                "not_pushed_stopping",
-                "weights",
-                "old_weights",
-                "malformed",
-                "hellos",
-                "silences",
-                "restarts",
-                "statistics_sent",
-                "statistics_held",
-            ),
-            0,
+        self.counters = ClientCounters()
+        self.views = ShardViews(
+            self.bounds, param_count, statistics_size, self.interval, self.silence, self.counters
         )
-        self._stopping = False
-        self._vector = np.zeros(param_count, np.float32)
         self._statistics_delta = np.zeros(statistics_size, np.float64)
         self._statistics_dirty = False
-        self._statistics: np.ndarray | None = None
-        self._statistics_updates = -1
-        self._views = [ShardView() for _ in self.bounds]
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
         specs = socket_map(config, inproc=inproc)
@@ -157,28 +121,34 @@ class ParameterClient:
         The vector is a read-only view, updated in place by ``poll``: read it
         between polls. Versions are -1 for shards not heard from yet.
         """
-        view = self._vector.view()
+        view = self.views.vector.view()
         view.flags.writeable = False
-        versions = np.array([v.version for v in self._views], np.int64)
-        return view, versions, self.consistent
+        return view, self.views.versions(), self.consistent
 
     @property
     def consistent(self) -> bool:
         """Every slice is fresh from its shard and all have the same version."""
-        views = self._views
-        return all(v.synced for v in views) and len({v.version for v in views}) == 1
+        return self.views.consistent
 
     @property
     def ready(self) -> bool:
         """Weights fit for a forward pass: consistent, or complete when mixing is allowed."""
-        if self.consistent:
-            return True
-        return self.mixing_allowed and all(v.has_weights for v in self._views)
+        return self.consistent or (self.mixing_allowed and self.views.complete())
 
     @property
     def stopping(self) -> bool:
         """Shard 0 announced that training reached ``max_global_step``."""
-        return self._stopping
+        return self.views.stopping
+
+    @property
+    def global_step(self) -> int:
+        """Shard 0's global step, as last heard."""
+        return self.views.global_step
+
+    @property
+    def episodes(self) -> int:
+        """Shard 0's episode count, as last heard."""
+        return self.views.episodes
 
     def wait_consistent(self, timeout: float, *, newer_than: int | None = None) -> bool:
         """Poll until the weights are consistent (at a version > ``newer_than``); False on timeout."""
@@ -186,7 +156,7 @@ class ParameterClient:
         def done() -> bool:
             if not self.consistent:
                 return False
-            return newer_than is None or self._views[0].version > newer_than
+            return newer_than is None or self.views.views[0].version > newer_than
 
         return self._wait(done, timeout)
 
@@ -222,18 +192,18 @@ class ParameterClient:
 
     def statistics(self) -> np.ndarray | None:
         """Shard 0's newest totals (read-only), None before the first arrive."""
-        return self._statistics
+        return self.views.statistics
 
     def _send_statistics(self) -> None:
-        if not self._statistics_dirty or not self._views[0].synced:
+        if not self._statistics_dirty or not self.views.views[0].synced:
             return
         delta = self._statistics_delta.copy()
         if self._send(0, wire.Statistics(0, self.worker_name, delta)):
             self._statistics_delta[:] = 0.0
             self._statistics_dirty = False
-            self.counters["statistics_sent"] += 1
+            self.counters.statistics_sent += 1
         else:
-            self.counters["statistics_held"] += 1
+            self.counters.statistics_held += 1
 
     # -- gradients ----------------------------------------------------------------------------
 
@@ -249,8 +219,8 @@ class ParameterClient:
         dropped and counted. The slices travel without a copy: do not write into
         ``gradient`` afterwards.
         """
-        if self._stopping:
-            self.counters["not_pushed_stopping"] += 1
+        if self.stopping:
+            self.counters.not_pushed_stopping += 1
             return 0
         grad = np.ascontiguousarray(gradient, dtype=np.float32)
         if grad.shape != (self.param_count,):
@@ -262,8 +232,8 @@ class ParameterClient:
         self._send_statistics()
         sent = 0
         for i, bounds in enumerate(self.bounds):
-            if not self._views[i].synced:
-                self.counters["skipped_unsynced"] += 1
+            if not self.views.views[i].synced:
+                self.counters.skipped_unsynced += 1
                 continue
             values = grad[bounds.offset : bounds.stop]
             message = wire.Gradient(
@@ -272,9 +242,9 @@ class ParameterClient:
             if self._send(i, message):
                 sent += 1
             else:
-                self.counters["dropped_full"] += 1
-        self.counters["pushes"] += 1
-        self.counters["slices"] += sent
+                self.counters.dropped_full += 1
+        self.counters.pushes += 1
+        self.counters.slices += sent
         return sent
 
     # -- the link -----------------------------------------------------------------------------
@@ -290,120 +260,33 @@ class ParameterClient:
                 except zmq.Again:
                     break
                 try:
-                    changed |= self._on_message(i, wire.decode_to_worker(frames), now)
+                    weights, hello = self.views.receive(i, wire.decode_to_worker(frames), now)
                 except ProtocolError as exc:
-                    self.counters["malformed"] += 1
+                    self.counters.malformed += 1
                     log.warning("dropped a publication of shard %d: %s", i, exc)
+                    continue
+                changed |= weights
+                if hello:
+                    self._hello(i, now)
         self._tick(now)
         return changed
 
-    def _on_message(self, i: int, message: wire.ToWorker, now: float) -> bool:
-        if message.shard != i:
-            raise ProtocolError("ps.shard", i, message.shard)
-        view = self._views[i]
-        view.last_heard = now
-        view.alive = True
-        if isinstance(message, wire.ShardHeartbeat):
-            self._on_heartbeat(i, view, message, now)
-            return False
-        if isinstance(message, wire.StatisticsTotals):
-            self._on_statistics(message)
-            return False
-        return self._on_weights(i, view, message)
-
-    def _on_statistics(self, totals: wire.StatisticsTotals) -> None:
-        if totals.values.shape != self._statistics_delta.shape:
-            raise ProtocolError(
-                "ps.statistics_totals.count", self._statistics_delta.size, totals.values.size
-            )
-        if totals.updates != self._statistics_updates or self._statistics is None:
-            self._statistics = totals.values.copy()
-            self._statistics.flags.writeable = False
-            self._statistics_updates = totals.updates
-
-    def _on_heartbeat(self, i: int, view: ShardView, hb: wire.ShardHeartbeat, now: float) -> None:
-        if view.incarnation is None:
-            view.incarnation = hb.incarnation
-        elif hb.incarnation != view.incarnation:
-            self._restarted(i, view, hb.incarnation)
-        if view.synced and hb.version > view.version and now - view.last_hello >= self.interval:
-            self._hello(i, now)  # a publication went missing (a full queue): ask again
-        if i == 0:
-            self._from_shard0(hb.global_step, hb.episodes, hb.stopping)
-
-    def _on_weights(self, i: int, view: ShardView, w: wire.Weights) -> bool:
-        bounds = self.bounds[i]
-        if w.param_count != self.param_count:
-            raise ProtocolError("ps.weights.param_count", self.param_count, w.param_count)
-        if w.offset != bounds.offset or w.values.size != bounds.count:
-            raise ProtocolError(
-                "ps.weights.slice",
-                f"offset {bounds.offset} count {bounds.count}",
-                f"offset {w.offset} count {w.values.size}",
-            )
-        if view.incarnation is not None and w.incarnation != view.incarnation:
-            self._restarted(i, view, w.incarnation)
-        elif view.synced and w.version < view.version:
-            self.counters["old_weights"] += 1
-            return False
-        target = self._vector[bounds.offset : bounds.stop]
-        if isinstance(w.values, wire.Payload):
-            w.values.copy_into(target)
-        else:
-            target[...] = w.values
-        if not view.synced and view.has_weights:
-            log.info("shard %d: resynced at version %d", i, w.version)
-        view.incarnation = w.incarnation
-        view.version = w.version
-        view.has_weights = view.synced = True
-        self.counters["weights"] += 1
-        if i == 0:
-            self._from_shard0(w.global_step, w.episodes, False)
-        return True
-
-    def _restarted(self, i: int, view: ShardView, incarnation: int) -> None:
-        log.warning(
-            "shard %d restarted (incarnation %016x -> %016x): resyncing",
-            i,
-            view.incarnation or 0,
-            incarnation,
-        )
-        self.counters["restarts"] += 1
-        view.incarnation = incarnation
-        view.synced = False
-        self._hello(i, time.monotonic())
-
-    def _from_shard0(self, global_step: int, episodes: int, stopping: bool) -> None:
-        self.global_step = max(self.global_step, global_step)
-        self.episodes = max(self.episodes, episodes)
-        if stopping and not self._stopping:
-            log.info("shard 0 announced the stop at global step %d", global_step)
-            self._stopping = True
-
     def _tick(self, now: float) -> None:
-        for i, view in enumerate(self._views):
-            if self._stopping:
-                break
-            if view.alive and now - view.last_heard > self.silence:
-                log.warning("shard %d silent for %.1f s: resyncing", i, now - view.last_heard)
-                self.counters["silences"] += 1
-                view.alive = view.synced = False
-            if not view.synced and now - view.last_hello >= HELLO_RETRY:
-                self._hello(i, now)
+        for i in self.views.due_hellos(now):
+            self._hello(i, now)
         if now >= self._next_beat:
             self._next_beat = now + self.interval
             self._send_statistics()
-            for i in range(len(self._views)):
+            for i in range(len(self.bounds)):
                 beat = wire.WorkerHeartbeat(
-                    i, self.worker_name, self.global_step, self._stopping, self.score
+                    i, self.worker_name, self.global_step, self.stopping, self.score
                 )
                 self._send(i, beat)
 
     def _hello(self, i: int, now: float) -> None:
-        self._views[i].last_hello = now
-        known = max(v.version for v in self._views)
-        if self._send(i, wire.Hello(i, self.worker_name, max(0, known))):
-            self.counters["hellos"] += 1
+        self.views.views[i].last_hello = now
+        if self._send(i, wire.Hello(i, self.worker_name, self.views.known_version())):
+            self.counters.hellos += 1
 
     def _send(self, i: int, message: wire.ToShard) -> bool:
         try:
@@ -416,13 +299,14 @@ class ParameterClient:
 
     def stats(self) -> dict[str, Any]:
         """Counters, shard 0's global step, and the shards' versions."""
+        views = self.views.views
         return {
-            **self.counters,
+            **dataclasses.asdict(self.counters),
             "global_step": self.global_step,
-            "stopping": int(self._stopping),
-            "min_version": min(v.version for v in self._views),
-            "max_version": max(v.version for v in self._views),
-            "synced_shards": sum(v.synced for v in self._views),
+            "stopping": int(self.stopping),
+            "min_version": min(v.version for v in views),
+            "max_version": max(v.version for v in views),
+            "synced_shards": sum(v.synced for v in views),
         }
 
     def close(self) -> None:
