@@ -8,7 +8,8 @@ checkpoints written) and stops when the mean reaches ``--target-reward``, after
 ``--time-limit`` seconds, when the shards reach ``max_global_step``, or on Ctrl-C;
 the shards save a final checkpoint on the way out. Then it prints where the
 checkpoints and the TensorBoard files are. Exit status 0 when the target was
-reached (or none was given), 1 otherwise. The shards resume from the app's
+reached (or none was given), 1 otherwise. ``--serial`` runs the same app in this
+process instead (``relaax_zmq.serial``: no daemons, for debugging an algorithm). The shards resume from the app's
 checkpoints; ``--fresh`` sets the earlier run aside first (``relaax_zmq.fresh_start``)
 and starts over.
 """
@@ -31,6 +32,7 @@ from relaax_zmq.envs.launch import make_vector_blocks
 from relaax_zmq.envs.vector_runner import VectorBlocks
 from relaax_zmq.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.local import LocalStack
+from relaax_zmq.serial import SerialRun, SerialRunner
 
 PROG = "python -m relaax_zmq.train"
 #: Seconds between progress lines.
@@ -190,12 +192,47 @@ def train(
     return reached or target_reward is None
 
 
+def train_serial(
+    config_path: Path,
+    *,
+    target_reward: float | None,
+    time_limit: float | None,
+    window: int,
+) -> bool:
+    """The app in this process (``relaax_zmq.serial``): the same algorithm, environments
+    and update code without daemons, sockets, checkpoints or metrics; True at the target."""
+    config = load_config(config_path)
+    print(f"training {config_path} in serial mode (one process, nothing started) ...", flush=True)
+
+    def line(run: SerialRun) -> None:
+        mean = mean_of_last(run.returns, window)
+        state = Progress(run.seconds, run.steps, len(run.returns), mean, run.global_step, 0)
+        print(state.line(), flush=True)
+
+    run = SerialRunner(config).run(
+        target_reward=target_reward,
+        window=window,
+        time_limit=time_limit,
+        on_progress=line,
+        progress_interval=PROGRESS_INTERVAL,
+    )
+    line(run)
+    reached = target_reward is not None and mean_of_last(run.returns, window) >= target_reward
+    print("target reached" if reached else f"stopped: {run.stopped or 'the clients finished'}")
+    return reached or target_reward is None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description="Train an app on this machine.")
     parser.add_argument("--config", required=True, type=Path, help="app YAML file")
     parser.add_argument("--target-reward", type=float, default=None, help="stop at this mean")
     parser.add_argument("--window", type=int, default=100, help="episodes in the mean (100)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds at most")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="one process, nothing started: the algorithm, environments and updates in serial mode",
+    )
     parser.add_argument(
         "--fresh",
         action="store_true",
@@ -213,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG} --fresh: {exc}", file=sys.stderr)
             return 2
         print(set_aside_report(moves), flush=True)
-    ok = train(
+    run = train_serial if args.serial else train
+    ok = run(
         args.config,
         target_reward=args.target_reward,
         time_limit=args.time_limit,

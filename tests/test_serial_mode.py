@@ -40,9 +40,9 @@ def _ppo_weights_after_one_phase(run) -> np.ndarray:
         sessions=4,
         steps=400,
         seed=7,
-        until=lambda _: agent.counters["phases_done"] >= 1,
+        until=lambda _: agent.counters.phases_done >= 1,
     )
-    assert agent.counters["phases_done"] == 1 and agent.counters["pushes"] == 6
+    assert agent.counters.phases_done == 1 and agent.counters.pushes == 6
     assert run.parameters.wait_consistent(5, newer_than=5)
     vector, versions, _ = run.parameters.weights()
     assert versions.tolist() == [6]  # one version per sync round: epochs x minibatches
@@ -120,3 +120,14 @@ def test_serial_runner_stops_at_max_steps_and_names_why() -> None:
     run = SerialRunner(app, sessions=4).run(max_steps=400)
     assert run.stopped.endswith(" steps")
     assert 400 <= run.steps < 420
+
+
+def test_train_serial_reaches_the_target_with_progress_lines(capsys) -> None:
+    from relaax_zmq.train import main
+
+    argv = ["--config", "conf/bandit-reinforce.yaml", "--serial", "--target-reward", "95"]
+    code = main([*argv, "--window", "32", "--time-limit", "60"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "serial mode" in out and "target reached" in out
+    assert "mean reward" in out.splitlines()[-2]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from relaax_zmq.config import AppConfig
@@ -78,6 +79,8 @@ class SerialRunner:
         options = session_options(config.environment, 0)
         self.envs = VectorRunner(self.block, [make_env() for _ in range(n)], **options)
         self._limits: tuple[int | None, float | None, int, float] = (None, None, 100, math.inf)
+        self._progress: tuple[Callable[[SerialRun], None] | None, float, float] = (None, 0, 0)
+        self._started = time.monotonic()
         self._stopped = ""
 
     @property
@@ -92,23 +95,33 @@ class SerialRunner:
         target_reward: float | None = None,
         window: int = 100,
         time_limit: float | None = None,
+        on_progress: Callable[[SerialRun], None] | None = None,
+        progress_interval: float = 5.0,
     ) -> SerialRun:
         """Step until ``max_steps`` environment steps, the mean of the last ``window``
-        returns reaching ``target_reward``, ``time_limit`` seconds, or the parameter
-        servers' ``max_global_step``; the environments are closed at the end."""
-        started = time.monotonic()
-        deadline = math.inf if time_limit is None else started + time_limit
+        returns reaching ``target_reward``, ``time_limit`` seconds, the parameter servers'
+        ``max_global_step`` or Ctrl-C; ``on_progress`` sees the run every
+        ``progress_interval`` seconds. The environments are closed at the end."""
+        self._started = time.monotonic()
+        deadline = math.inf if time_limit is None else self._started + time_limit
         self._limits = (max_steps, target_reward, window, deadline)
+        self._progress = (on_progress, progress_interval, self._started + progress_interval)
         self._stopped = ""
         try:
             self.envs.run()
+        except KeyboardInterrupt:
+            self._stopped = "interrupted"
         finally:
             self.agent.close()
+        return self.so_far()
+
+    def so_far(self) -> SerialRun:
+        """The run as it stands."""
         link = self.parameters
         return SerialRun(
             steps=self.envs.steps,
             returns=list(self.envs.finished),
-            seconds=time.monotonic() - started,
+            seconds=time.monotonic() - self._started,
             global_step=0 if link is None else link.global_step,
             stopped=self._stopped,
         )
@@ -129,3 +142,8 @@ class SerialRunner:
             self._stopped = "max_global_step"
         if self._stopped:
             self.envs.stop()
+        report, interval, due = self._progress
+        now = time.monotonic()
+        if report is not None and now >= due:
+            self._progress = (report, interval, now + interval)
+            report(self.so_far())
