@@ -41,6 +41,7 @@ from relaax_zmq.errors import ConfigError, ProtocolError
 from relaax_zmq.metrics import MetricsSender, names
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.plugin import load_spec
+from relaax_zmq.ps.publisher import Publisher
 from relaax_zmq.ps.shard_core import NOTHING, Publish, ShardCore
 from relaax_zmq.ps.state import ShardCheckpoints, ShardState
 from relaax_zmq.security import PeerGate, peer_gate
@@ -54,12 +55,6 @@ POLL_CAP = 0.05
 DRAIN_MESSAGES = 1024
 #: ... and seconds spent in one drain at most (heartbeats must keep going under a backlog).
 DRAIN_SECONDS = 0.25
-#: Publication buffers reused once ZeroMQ has let go of them (fresh ones cost page faults).
-PUBLISH_BUFFERS = 4
-#: Most of its time a busy shard spends publishing weights: after a publication that took
-#: t seconds the next waits (1 / PUBLISH_SHARE - 1) * t (a large slice is published less
-#: often than every update; a small one after every drain).
-PUBLISH_SHARE = 0.2
 #: Seconds between the shard's INFO log lines with its figures.
 STATS_LOG_INTERVAL = 10.0
 #: How long closing the PUB may take to deliver the last heartbeats (milliseconds).
@@ -101,12 +96,9 @@ class Shard(ShardCore):
         self._context = context
         self._pull: zmq.Socket | None = None
         self._pub: zmq.Socket | None = None
+        self._publisher: Publisher | None = None
         self._republish = False  # a HELLO asked for the weights
-        self._published_version = -1
         self._published_statistics = -1
-        self._published_at = -float("inf")
-        self._publish_gap = 0.0  # seconds between publications (PUBLISH_SHARE)
-        self._buffers: list[tuple[np.ndarray, list[zmq.MessageTracker] | None]] = []
         self._metered = (time.monotonic(), 0)
         self._gate: PeerGate | None = None  # with CURVE: refuses keys revoked since handshake
 
@@ -124,6 +116,7 @@ class Shard(ShardCore):
             self._pull = open_socket(context, pull)
             self._gate = peer_gate(context, pull.name, pull.curve)
             self._pub = open_socket(context, self._specs[f"ps[{self.shard}].weights"])
+            self._publisher = Publisher(self._pub, self.shard, self.slice.count)
             self.metrics = MetricsSender.from_config(
                 self.config, f"ps-{self.shard}", context=context
             )
@@ -145,7 +138,7 @@ class Shard(ShardCore):
             for sock, linger in ((self._pull, 0), (self._pub, CLOSE_LINGER_MS)):
                 if sock is not None:
                     sock.close(linger=linger)
-            self._pull = self._pub = None
+            self._pull = self._pub = self._publisher = None
             if self.metrics is not None:
                 self.metrics.close()
                 self.metrics = None
@@ -184,15 +177,14 @@ class Shard(ShardCore):
         next_beat, next_log = now, now + STATS_LOG_INTERVAL
         while not stop.is_set():
             wait = min(max(0.0, next_beat - now), POLL_CAP)
-            publish_at = self._published_at + self._publish_gap
             if self._unpublished():
-                wait = min(wait, max(0.0, publish_at - now))
+                wait = min(wait, self._out.wait(now))
             if self._pull.poll(int(wait * 1000), zmq.POLLIN):
                 self._drain(time.monotonic())
             now = time.monotonic()
             self.close_round(now)
             republish = self._republish
-            if self._unpublished() and now >= self._published_at + self._publish_gap:
+            if self._unpublished() and self._out.due(now):
                 self._publish_weights(now)
             if republish or self.statistics_updates != self._published_statistics:
                 self._publish_statistics()
@@ -247,24 +239,24 @@ class Shard(ShardCore):
 
     # -- publishing ---------------------------------------------------------------------------
 
+    @property
+    def _out(self) -> Publisher:
+        assert self._publisher is not None, "publishing before run"
+        return self._publisher
+
     def _unpublished(self) -> bool:
         """A HELLO asked for the weights, or a version was made since the last publication."""
-        return self._republish or self.updater.version != self._published_version
+        return self._republish or self.updater.version != self._out.version
 
     def _publish_weights(self, now: float) -> None:
-        """The slice as it is now (a copy: ZeroMQ sends it later, the slice keeps changing)."""
-        started = time.perf_counter()
-        republish = self.updater.version == self._published_version
-        slot, values = self._publish_buffer()
-        trackers = self._publish(self.weights(values), track=True)
-        if trackers is not None:
+        """The slice as it is now."""
+        republish = self.updater.version == self._out.version
+        if self._out.weights(self.weights, now):
             self.counters.count("republished" if republish else "published")
-        if slot is not None:
-            self._buffers[slot] = (values, trackers)
-        self._publish_gap = (time.perf_counter() - started) * (1 / PUBLISH_SHARE - 1)
-        self._published_version = self.updater.version
-        self._published_at = now
         self._republish = False
+
+    def _publish(self, message: wire.ToWorker) -> None:
+        self._out.send(message)
 
     def _publish_statistics(self) -> None:
         """Shard 0's statistics totals (a copy: they keep changing); nothing without them."""
@@ -274,7 +266,7 @@ class Shard(ShardCore):
 
     def _beat(self, now: float, interval: float) -> None:
         self._publish(self.heartbeat())
-        if now - self._published_at >= interval:
+        if now - self._out.at >= interval:
             self._publish_weights(now)
             self._publish_statistics()
         self._report_metrics(now)
@@ -298,39 +290,6 @@ class Shard(ShardCore):
         if self.checkpoints is not None:
             m.scalar(names.CHECKPOINT_FAILURES, self.counters.checkpoint_failures)
         m.flush(self.global_step)
-
-    def _publish_buffer(self) -> tuple[int | None, np.ndarray]:
-        """A buffer for the next publication: a pooled one ZeroMQ is done with, else a new one.
-
-        Returns its pool slot (None: a one-off, the pool is full and all of it in flight,
-        held by slow subscribers' queues).
-        """
-        for slot, (values, trackers) in enumerate(self._buffers):
-            if trackers is None or all(t.done for t in trackers):
-                return slot, values
-        values = np.empty(self.slice.count, np.float32)
-        if len(self._buffers) < PUBLISH_BUFFERS:
-            self._buffers.append((values, None))
-            return len(self._buffers) - 1, values
-        return None, values
-
-    def _publish(self, message: wire.ToWorker, *, track: bool = False) -> Any:
-        """Send ``message``; with ``track`` the ``MessageTracker`` of each of its frames.
-
-        Else True. None when the PUB refused it (it drops rather than blocks); logged.
-        """
-        assert self._pub is not None
-        frames = wire.encode(message)
-        trackers = []
-        try:
-            for i, frame in enumerate(frames):
-                more = zmq.SNDMORE if i < len(frames) - 1 else 0
-                sent = self._pub.send(frame, zmq.NOBLOCK | more, copy=False, track=track)
-                trackers.append(sent)
-        except zmq.ZMQError as exc:
-            log.warning("shard %d: publishing failed: %s", self.shard, exc)
-            return None
-        return trackers if track else True
 
     # -- state --------------------------------------------------------------------------------
 

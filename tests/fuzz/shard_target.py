@@ -33,6 +33,7 @@ from relaax_zmq.config import AppConfig, parse_config
 from relaax_zmq.core import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.ps import wire
+from relaax_zmq.ps.publisher import Publisher
 from relaax_zmq.ps.shard import Shard
 from relaax_zmq.ps.shard_core import NOTHING
 from relaax_zmq.testing import LINEAR_PG_PATH
@@ -115,7 +116,7 @@ class Driver:
         config = app(self.choose(len(MODES)), fdp.ConsumeBool(), fdp.ConsumeBool())
         optimizer = spec(self.choose(len(OPTIMIZERS)), self.choose(len(SCHEDULES)))
         self.shard = Shard(config, self.choose(2), spec=optimizer)
-        self.shard._pub = publisher()
+        self.shard._publisher = Publisher(publisher(), self.shard.shard, self.shard.slice.count)
         self.now = 1000.0
 
     def choose(self, count: int) -> int:
