@@ -38,7 +38,7 @@ def test_cem_learns_the_best_bandit_arm() -> None:
         )
         assert untrained.mean_last(4) < 5.0, untrained.returns  # the initial mean is not arm 3
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=800)
-        assert run.agent.counters["pushes"] >= 20
+        assert run.agent.counters.pushes >= 20
         greedy = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=50, exploit=True
         )
@@ -71,10 +71,10 @@ def test_the_pushed_delta_lands_the_shards_on_the_elite_fit() -> None:
             lambda: BanditEnv(episode_length=10),
             sessions=4,
             steps=100,
-            until=lambda _: agent.counters["pushes"] >= 1,
+            until=lambda _: agent.counters.pushes >= 1,
         )
         update = agent.last_update
-        assert update is not None and agent.counters["pushes"] == 1
+        assert update is not None and agent.counters.pushes == 1
         np.testing.assert_array_equal(update.current, before)
         thetas, returns = update.thetas.numpy(), update.returns.numpy()
         assert len(returns) == 8 and set(returns) <= set(range(-10, 11, 2))
@@ -108,11 +108,11 @@ def test_cem_on_cartpole_pushes_finite_deltas_and_moves_the_weights() -> None:
             lambda: gymnasium.make("CartPole-v1"),
             sessions=4,
             steps=3000,
-            until=lambda _: run.agent.counters["pushes"] >= 3,
+            until=lambda _: run.agent.counters.pushes >= 3,
         )
         run.parameters.wait_consistent(5, newer_than=2)
         after = run.parameters.weights()[0]
-        assert run.agent.counters["pushes"] >= 3
+        assert run.agent.counters.pushes >= 3
         assert np.isfinite(after).all() and not np.array_equal(before, after)
         assert run.shard_stats(0)["dropped_nonfinite"] == 0
 
@@ -167,7 +167,7 @@ def test_cem_mean_policy_solves_cartpole() -> None:
         )
         print(
             f"cem CartPole-v1: training {trained.steps} steps, {len(trained.returns)} episodes, "
-            f"{agent.counters['pushes']} updates, {seconds:.1f} s, mean of the last 100 "
+            f"{agent.counters.pushes} updates, {seconds:.1f} s, mean of the last 100 "
             f"training episodes {trained.mean_last(100):.1f}; mean policy over "
             f"{len(greedy.returns)} exploit episodes: {np.mean(greedy.returns[:100]):.1f}"
         )

@@ -40,7 +40,7 @@ def trained_and_moved(run: Running, before: np.ndarray, pushes: int) -> None:
     """The agent pushed at least ``pushes`` gradients; the shards' weights are finite and moved."""
     run.parameters.wait_consistent(5, newer_than=0)
     after = run.parameters.weights()[0]
-    assert run.agent.counters["pushes"] >= pushes, run.agent.stats()
+    assert run.agent.counters.pushes >= pushes, run.agent.stats()
     assert np.isfinite(after).all() and not np.array_equal(before, after)
     assert run.shard_stats(0)["dropped_nonfinite"] == 0
 
@@ -48,7 +48,7 @@ def trained_and_moved(run: Running, before: np.ndarray, pushes: int) -> None:
 def test_da3c_learns_the_best_bandit_arm() -> None:
     with agent_in_serial("da3c", BANDIT) as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=400)
-        assert run.agent.counters["pushes"] >= 50
+        assert run.agent.counters.pushes >= 50
         greedy = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=50, exploit=True
         )
@@ -92,7 +92,7 @@ def test_da3c_normalize_rewards_learns_from_scaled_rewards() -> None:
         )
         drive(run.agent, lambda: gymnasium.make("Pendulum-v1"), sessions=2, steps=200)
         rewards = np.concatenate(seen)
-        assert run.agent.reward_scaler is not None and run.agent.counters["pushes"] >= 5
+        assert run.agent.reward_scaler is not None and run.agent.counters.pushes >= 5
         # Pendulum pays -16..0 a step (median about -5); divided by the std of the
         # discounted return (gamma 0.99: tens) and clipped at 10, they shrink
         assert rewards.max() <= 0 and rewards.min() >= -10.0, (rewards.min(), rewards.max())

@@ -183,8 +183,8 @@ def _smoke(config: dict, make_env, *, steps: int, sessions: int) -> _Scalars:
         run.parameters.wait_consistent(5, newer_than=0)
         after = run.parameters.weights()[0]
         counters = run.agent.counters
-        assert counters["pushes"] >= 20
-        assert counters["actor_steps"] == (counters["gradient_steps"] + 1) // 2  # policy_delay 2
+        assert counters.pushes >= 20
+        assert counters.actor_steps == (counters.gradient_steps + 1) // 2  # policy_delay 2
         assert np.isfinite(after).all() and not np.array_equal(before, after)
         assert run.shard_stats(0)["dropped_nonfinite"] == 0
         assert not torch.equal(run.agent.target_flat.vector, run.agent.flat.vector)
@@ -209,8 +209,8 @@ def test_plain_ddpg_has_one_critic_and_updates_the_actor_every_step() -> None:
         assert run.agent.model.critic.q2_net is None
         drive(run.agent, lambda: gymnasium.make("Pendulum-v1"), sessions=2, steps=70)
         counters = run.agent.counters
-        assert counters["gradient_steps"] >= 20
-        assert counters["actor_steps"] == counters["gradient_steps"]
+        assert counters.gradient_steps >= 20
+        assert counters.actor_steps == counters.gradient_steps
 
 
 def test_discrete_actions_are_refused() -> None:

@@ -283,7 +283,7 @@ BANDIT = {
 def test_dqn_learns_the_best_bandit_arm() -> None:
     with agent_in_serial("dqn", BANDIT) as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=400)
-        assert run.agent.counters["pushes"] >= 300
+        assert run.agent.counters.pushes >= 300
         greedy = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=50, exploit=True
         )
@@ -313,7 +313,7 @@ def test_dqn_on_cartpole_pushes_finite_gradients_and_moves_the_weights(options) 
         after = run.parameters.weights()[0]
         agent = run.agent
         assert isinstance(agent, DqnAgent)
-        assert agent.counters["pushes"] >= 200 and agent.counters["target_syncs"] >= 3
+        assert agent.counters.pushes >= 200 and agent.counters.target_syncs >= 3
         assert np.isfinite(after).all() and not np.array_equal(before, after)
         assert run.shard_stats(0)["dropped_nonfinite"] == 0
         assert run.parameters.global_step >= 500  # the steps travel with the pushes
@@ -351,7 +351,7 @@ def test_dqn_takes_image_observations_through_the_conv_torso() -> None:
     with agent_in_serial("dqn", config) as run:
         drive(run.agent, ImageEnv, sessions=2, steps=40)
         assert run.agent.replay.states.dtype == np.uint8
-        assert run.agent.counters["pushes"] >= 20
+        assert run.agent.counters.pushes >= 20
         run.parameters.wait_consistent(5, newer_than=0)
         assert np.isfinite(run.parameters.weights()[0]).all()
 

@@ -59,7 +59,7 @@ def pendulum() -> gymnasium.Env:
 def rounds_so_far(agent: Any, per_phase: int) -> int:
     """The pushes of the finished phases and of the one in progress."""
     phase = agent.phase
-    return agent.counters["phases_done"] * per_phase + (0 if phase is None else phase.next)
+    return agent.counters.phases_done * per_phase + (0 if phase is None else phase.next)
 
 
 def recorded_pushes(run: Running) -> list[int]:
@@ -78,7 +78,7 @@ def recorded_pushes(run: Running) -> list[int]:
 def test_ppo_learns_the_best_bandit_arm() -> None:
     with agent_in_serial("ppo", BANDIT, update="sync") as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=400)
-        assert run.agent.counters["pushes"] >= 40
+        assert run.agent.counters.pushes >= 40
         greedy = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=50, exploit=True
         )
@@ -90,17 +90,17 @@ def test_ppo_on_cartpole_makes_epochs_times_minibatches_rounds_per_rollout() -> 
         before = run.parameters.weights()[0].copy()
         drive(run.agent, cartpole, sessions=4, steps=300)
         agent = run.agent
-        assert agent.counters["phases_done"] >= 4
-        assert agent.counters["pushes"] == rounds_so_far(agent, 3 * 2)
-        assert run.parameters.wait_consistent(5, newer_than=agent.counters["pushes"] - 1)
+        assert agent.counters.phases_done >= 4
+        assert agent.counters.pushes == rounds_so_far(agent, 3 * 2)
+        assert run.parameters.wait_consistent(5, newer_than=agent.counters.pushes - 1)
         stats = run.shard_stats(0)
-        assert stats["version"] == agent.counters["pushes"]  # one worker: one push, one round
-        phases = agent.counters["phases"]  # each rollout's steps are sent once, >= 4 x 16
+        assert stats["version"] == agent.counters.pushes  # one worker: one push, one round
+        phases = agent.counters.phases  # each rollout's steps are sent once, >= 4 x 16
         assert phases * 4 * 16 <= stats["global_step"] < phases * (4 * 16 + 4)
         after = run.parameters.weights()[0]
         assert np.isfinite(after).all() and not np.array_equal(before, after)
         assert stats["dropped_nonfinite"] == stats["dropped_stale"] == 0
-        assert agent.counters["wait_timeouts"] == agent.counters["abandoned_phases"] == 0
+        assert agent.counters.wait_timeouts == agent.counters.abandoned_phases == 0
 
 
 def test_ppo_pushes_each_step_on_a_new_version() -> None:
@@ -118,9 +118,9 @@ def test_ppo_on_pendulum_pushes_finite_gradients_with_gaussian_actions() -> None
         before = run.parameters.weights()[0].copy()
         drive(run.agent, pendulum, sessions=2, steps=420)
         agent = run.agent
-        assert agent.counters["phases_done"] >= 4
-        assert agent.counters["pushes"] == rounds_so_far(agent, 2 * 2)
-        run.parameters.wait_consistent(5, newer_than=agent.counters["pushes"] - 1)
+        assert agent.counters.phases_done >= 4
+        assert agent.counters.pushes == rounds_so_far(agent, 2 * 2)
+        run.parameters.wait_consistent(5, newer_than=agent.counters.pushes - 1)
         after = run.parameters.weights()[0]
         assert np.isfinite(after).all() and not np.array_equal(before, after)
         assert run.shard_stats(0)["dropped_nonfinite"] == 0
@@ -178,10 +178,10 @@ def test_ppo_abandons_a_phase_when_the_round_never_closes() -> None:
                 beating.join()
         counters = run.agent.counters
         assert driven.steps == 480 and max(durations) < 1.0, max(durations)  # never blocked
-        assert counters["abandoned_phases"] >= 2 and counters["wait_timeouts"] >= 2
-        assert counters["phases_done"] == 0
+        assert counters.abandoned_phases >= 2 and counters.wait_timeouts >= 2
+        assert counters.phases_done == 0
         version = run.shard_stats(0)["version"]
-        assert version < counters["pushes"] // 2  # rounds wait for the silent worker
+        assert version < counters.pushes // 2  # rounds wait for the silent worker
 
 
 def test_ppo_two_workers_stay_in_step() -> None:
@@ -210,9 +210,9 @@ def test_ppo_two_workers_stay_in_step() -> None:
         agents = [run.agent, other]
         stats = run.shard_stats(0)
         assert stats["dropped_stale"] == stats["dropped_duplicate"] == 0
-        assert all(a.counters["abandoned_phases"] == 0 for a in agents)
-        assert all(a.counters["phases_done"] >= 3 for a in agents)
-        rounds = [a.counters["pushes"] for a in agents]
+        assert all(a.counters.abandoned_phases == 0 for a in agents)
+        assert all(a.counters.phases_done >= 3 for a in agents)
+        rounds = [a.counters.pushes for a in agents]
         assert abs(rounds[0] - rounds[1]) <= 1 and stats["version"] >= min(rounds) - 1, rounds
 
 
@@ -255,7 +255,7 @@ def _learning_run(
             steps=steps // sessions,
             until=lambda d: len(d.returns) >= last and d.mean_last(last) >= target,
         )
-        assert run.agent.counters["abandoned_phases"] == 0
+        assert run.agent.counters.abandoned_phases == 0
     seconds = time.monotonic() - started
     mean = driven.mean_last(last)
     print(f"ppo: mean return {mean:.1f} after {driven.steps} steps, {seconds:.1f} s")

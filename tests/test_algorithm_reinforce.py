@@ -24,7 +24,7 @@ BANDIT = {
 def test_reinforce_learns_the_best_bandit_arm() -> None:
     with agent_in_serial("reinforce", BANDIT) as run:
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=600)
-        assert run.agent.counters["pushes"] >= 20
+        assert run.agent.counters.pushes >= 20
         greedy = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=50, exploit=True
         )
@@ -38,7 +38,7 @@ def test_reinforce_on_cartpole_pushes_finite_gradients_and_moves_the_weights() -
         drive(run.agent, lambda: gymnasium.make("CartPole-v1"), sessions=4, steps=400)
         run.parameters.wait_consistent(5, newer_than=0)
         after = run.parameters.weights()[0]
-        assert run.agent.counters["pushes"] >= 4
+        assert run.agent.counters.pushes >= 4
         assert np.isfinite(after).all() and not np.array_equal(before, after)
         assert run.shard_stats(0)["dropped_nonfinite"] == 0
 

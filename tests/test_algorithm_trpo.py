@@ -36,8 +36,8 @@ def test_trpo_learns_the_best_bandit_arm() -> None:
         )
         assert untrained.mean_last(4) < 5.0, untrained.returns  # the initial mean is not arm 3
         drive(run.agent, lambda: BanditEnv(episode_length=10), sessions=4, steps=200)
-        assert run.agent.counters["pushes"] >= 15
-        assert run.agent.counters["sync_timeouts"] == 0
+        assert run.agent.counters.pushes >= 15
+        assert run.agent.counters.sync_timeouts == 0
         greedy = drive(
             run.agent, lambda: BanditEnv(episode_length=10), sessions=2, steps=50, exploit=True
         )
@@ -54,10 +54,10 @@ def test_the_pushed_delta_lands_the_shards_on_the_new_vector_within_the_kl_limit
             lambda: gymnasium.make("CartPole-v1"),
             sessions=4,
             steps=200,
-            until=lambda _: agent.counters["pushes"] >= 1,
+            until=lambda _: agent.counters.pushes >= 1,
         )
         update = agent.last_update
-        assert update is not None and agent.counters["pushes"] == 1
+        assert update is not None and agent.counters.pushes == 1
         assert update.step.success
         np.testing.assert_array_equal(update.old, before)
         weights, versions, consistent = run.parameters.weights()
@@ -83,10 +83,10 @@ def test_trpo_on_cartpole_pushes_finite_deltas_and_moves_the_weights() -> None:
         before = run.parameters.weights()[0].copy()
         drive(run.agent, lambda: gymnasium.make("CartPole-v1"), sessions=4, steps=300)
         after = run.parameters.weights()[0]
-        assert run.agent.counters["pushes"] >= 4
+        assert run.agent.counters.pushes >= 4
         assert np.isfinite(after).all() and not np.array_equal(before, after)
         assert run.shard_stats(0)["dropped_nonfinite"] == 0
-        assert run.shard_stats(0)["version"] == run.agent.counters["pushes"]
+        assert run.shard_stats(0)["version"] == run.agent.counters.pushes
 
 
 def test_trpo_refuses_async_parameter_servers() -> None:
@@ -129,6 +129,6 @@ def test_trpo_solves_cartpole() -> None:
         print(
             f"trpo CartPole-v1: mean of the last 100 episodes {driven.mean_last(100):.1f} "
             f"after {driven.steps} steps, {len(driven.returns)} episodes, {seconds:.0f} s, "
-            f"{run.agent.counters['pushes']} pushes"
+            f"{run.agent.counters.pushes} pushes"
         )
         assert driven.mean_last(100) >= 475

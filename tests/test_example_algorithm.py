@@ -41,7 +41,7 @@ def test_the_example_loads_by_path_and_learns_in_serial_mode() -> None:
     assert runner.agent.name == "example"
     run = runner.run(max_steps=6000)
     assert run.global_step >= 5000 and run.returns  # gradients went to the shards' core
-    assert runner.agent.counters["pushes"] >= 4
+    assert runner.agent.counters.pushes >= 4
 
 
 @pytest.mark.slow

@@ -104,7 +104,7 @@ def test_sender_to_collector_to_event_files(tmp_path):
         with MetricsSender.from_config(config, "ps-1") as ps:
             ps.scalar(names.STALENESS, 2.0, step=5)
             ps.flush()
-        wait_for(lambda: collector.counters["recorded"] == 5, "5 batches")
+        wait_for(lambda: collector.counters.recorded == 5, "5 batches")
     assert collector.run_dir == tmp_path / "tb"
     assert list(collector.run_dir.glob("events.out.tfevents.*"))
     acc = events(collector.run_dir)
@@ -141,7 +141,7 @@ def test_collector_filters_by_name_and_by_tag(tmp_path):
             sender.flush(step=1)
             assert sender.send({"loss": 4.0, "entropy": 5.0}, step=1, source="client-7")
         assert sender.stats()["filtered"] == 0  # the collector filters here
-        wait_for(lambda: collector.counters["recorded"] == 2, "2 batches")
+        wait_for(lambda: collector.counters.recorded == 2, "2 batches")
     acc = events(collector.run_dir)
     assert sorted(acc.Tags()["scalars"]) == ["worker/entropy", "worker/loss"]
     assert acc.Tags()["histograms"] == ["worker/hist"]
@@ -174,9 +174,9 @@ def test_malformed_batches_are_counted_and_dropped_and_good_ones_still_land(tmp_
         try:
             for frames in bad:
                 push.send_multipart(frames)
-            wait_for(lambda: collector.counters["malformed"] == len(bad), "the bad batches")
+            wait_for(lambda: collector.counters.malformed == len(bad), "the bad batches")
             push.send_multipart(encode_batch("worker-0", 3, {"survivor": 42.0}, time=2.0))
-            wait_for(lambda: collector.counters["recorded"] == 1, "the good batch")
+            wait_for(lambda: collector.counters.recorded == 1, "the good batch")
         finally:
             push.close(0)
     stats = collector.stats()
@@ -206,7 +206,7 @@ def test_client_metrics_through_a_session_host_get_arrival_steps(tmp_path):
                     sid, {names.EPISODE_REWARD: float(i)}, {"obs": [i, i + 1]}, session_count=n
                 )
                 assert host.handle_one(request).type == MessageType.DONE
-            wait_for(lambda: collector.counters["recorded"] == 3, "3 batches")
+            wait_for(lambda: collector.counters.recorded == 3, "3 batches")
     acc = events(collector.run_dir)
     assert scalars(acc, "client/episode_reward") == [(0, 0.0), (1, 1.0), (2, 2.0)]
     assert [h.histogram_value.sum for h in acc.Histograms("client/obs")] == [1, 3, 5]
@@ -232,8 +232,8 @@ def test_collector_flushes_every_flush_interval(tmp_path):
         with MetricsSender.from_config(config, "worker-0") as sender:
             sender.scalar("x", 1.5)
             sender.flush(step=4)
-        wait_for(lambda: collector.counters["recorded"] == 1, "the batch")
-        wait_for(lambda: collector.counters["flushes"] >= 3, "three periodic flushes")
+        wait_for(lambda: collector.counters.recorded == 1, "the batch")
+        wait_for(lambda: collector.counters.flushes >= 3, "three periodic flushes")
         # readable while the collector runs
         assert scalars(events(collector.run_dir), "worker/x") == [(4, 1.5)]
 

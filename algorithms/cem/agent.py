@@ -27,7 +27,7 @@ import torch
 
 from relaax_zmq.core import AgentContext, StepBatch
 
-from ..common.agent import TorchAgent
+from ..common.agent import AgentCounters, TorchAgent
 from ..common.config import DELTA_OPTIMIZER
 from ..common.recorder import Recorder, Segment
 from .config import CEMConfig
@@ -72,8 +72,18 @@ class CEMUpdate:
     new: np.ndarray
 
 
+@dataclass
+class CEMCounters(AgentCounters):
+    """What a cem agent counts besides ``AgentCounters`` (its ``stats`` show them all)."""
+
+    episodes: int = 0  # episodes that ended with a candidate drawn for them
+    partial_episodes: int = 0  # ... whose candidate came in mid-episode (not scored)
+
+
 class CEMAgent(TorchAgent):
     """The cross-entropy method over a policy's parameters (see the module docstring)."""
+
+    counters: CEMCounters
 
     def __init__(self, context: AgentContext, config: CEMConfig) -> None:
         super().__init__(
@@ -91,7 +101,7 @@ class CEMAgent(TorchAgent):
         self.candidates: dict[int, Candidate] = {}
         self.scored: list[tuple[torch.Tensor, float, int]] = []  # theta, return, steps
         self.last_update: CEMUpdate | None = None
-        self.counters.update(episodes=0, partial_episodes=0)
+        self.counters = CEMCounters()
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -147,11 +157,11 @@ class CEMAgent(TorchAgent):
         if not segment.episode_ended:
             return
         del self.candidates[segment.session_id]
-        self.counters["episodes"] += 1
+        self.counters.episodes += 1
         if candidate.whole:
             self.scored.append((candidate.theta, candidate.total, candidate.steps))
         else:
-            self.counters["partial_episodes"] += 1
+            self.counters.partial_episodes += 1
 
     def _update(self, scored: list[tuple[torch.Tensor, float, int]]) -> None:
         """Fit the new distribution to the elite of ``scored``; push ``current - new``."""

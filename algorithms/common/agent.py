@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import zlib
 from abc import abstractmethod
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,6 +39,22 @@ from .flat import FlatModel
 from .normalizer import RewardScaler, RunningMeanStd
 from .recorder import Recorder, Segment
 from .spaces import ActionSpec
+
+
+@dataclass
+class AgentCounters:
+    """What every built-in agent counts (its ``stats`` show every field by name).
+
+    An algorithm that counts more subclasses it (``PPOCounters(AgentCounters)``) and sets
+    ``self.counters`` to one in its ``__init__``.
+    """
+
+    steps: int = 0  # session steps acted on
+    random_steps: int = 0  # ... with uniform actions, before the first weights
+    exploit_steps: int = 0  # ... of exploit sessions
+    segments: int = 0  # segments the recorder cut
+    pushes: int = 0  # gradients handed to the parameter client
+    not_pushed: int = 0  # gradients dropped: no weights yet, or training stopping
 
 
 class TorchAgent(Agent):
@@ -94,14 +110,7 @@ class TorchAgent(Agent):
         self.recorder = recorder
         self.reward_scaler = reward_scaler
         self.versions: np.ndarray | None = None  # versions of the weights in the model
-        self.counters: dict[str, int] = {
-            "steps": 0,
-            "random_steps": 0,
-            "exploit_steps": 0,
-            "segments": 0,
-            "pushes": 0,
-            "not_pushed": 0,
-        }
+        self.counters = AgentCounters()
 
     # -- the algorithm's part -----------------------------------------------------------------
 
@@ -166,7 +175,7 @@ class TorchAgent(Agent):
             raise ValueError(f"{self.name}: expected observations with every update")
         states = self.observations(batch)
         segments = self.cut(batch, states)
-        self.counters["segments"] += len(segments)
+        self.counters.segments += len(segments)
         if self.learns_before_acting:
             self.learn(self.scale_rewards(segments))
         if self.sync_weights():
@@ -177,9 +186,9 @@ class TorchAgent(Agent):
             actions = self.client_actions(actions)
         else:
             actions = self.random_actions(n)
-            self.counters["random_steps"] += n
-        self.counters["steps"] += n
-        self.counters["exploit_steps"] += int(np.count_nonzero(batch.exploit))
+            self.counters.random_steps += n
+        self.counters.steps += n
+        self.counters.exploit_steps += int(np.count_nonzero(batch.exploit))
         if not self.learns_before_acting:
             self.learn(self.scale_rewards(segments))
         return actions
@@ -271,12 +280,12 @@ class TorchAgent(Agent):
     def push_vector(self, gradient: np.ndarray, steps: int, episodes: int) -> bool:
         """Push ``gradient`` ((param_count,) float32, computed on ``self.versions``)."""
         if self.versions is None or self.parameters.stopping:
-            self.counters["not_pushed"] += 1
+            self.counters.not_pushed += 1
             return False
         if self.normalizer is not None:
             self.parameters.add_statistics(self.normalizer.take_delta())
         sent = self.parameters.push(gradient, self.versions, steps, episodes)
-        self.counters["pushes"] += 1
+        self.counters.pushes += 1
         return sent > 0
 
     def record(self, values: dict[str, float]) -> None:
@@ -289,7 +298,7 @@ class TorchAgent(Agent):
 
     def stats(self) -> dict[str, float]:
         return {
-            **self.counters,
+            **asdict(self.counters),
             "sessions": len(self.recorder.sessions),
             "waiting": self.recorder.waiting(),
         }

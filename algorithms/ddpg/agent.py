@@ -34,6 +34,7 @@ steps build on each other.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 
 from relaax_zmq.core import AgentContext, StepBatch, names
 
-from ..common.agent import TorchAgent, segment_episodes
+from ..common.agent import AgentCounters, TorchAgent, segment_episodes
 from ..common.flat import FlatModel
 from ..common.losses import ddpg_critic_targets, polyak, target_policy_smoothing
 from ..common.recorder import Recorder, Segment
@@ -53,8 +54,19 @@ from .model import build_model
 POLL_STEP = 0.0005
 
 
+@dataclass
+class DDPGCounters(AgentCounters):
+    """What a ddpg agent counts besides ``AgentCounters`` (its ``stats`` show them all)."""
+
+    gradient_steps: int = 0  # learning steps (critic gradients)
+    actor_steps: int = 0  # ... that also updated the actor
+    weights_timeouts: int = 0  # waits for the pushed gradient's weights that ran out
+
+
 class DDPGAgent(TorchAgent):
     """DDPG / TD3 with worker-local replay and targets (see the module docstring)."""
+
+    counters: DDPGCounters
 
     def __init__(self, context: AgentContext, config: DDPGConfig) -> None:
         super().__init__(
@@ -84,7 +96,7 @@ class DDPGAgent(TorchAgent):
         self.unpushed_steps = 0  # environment steps and episodes the next push reports
         self.unpushed_episodes = 0
         self.learn_steps = 0
-        self.counters.update({"gradient_steps": 0, "actor_steps": 0, "weights_timeouts": 0})
+        self.counters = DDPGCounters()
 
     # -- acting -------------------------------------------------------------------------------
 
@@ -137,10 +149,10 @@ class DDPGAgent(TorchAgent):
         pushed = self.push_gradient(self.unpushed_steps, self.unpushed_episodes)
         self.unpushed_steps = self.unpushed_episodes = 0
         self.learn_steps += 1
-        self.counters["gradient_steps"] += 1
-        self.counters["actor_steps"] += int(update_actor)
+        self.counters.gradient_steps += 1
+        self.counters.actor_steps += int(update_actor)
         if pushed and self.config.weights_timeout > 0 and not self._await_weights(base):
-            self.counters["weights_timeouts"] += 1
+            self.counters.weights_timeouts += 1
         self.sync_weights()
         if update_actor:
             self.update_targets()

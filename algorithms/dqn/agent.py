@@ -20,12 +20,14 @@ shards' weights at about the same global step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from relaax_zmq.core import AgentContext, StepBatch, names
 
-from ..common.agent import TorchAgent, segment_episodes
+from ..common.agent import AgentCounters, TorchAgent, segment_episodes
 from ..common.flat import load_flat
 from ..common.losses import dqn_td_targets, td_loss
 from ..common.networks import QNetwork
@@ -45,8 +47,18 @@ def build_model(config: DqnConfig) -> QNetwork:
     )
 
 
+@dataclass
+class DqnCounters(AgentCounters):
+    """What a dqn agent counts besides ``AgentCounters`` (its ``stats`` show them all)."""
+
+    gradients: int = 0  # gradients computed (pushed or not)
+    target_syncs: int = 0  # target network reloads
+
+
 class DqnAgent(TorchAgent):
     """Gorila DQN (see the module docstring)."""
+
+    counters: DqnCounters
 
     def __init__(self, context: AgentContext, config: DqnConfig) -> None:
         super().__init__(
@@ -78,14 +90,14 @@ class DqnAgent(TorchAgent):
         self.feeder = LocalReplay(self.replay, config.n_step, config.gamma)
         self.unreported = {"steps": 0, "episodes": 0}  # what the next push covers
         self.due = 0  # transitions towards the next training round
-        self.counters.update(gradients=0, target_syncs=0)
+        self.counters = DqnCounters()
 
     # -- acting -------------------------------------------------------------------------------
 
     @property
     def training_steps(self) -> int:
         """Steps of this worker's training sessions (the epsilon and beta schedules' clock)."""
-        return self.counters["steps"] - self.counters["exploit_steps"]
+        return self.counters.steps - self.counters.exploit_steps
 
     def cut(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
         restarted = batch.starts & ~batch.exploit
@@ -149,7 +161,7 @@ class DqnAgent(TorchAgent):
         load_flat(self.target, self.flat.vector)
         self.target_period = period
         self.target_syncs.append(self.parameters.global_step)
-        self.counters["target_syncs"] += 1
+        self.counters.target_syncs += 1
         return True
 
     def train_step(self) -> bool:
@@ -168,7 +180,7 @@ class DqnAgent(TorchAgent):
         pushed = self.push_gradient(steps, episodes)
         if pushed:
             self.unreported = {"steps": 0, "episodes": 0}
-        self.counters["gradients"] += 1
+        self.counters.gradients += 1
         if isinstance(self.replay, PrioritizedReplayBuffer):
             self.replay.update_priorities(batch.indices, td_errors)
         self.record({names.LOSS: loss.item(), names.Q_VALUE: q_mean})

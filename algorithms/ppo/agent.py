@@ -35,7 +35,7 @@ import torch
 
 from relaax_zmq.core import AgentContext, StepBatch, names
 
-from ..common.agent import TorchAgent, segment_episodes
+from ..common.agent import AgentCounters, TorchAgent, segment_episodes
 from ..common.losses import normalize_advantages, ppo_clip_loss, ppo_value_loss
 from ..common.networks import ActorCritic
 from ..common.normalizer import RewardScaler
@@ -79,8 +79,21 @@ class _Phase:
         return self.next >= len(self.order)
 
 
+@dataclass
+class PPOCounters(AgentCounters):
+    """What a ppo agent counts besides ``AgentCounters`` (its ``stats`` show them all)."""
+
+    phases: int = 0  # learning phases started
+    phases_done: int = 0  # ... that pushed every minibatch's gradient
+    wait_timeouts: int = 0  # waits for a new version that ran out
+    abandoned_phases: int = 0  # phases given up after round_timeout
+    final_waits_missed: int = 0  # phases that pushed everything but missed the last round
+
+
 class PPOAgent(TorchAgent):
     """PPO in synchronous rounds (see the module docstring)."""
+
+    counters: PPOCounters
 
     def __init__(self, context: AgentContext, config: PPOConfig) -> None:
         if context.parameters is not None and not context.parameters.sync:
@@ -102,9 +115,7 @@ class PPOAgent(TorchAgent):
         self.closing = False  # the next step cuts every partial segment: the rollout is full
         self.closed = False  # this step did: learn() starts the phase
         self.phase: _Phase | None = None
-        self.counters.update(
-            phases=0, phases_done=0, wait_timeouts=0, abandoned_phases=0, final_waits_missed=0
-        )
+        self.counters = PPOCounters()
 
     # -- acting -------------------------------------------------------------------------------
 
@@ -209,7 +220,7 @@ class PPOAgent(TorchAgent):
             newer_than=int(self.versions[0]) - 1,  # the collection's version will do
             waiting_since=time.monotonic(),
         )
-        self.counters["phases"] += 1
+        self.counters.phases += 1
 
     # -- learning -----------------------------------------------------------------------------
 
@@ -238,15 +249,15 @@ class PPOAgent(TorchAgent):
             phase.waiting_since = time.monotonic()
 
     def _timed_out(self, phase: _Phase) -> None:
-        self.counters["wait_timeouts"] += 1
+        self.counters.wait_timeouts += 1
         waited = time.monotonic() - phase.waiting_since
         log.debug("ppo: no version > %d after %.2f s", phase.newer_than, waited)
         if waited < self.config.round_timeout:
             return
         if phase.pushed_all:  # every gradient went: collect on what there is
-            self.counters["final_waits_missed"] += 1
+            self.counters.final_waits_missed += 1
         else:
-            self.counters["abandoned_phases"] += 1
+            self.counters.abandoned_phases += 1
             log.warning(
                 "ppo: abandoned a learning phase after step %d of %d: no weights newer "
                 "than version %d for %.1f s",
@@ -262,7 +273,7 @@ class PPOAgent(TorchAgent):
         phase = self.phase
         assert phase is not None
         if phase.pushed_all:
-            self.counters["phases_done"] += 1
+            self.counters.phases_done += 1
         self.phase = None
         super().sync_weights()
 

@@ -35,7 +35,7 @@ from torch.func import functional_call
 
 from relaax_zmq.core import AgentContext, StepBatch, names
 
-from ..common.agent import TorchAgent, segment_episodes, stack_states
+from ..common.agent import AgentCounters, TorchAgent, segment_episodes, stack_states
 from ..common.config import DELTA_OPTIMIZER
 from ..common.distributions import Categorical, DiagGaussian
 from ..common.losses import normalize_advantages
@@ -127,8 +127,19 @@ def current_part(segment: Segment, version: int) -> Segment | None:
     )
 
 
+@dataclass
+class TRPOCounters(AgentCounters):
+    """What a trpo agent counts besides ``AgentCounters`` (its ``stats`` show them all)."""
+
+    stale_steps: int = 0  # steps dropped: collected on weights that had gone
+    sync_timeouts: int = 0  # waits for the next version that ran out
+    line_search_failures: int = 0  # TRPO steps whose line search failed (no step taken)
+
+
 class TRPOAgent(TorchAgent):
     """TRPO-GAE on synchronous parameter servers (see the module docstring)."""
+
+    counters: TRPOCounters
 
     def __init__(self, context: AgentContext, config: TRPOConfig) -> None:
         super().__init__(
@@ -152,7 +163,7 @@ class TRPOAgent(TorchAgent):
         self.value_optimizer = torch.optim.Adam(value_params, lr=config.value_lr)
         self.batch: list[Segment] = []
         self.last_update: TRPOUpdate | None = None
-        self.counters.update(stale_steps=0, sync_timeouts=0, line_search_failures=0)
+        self.counters = TRPOCounters()
 
     # -- acting -------------------------------------------------------------------------------
 
@@ -185,12 +196,12 @@ class TRPOAgent(TorchAgent):
         for segment in segments:
             part = current_part(segment, version)
             kept = 0 if part is None else len(part)
-            self.counters["stale_steps"] += len(segment) - kept
+            self.counters.stale_steps += len(segment) - kept
             if part is not None:
                 self.batch.append(part)
         stale = [s for s in self.batch if int(s.extras["version"][0]) != version]
         if stale:  # collected on a version that has gone since (a sync wait ran out)
-            self.counters["stale_steps"] += sum(len(s) for s in stale)
+            self.counters.stale_steps += sum(len(s) for s in stale)
             self.batch = [s for s in self.batch if int(s.extras["version"][0]) == version]
         if sum(len(s) for s in self.batch) < self.config.rollout_length:
             return
@@ -207,7 +218,7 @@ class TRPOAgent(TorchAgent):
         new[self.layout.index.numpy()] = step.params.cpu().numpy()
         self.flat.load(old)  # the model stays on the shards' version until the next arrives
         if not step.success:
-            self.counters["line_search_failures"] += 1
+            self.counters.line_search_failures += 1
         self.last_update = TRPOUpdate(version, old, new, rollout.states, step)
         self.record(
             {
@@ -219,7 +230,7 @@ class TRPOAgent(TorchAgent):
         )
         if self.push_vector(old - new, len(rollout.states), segment_episodes(batch)):
             if not self.parameters.wait_consistent(self.config.sync_timeout, newer_than=version):
-                self.counters["sync_timeouts"] += 1
+                self.counters.sync_timeouts += 1
 
     def _rollout(self, batch: list[Segment]) -> Rollout:
         """The batch's tensors with GAE advantages (normalised if asked) and returns."""

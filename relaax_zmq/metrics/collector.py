@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,6 +36,33 @@ POLL_INTERVAL = 0.1
 DRAIN_LIMIT = 1000
 #: Malformed batches are logged the first few times, then once per this many.
 _LOG_FIRST, _LOG_EVERY = 10, 1000
+
+
+@dataclass
+class CollectorCounters:
+    """What the collector counts (its ``stats`` show every field by name)."""
+
+    received: int = 0  # batches taken from the socket
+    recorded: int = 0  # ... written
+    malformed: int = 0  # ... dropped by ``decode_batch``, in all
+    malformed_frames: int = 0  # ... of them by reason (``BatchError.reason``)
+    malformed_header: int = 0
+    malformed_rlx: int = 0
+    malformed_metrics: int = 0
+    errors: int = 0  # batches that could not be written
+    scalars: int = 0  # scalars written
+    histograms: int = 0  # histograms written
+    empty_histograms: int = 0  # histograms without a finite value (not written)
+    filtered: int = 0  # metrics that ``metrics.enabled``/``disabled`` kept out
+    flushes: int = 0  # event file flushes
+    refused: int = 0  # batches from a key revoked after its handshake
+
+    def count_malformed(self, reason: str) -> int:
+        """One more malformed batch, for ``reason`` (frames, header, rlx or metrics); the total."""
+        self.malformed += 1
+        name = f"malformed_{reason}"
+        setattr(self, name, getattr(self, name) + 1)
+        return self.malformed
 
 
 class Collector:
@@ -69,22 +97,7 @@ class Collector:
         self.histogram_bins = histogram_bins
         #: Set once the socket is bound and the event file exists.
         self.ready = threading.Event()
-        self.counters: dict[str, int] = {
-            "received": 0,
-            "recorded": 0,
-            "malformed": 0,
-            "malformed_frames": 0,
-            "malformed_header": 0,
-            "malformed_rlx": 0,
-            "malformed_metrics": 0,
-            "errors": 0,
-            "scalars": 0,
-            "histograms": 0,
-            "empty_histograms": 0,
-            "filtered": 0,
-            "flushes": 0,
-            "refused": 0,
-        }
+        self.counters = CollectorCounters()
         self._context = context
         self._spec = socket_map(config)["metrics.collector"]
         self._writer: EventWriter | None = None
@@ -105,14 +118,14 @@ class Collector:
                 self._drain(sock)
             finally:
                 self._writer.close()
-                self.counters["flushes"] += 1
+                self.counters.flushes += 1
                 log.info("metrics collector stopped: %s", self.stats())
         finally:
             sock.close(0)
 
     def stats(self) -> dict[str, int]:
         """The counters: batches received, recorded, malformed (by reason), metrics written..."""
-        return dict(self.counters)
+        return asdict(self.counters)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -125,7 +138,7 @@ class Collector:
                 self._drain(sock)
             if time.monotonic() >= next_flush:
                 self._writer.flush()
-                self.counters["flushes"] += 1
+                self.counters.flushes += 1
                 next_flush = time.monotonic() + self.flush_interval
 
     def _drain(self, sock: zmq.Socket) -> None:
@@ -139,13 +152,13 @@ class Collector:
             if why is None:
                 self.handle(frames)
                 continue
-            self.counters["refused"] += 1  # a sender whose key was revoked after its handshake
-            if self.counters["refused"] <= _LOG_FIRST or self.counters["refused"] % _LOG_EVERY == 0:
+            self.counters.refused += 1  # a sender whose key was revoked after its handshake
+            if self.counters.refused <= _LOG_FIRST or self.counters.refused % _LOG_EVERY == 0:
                 log.warning("refused a metrics batch: %s", why)
 
     def handle(self, frames: list[Any]) -> bool:
         """Check one batch and write its metrics; False when it was dropped. Never raises."""
-        self.counters["received"] += 1
+        self.counters.received += 1
         try:
             batch = decode_batch(frames, self.limits, self.max_message_bytes)
         except BatchError as exc:
@@ -154,16 +167,14 @@ class Collector:
         try:
             self._record(batch)
         except Exception:
-            self.counters["errors"] += 1
+            self.counters.errors += 1
             log.exception("cannot record a metrics batch from %s", batch.header.source)
             return False
-        self.counters["recorded"] += 1
+        self.counters.recorded += 1
         return True
 
     def _malformed(self, exc: BatchError) -> None:
-        self.counters["malformed"] += 1
-        self.counters[f"malformed_{exc.reason}"] += 1
-        count = self.counters["malformed"]
+        count = self.counters.count_malformed(exc.reason)
         if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
             log.warning("dropped a malformed metrics batch (%d so far): %s", count, exc)
 
@@ -181,22 +192,22 @@ class Collector:
                 events.setdefault(self._step(header.step, tag), []).append(scalar_value(tag, value))
                 scalars[name] = value
             else:
-                self.counters["filtered"] += 1
+                self.counters.filtered += 1
         for name, values in batch.histograms.items():
             if not self.filter.allows(name, kind):
-                self.counters["filtered"] += 1
+                self.counters.filtered += 1
                 continue
             tag = prefix + name
             value = histogram_value(tag, values, self.histogram_bins)
             if value is None:
-                self.counters["empty_histograms"] += 1
+                self.counters.empty_histograms += 1
                 continue
             events.setdefault(self._step(header.step, tag), []).append(value)
             histograms[name] = values
         for step, values in events.items():
             self._writer.write(step, header.time, values)
-        self.counters["scalars"] += len(scalars)
-        self.counters["histograms"] += len(histograms)
+        self.counters.scalars += len(scalars)
+        self.counters.histograms += len(histograms)
         if self.console is not None and (scalars or histograms):
             self._print(batch, scalars, histograms)
 

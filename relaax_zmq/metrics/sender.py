@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import operator
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,17 @@ _LOG_EVERY = 1000
 class _Pending:
     scalars: dict[str, float] = field(default_factory=dict)
     histograms: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class SenderCounters:
+    """What a sender counts (its ``stats`` show every field by name)."""
+
+    sent: int = 0  # batches handed to the socket
+    dropped: int = 0  # batches dropped: closed, too large, unencodable or the queue full
+    metrics: int = 0  # metrics in the batches sent
+    dropped_metrics: int = 0  # ... in the batches dropped
+    filtered: int = 0  # metrics that the filters kept out
 
 
 class MetricsSender:
@@ -77,7 +88,7 @@ class MetricsSender:
         self.max_message_bytes = max_message_bytes
         #: Flushes so far: the step of metrics given without one when ``flush`` gets none.
         self.flush_count = 0
-        self.counters = {"sent": 0, "dropped": 0, "metrics": 0, "dropped_metrics": 0, "filtered": 0}
+        self.counters = SenderCounters()
         self._pending: dict[int | None, _Pending] = {}
         spec = sender_spec(endpoint, hwm=hwm, max_message_bytes=max_message_bytes)
         spec = dataclasses.replace(spec, curve=curve)
@@ -169,7 +180,7 @@ class MetricsSender:
     def stats(self) -> dict[str, int]:
         """Counters: batches ``sent`` and ``dropped``, ``metrics`` sent, ``dropped_metrics``,
         ``filtered`` (metrics the filters kept out), ``pending`` (waiting for a flush)."""
-        return {**self.counters, "pending": len(self)}
+        return {**asdict(self.counters), "pending": len(self)}
 
     def close(self, linger: float = 0.5) -> None:
         """Close the socket; queued batches get ``linger`` seconds to leave. Idempotent."""
@@ -190,7 +201,7 @@ class MetricsSender:
             raise ValueError(f"expected a non-empty metric name without newlines, got {name!r}")
         if self.filter.allows(name, self.kind if kind is None else kind):
             return True
-        self.counters["filtered"] += 1
+        self.counters.filtered += 1
         return False
 
     def _slot(self, step: int | None) -> _Pending:
@@ -228,14 +239,14 @@ class MetricsSender:
             return self._drop(count, "the collector is away or slow (queue full)")
         except zmq.ZMQError as exc:
             return self._drop(count, f"send failed: {exc}")
-        self.counters["sent"] += 1
-        self.counters["metrics"] += count
+        self.counters.sent += 1
+        self.counters.metrics += count
         return True
 
     def _drop(self, count: int, why: str) -> bool:
-        self.counters["dropped"] += 1
-        self.counters["dropped_metrics"] += count
-        dropped = self.counters["dropped"]
+        self.counters.dropped += 1
+        self.counters.dropped_metrics += count
+        dropped = self.counters.dropped
         if dropped == 1 or dropped % _LOG_EVERY == 0:
             log.warning(
                 "%s: dropped a metrics batch (%d dropped so far): %s", self.source, dropped, why

@@ -16,6 +16,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import zmq
 
@@ -34,6 +35,25 @@ _lock = threading.Lock()
 _handlers: dict[int, ZapHandler] = {}
 
 
+@dataclass
+class ZapCounters:
+    """CURVE handshakes by verdict: the closed set ``_judge`` gives (``KeyRing.lookup``'s
+    refusals included)."""
+
+    allowed: int = 0
+    unknown: int = 0  # a key the ring does not know
+    revoked: int = 0  # a key the ring revoked
+    wrong_role: int = 0  # a known key of a role the socket does not admit
+    unknown_domain: int = 0  # a ZAP domain no socket registered
+    not_curve: int = 0  # another mechanism, or malformed credentials
+
+    def count(self, verdict: str) -> int:
+        """One more handshake judged ``verdict``; how many so far."""
+        count = getattr(self, verdict) + 1
+        setattr(self, verdict, count)
+        return count
+
+
 class ZapHandler(threading.Thread):
     """Answers ZAP requests of one context (see the module docstring)."""
 
@@ -45,8 +65,8 @@ class ZapHandler(threading.Thread):
         self._lock = threading.Lock()
         self._bound = threading.Event()
         self._error: zmq.ZMQError | None = None
-        #: handshakes by outcome: ``allowed``, ``unknown``, ``revoked``, ``wrong_role``, ...
-        self.counters: dict[str, int] = {}
+        #: handshakes by verdict
+        self.counters = ZapCounters()
 
     def start_bound(self) -> ZapHandler:
         """Start the thread and return once its socket is bound (``AuthError`` if it cannot be)."""
@@ -110,11 +130,11 @@ class ZapHandler(threading.Thread):
             ]
         request_id, domain, address, mechanism = request[1], request[2], request[3], request[5]
         verdict, key, who = self._judge(domain, mechanism, request[6:])
-        self.counters[verdict] = self.counters.get(verdict, 0) + 1
+        count = self.counters.count(verdict)
         if verdict == "allowed":
             # the connection's User-Id is its z85 public key: ``judge`` looks at it again later
             return [b"1.0", request_id, b"200", b"OK", key, b""]
-        self._log_refusal(verdict, domain, address, who)
+        self._log_refusal(verdict, count, domain, address, who)
         return [b"1.0", request_id, b"400", verdict.encode(), b"", b""]
 
     def _judge(
@@ -152,8 +172,9 @@ class ZapHandler(threading.Thread):
             entry = self._domains.get(domain)
         return None if entry is None else entry[0]
 
-    def _log_refusal(self, verdict: str, domain: bytes, address: bytes, who: str) -> None:
-        count = self.counters[verdict]
+    def _log_refusal(
+        self, verdict: str, count: int, domain: bytes, address: bytes, who: str
+    ) -> None:
         if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
             log.warning(
                 "refused a CURVE handshake on %s from %s: %s key %s (%d so far)",

@@ -12,7 +12,7 @@ once the next version has arrived.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,17 @@ class _Session:
         self.states, self.actions, self.rewards, self.ends = [], [], [], []
 
 
+@dataclass
+class LinearPGCounters:
+    """What the ``linear_pg`` agent counts (its ``stats`` show every field by name)."""
+
+    steps: int = 0  # session steps acted on
+    episodes: int = 0  # episodes ended (terminal or truncated steps)
+    pushes: int = 0  # gradients pushed
+    exploit_steps: int = 0  # steps of exploit sessions
+    random_steps: int = 0  # steps acted on uniformly, before the first weights
+
+
 class LinearPGAgent(Agent):
     """REINFORCE on a linear softmax policy (see the module docstring)."""
 
@@ -54,13 +65,7 @@ class LinearPGAgent(Agent):
         self.sessions: dict[int, _Session] = {}
         self.recorded = 0  # transitions waiting for the next push
         self.pushed_version = -1  # sync: the version of the last push
-        self.counters = {
-            "steps": 0,
-            "episodes": 0,
-            "pushes": 0,
-            "exploit_steps": 0,
-            "random_steps": 0,
-        }
+        self.counters = LinearPGCounters()
         self._episodes_since_push = 0
 
     # -- sessions -----------------------------------------------------------------------------
@@ -104,19 +109,19 @@ class LinearPGAgent(Agent):
             probs = probabilities(params, states, self.config.actions)
         else:
             probs = np.full((n, self.config.actions), 1.0 / self.config.actions)
-            self.counters["random_steps"] += n
+            self.counters.random_steps += n
         actions = np.empty(n, np.int64)
         ended = batch.terminal | batch.truncated
         for row, sid in enumerate(batch.session_ids.tolist()):
             session = self._session(sid, bool(batch.exploit[row]))
             if session.exploit:
                 actions[row] = int(np.argmax(probs[row]))
-                self.counters["exploit_steps"] += 1
+                self.counters.exploit_steps += 1
                 continue
             actions[row] = int(self.rng.choice(self.config.actions, p=probs[row]))
             if record and not ended[row]:
                 session.pending = (states[row].copy(), int(actions[row]))
-        self.counters["steps"] += n
+        self.counters.steps += n
         if self.recorded >= self.config.batch_size:
             self._push(params, versions)
         return actions
@@ -136,7 +141,7 @@ class LinearPGAgent(Agent):
                 self.recorded += 1
             session.pending = None
             if ended[row]:
-                self.counters["episodes"] += 1
+                self.counters.episodes += 1
                 self._episodes_since_push += 1
                 if session.ends:
                     session.ends[-1] = True
@@ -183,12 +188,12 @@ class LinearPGAgent(Agent):
             self.metrics.scalar(names.GRADIENT_NORM, float(np.linalg.norm(grad)))
         self.parameters.push(grad, versions, steps, self._episodes_since_push)
         self._episodes_since_push = 0
-        self.counters["pushes"] += 1
+        self.counters.pushes += 1
         if self.sync:
             self.pushed_version = int(versions[0])
 
     def stats(self) -> dict[str, float]:
-        return {**self.counters, "sessions": len(self.sessions), "recorded": self.recorded}
+        return {**asdict(self.counters), "sessions": len(self.sessions), "recorded": self.recorded}
 
 
 def linear_pg_agent(context: AgentContext, config: LinearPGConfig) -> Agent:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,16 @@ class LinearPolicyConfig:
     torch: bool = option(False, doc="run the forward pass with torch instead of numpy")
 
 
+@dataclass
+class LinearPolicyCounters:
+    """What the linear policy agent counts (its ``stats`` show every field by name)."""
+
+    steps: int = 0  # session steps acted on
+    episodes: int = 0  # episodes ended (terminal or truncated steps, end_episodes)
+    batches: int = 0  # act calls
+    exploit_steps: int = 0  # steps of exploit sessions
+
+
 class LinearPolicyAgent(Agent):
     """Acts with a fixed linear map of the flattened observation; counts what it sees."""
 
@@ -33,7 +43,7 @@ class LinearPolicyAgent(Agent):
         self.use_torch = config.torch
         self.weights: np.ndarray | None = None
         self.sessions: dict[int, bool] = {}
-        self.counters = {"steps": 0, "episodes": 0, "batches": 0, "exploit_steps": 0}
+        self.counters = LinearPolicyCounters()
 
     def open_sessions(self, session_ids: np.ndarray, *, exploit: bool) -> None:
         for sid in session_ids.tolist():
@@ -44,13 +54,13 @@ class LinearPolicyAgent(Agent):
             self.sessions.pop(sid, None)
 
     def end_episodes(self, session_ids: np.ndarray) -> None:
-        self.counters["episodes"] += len(session_ids)
+        self.counters.episodes += len(session_ids)
 
     def act(self, batch: StepBatch) -> np.ndarray:
-        self.counters["batches"] += 1
-        self.counters["steps"] += len(batch)
-        self.counters["exploit_steps"] += int(batch.exploit.sum())
-        self.counters["episodes"] += int((batch.terminal | batch.truncated).sum())
+        self.counters.batches += 1
+        self.counters.steps += len(batch)
+        self.counters.exploit_steps += int(batch.exploit.sum())
+        self.counters.episodes += int((batch.terminal | batch.truncated).sum())
         if batch.states is None:
             return self._empty(len(batch))
         flat = np.asarray(batch.states, np.float32).reshape(len(batch), -1)
@@ -60,7 +70,7 @@ class LinearPolicyAgent(Agent):
         return np.tanh(logits).astype(np.float32)
 
     def stats(self) -> dict[str, float]:
-        return {**self.counters, "sessions": len(self.sessions)}
+        return {**asdict(self.counters), "sessions": len(self.sessions)}
 
     def _forward(self, flat: np.ndarray) -> np.ndarray:
         if self.weights is None:
