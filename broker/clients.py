@@ -24,11 +24,12 @@ from relaax_zmq.protocol import (
     MessageType,
     Role,
     encode,
+    header,
     messages,
 )
-from relaax_zmq.protocol.constants import HEADER, MAGIC, VERSION, type_name
+from relaax_zmq.protocol.constants import VERSION, type_name
 from relaax_zmq.protocol.envelope import Envelope, message_bytes, peek
-from relaax_zmq.protocol.refusal import refusal, salvage_header
+from relaax_zmq.protocol.refusal import refusal
 
 from .balance import admission_refusal, least_loaded
 from .outbox import Outbox
@@ -106,7 +107,7 @@ class ClientSide:
     def on_refused(self, frames: list[Any], why: str) -> None:
         """A message on a connection whose key is no longer allowed (revoked since its
         handshake): answered ``AUTH``, echoing what the header gives; nothing else done."""
-        sequence, session_id, count = salvage_header(frames[1:], self._limits.max_sessions)
+        sequence, session_id, count = header.salvage(frames[1:], self._limits.max_sessions)
         self._error(
             frames[0].bytes,
             ErrorCode.AUTH,
@@ -238,5 +239,5 @@ class ClientSide:
     ) -> None:
         """A tensor-less reply (done, heartbeat) echoing the request's ids."""
         n = env.session_count if session_count is None else session_count
-        head = HEADER.pack(MAGIC, VERSION, int(mtype), 0, env.sequence, env.session_id, n, 0, 0)
-        self._reply(identity, [head])
+        head = header.Header(VERSION, int(mtype), 0, env.sequence, env.session_id, n, 0)
+        self._reply(identity, [header.pack(head)])

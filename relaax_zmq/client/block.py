@@ -54,6 +54,7 @@ _Proxy = TypeVar("_Proxy", bound="BlockProxy")
 
 #: Seconds a disconnect leaves its close message to get out.
 CLOSE_LINGER = 1.0
+_RESTART = int(Flag.RESTART)  # a plain int: IntFlag arithmetic costs microseconds per reply
 
 
 def config_options(config: Any) -> dict[str, Any]:
@@ -187,22 +188,33 @@ class BlockProxy:
     # -- shared by the subclasses ------------------------------------------------------------
 
     def _update(
-        self,
-        reward: np.ndarray | None,
-        state: np.ndarray | None,
-        terminal: bool | np.ndarray,
-        truncated: bool | np.ndarray,
+        self, reward: np.ndarray | None, state: np.ndarray | None, ends: int | np.ndarray
     ) -> np.ndarray:
-        """One step of every session; returns the actions (n, ...)."""
+        """One step of every session; returns the actions (n, ...).
+
+        ``reward`` comes from ``_rewards``, ``state`` is (n, ...); ``ends`` is either
+        header flags (TERMINAL/TRUNCATED, the same for every session) or an
+        episode_flags array of n (``messages.episode_flags``). Nothing is converted
+        again on the way to the codec.
+        """
+        tensors: dict[int, np.ndarray] = {}
+        if reward is not None:
+            tensors[Role.REWARD] = reward
+        if state is not None:
+            tensors[Role.STATE] = state
+        if isinstance(ends, int):
+            flags, ended = ends, ends != 0
+        else:
+            tensors[Role.EPISODE_FLAGS] = ends
+            flags, ended = 0, bool(ends.any())
         started = time.perf_counter()
         reply = self._call(
-            lambda sid: messages.update(
-                sid,
-                reward=reward,
-                state=state,
-                terminal=terminal,
-                truncated=truncated,
+            lambda sid: Message(
+                MessageType.UPDATE,
+                flags=flags,
+                session_id=sid,
                 session_count=self.n,
+                tensors=tensors,
             ),
             MessageType.ACTION,
         )
@@ -210,16 +222,15 @@ class BlockProxy:
         actions = reply.tensors[Role.ACTION]
         if actions.shape[0] != self.n:
             raise ProtocolError("action", f"{self.n} actions", f"shape {actions.shape}")
-        if np.any(terminal) or np.any(truncated):
+        if ended:
             self.metrics.flush()
         return actions
 
     def _rewards(self, reward: ArrayLike | None) -> np.ndarray | None:
-        """(n,) rewards: float32, or float64 when given a float64 array; or None."""
+        """(n,) rewards in wire form (``messages.rewards``), or None."""
         if reward is None:
             return None
-        keep = isinstance(reward, np.ndarray) and reward.dtype in (np.float32, np.float64)
-        arr = reward if keep else np.asarray(reward, np.float32)
+        arr = messages.rewards(reward)
         if arr.size != self.n:
             raise ValueError(f"expected {self.n} rewards, got shape {arr.shape}")
         return arr.reshape(self.n)
@@ -255,10 +266,10 @@ class BlockProxy:
             self._restart(str(exc), resume=True)
         if reply.type == MessageType.ERROR:
             code, text, _ = messages.read_error(reply)
-            if code == ErrorCode.UNKNOWN_SESSION or reply.flags & Flag.RESTART:
+            if code == ErrorCode.UNKNOWN_SESSION or reply.flags & _RESTART:
                 self._restart(str(AgentError(code, text)), resume=False)
             raise AgentError(code, text)
-        if reply.flags & Flag.RESTART:
+        if reply.flags & _RESTART:
             self.restarts += 1
             raise EpisodeRestart("the server restarted the block's episodes")
         if reply.type != expect:

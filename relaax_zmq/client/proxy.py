@@ -8,6 +8,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from relaax_zmq.client.block import BlockProxy, config_options
+from relaax_zmq.protocol.constants import Flag
+
+_TERMINAL = int(Flag.TERMINAL)
+_TRUNCATED = int(Flag.TRUNCATED)
 
 
 class AgentProxy(BlockProxy):
@@ -53,5 +57,5 @@ class AgentProxy(BlockProxy):
         episode); a terminal/truncated update also flushes the metrics.
         """
         states = None if state is None else np.asarray(state)[np.newaxis]
-        actions = self._update(self._rewards(reward), states, bool(terminal), bool(truncated))
-        return actions[0]
+        ends = (_TERMINAL if terminal else 0) | (_TRUNCATED if truncated else 0)
+        return self._update(self._rewards(reward), states, ends)[0]

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from relaax_zmq.client.block import BlockProxy, config_options
+from relaax_zmq.protocol import messages
 
 
 class VectorAgentProxy(BlockProxy):
@@ -49,9 +50,9 @@ class VectorAgentProxy(BlockProxy):
             states = np.asarray(states)
             if states.ndim == 0 or states.shape[0] != self.n:
                 raise ValueError(f"expected states of shape ({self.n}, ...), got {states.shape}")
-        return self._update(
-            self._rewards(rewards), states, self._flags(terminal), self._flags(truncated)
-        )
+        reward = self._rewards(rewards)
+        ends = messages.episode_flags(self._flags(terminal), self._flags(truncated))
+        return self._update(reward, states, ends)
 
     def _flags(self, flags: ArrayLike | None) -> np.ndarray:
         if flags is None:

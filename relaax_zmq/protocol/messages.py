@@ -16,6 +16,11 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol.constants import EpisodeFlag, ErrorCode, Flag, MessageType, Role
 from relaax_zmq.protocol.message import Message
 
+_REWARD_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# plain ints: IntFlag arithmetic costs microseconds on every update
+_TERMINAL = int(Flag.TERMINAL)
+_TRUNCATED = int(Flag.TRUNCATED)
+
 
 def init(
     session_count: int = 1, *, exploit: bool = False, session_id: int = 0, sequence: int = 0
@@ -69,30 +74,39 @@ def update(
     """
     tensors: dict[int, np.ndarray] = {}
     if reward is not None:
-        # float32/float64 arrays travel as they are; anything else (lists, ints) as float32
-        keep = isinstance(reward, np.ndarray) and reward.dtype in (np.float32, np.float64)
-        tensors[Role.REWARD] = reward if keep else np.asarray(reward, np.float32)
+        tensors[Role.REWARD] = rewards(reward)
     if state is not None:
         tensors[Role.STATE] = np.asarray(state)
     n = _session_count(tensors, session_count, terminal, truncated)
     flags = 0
     if np.ndim(terminal) == 0 and np.ndim(truncated) == 0:
-        flags = (Flag.TERMINAL if terminal else 0) | (Flag.TRUNCATED if truncated else 0)
+        flags = (_TERMINAL if terminal else 0) | (_TRUNCATED if truncated else 0)
     else:
-        term = np.broadcast_to(np.asarray(terminal, bool), (n,))
-        trunc = np.broadcast_to(np.asarray(truncated, bool), (n,))
-        ends = np.where(term, int(EpisodeFlag.TERMINAL), 0) | np.where(
-            trunc, int(EpisodeFlag.TRUNCATED), 0
+        tensors[Role.EPISODE_FLAGS] = episode_flags(
+            np.broadcast_to(np.asarray(terminal, bool), (n,)),
+            np.broadcast_to(np.asarray(truncated, bool), (n,)),
         )
-        tensors[Role.EPISODE_FLAGS] = ends.astype(np.uint8)
     return Message(
         MessageType.UPDATE,
-        flags=int(flags),
+        flags=flags,
         sequence=sequence,
         session_id=session_id,
         session_count=n,
         tensors=tensors,
     )
+
+
+def rewards(reward: ArrayLike) -> np.ndarray:
+    """Rewards as they travel: float32 and float64 arrays as they are, anything else
+    (floats, lists, ints) as float32."""
+    if isinstance(reward, np.ndarray) and reward.dtype in _REWARD_DTYPES:
+        return reward
+    return np.asarray(reward, np.float32)
+
+
+def episode_flags(terminal: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """The episode_flags tensor of two bool arrays of N: bit 0x1 terminal, 0x2 truncated."""
+    return terminal.view(np.uint8) | truncated.view(np.uint8) << 1
 
 
 def action(

@@ -13,22 +13,17 @@ from typing import Any
 import numpy as np
 
 from relaax_zmq.errors import ProtocolError
+from relaax_zmq.protocol import header
 from relaax_zmq.protocol.constants import (
     DESCRIPTOR,
     DESCRIPTOR_SIZE,
     DTYPE_CODES,
-    HEADER,
-    HEADER_SIZE,
     KNOWN_EPISODE_FLAGS,
-    KNOWN_FLAGS,
-    MAGIC,
     MAX_NDIM,
     NUMPY_DTYPES,
-    SUPPORTED_VERSIONS,
     Flag,
     Role,
     role_name,
-    type_name,
 )
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
@@ -44,17 +39,11 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
     Payload frames are the tensors' own buffers (no copy) unless a tensor is not
     C-contiguous or not little-endian, in which case it is converted once.
     """
-    n = message.session_count
-    for name in ("sequence", "session_id"):
-        value = getattr(message, name)
-        if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
-            raise ProtocolError(f"header.{name}", "0..2**64-1", value)
     tensors = {
         role: _as_wire_array(role, message.tensors[role]) for role in sorted(message.tensors)
     }
-    rule = _check_header(message.version, message.type, message.flags, 0, n, len(tensors), limits)
-    header = HEADER.pack(
-        MAGIC,
+    n = message.session_count
+    head = header.Header(
         message.version,
         message.type,
         message.flags,
@@ -62,8 +51,9 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
         message.session_id,
         n,
         len(tensors),
-        0,
     )
+    rule = header.check(head, limits)
+    frame0 = header.pack(head)
     table = bytearray(DESCRIPTOR_SIZE * len(tensors))
     for i, (role, arr) in enumerate(tensors.items()):
         if arr.ndim > MAX_NDIM:
@@ -76,7 +66,7 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
         DESCRIPTOR.pack_into(table, i * DESCRIPTOR_SIZE, role, code, arr.ndim, 0, *shape)
     _check_required(rule, tensors)
     _check_episode_flags(message.flags, tensors)
-    return [header, bytes(table), *tensors.values()] if tensors else [header]
+    return [frame0, bytes(table), *tensors.values()] if tensors else [frame0]
 
 
 def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
@@ -85,21 +75,12 @@ def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
     Raises:
         ProtocolError: naming the first field that breaks the protocol.
     """
-    if len(frames) < 1:
-        raise ProtocolError("frames", "at least 1 frame (the header)", "0 frames")
-    head = _buffer(0, frames[0])
-    if head.nbytes != HEADER_SIZE:
-        raise ProtocolError("header", f"{HEADER_SIZE} bytes", f"{head.nbytes} bytes")
-    magic, version, mtype, flags, seq, sid, n, count, reserved = HEADER.unpack(head)
-    if magic != MAGIC:
-        raise ProtocolError("header.magic", MAGIC, bytes(magic))
-    rule = _check_header(version, mtype, flags, reserved, n, count, limits)
-    expected_frames = 1 + (count > 0) + count
-    if len(frames) != expected_frames:
-        raise ProtocolError("frames", f"{expected_frames} frames", f"{len(frames)} frames")
+    head = header.read(frames, limits)
+    version, mtype, flags, seq, sid, n, count, _, _ = head
+    rule = TYPE_RULES[mtype]
     tensors: dict[int, np.ndarray] = {}
     if count:
-        table = _buffer(1, frames[1])
+        table = header.buffer(1, frames[1])
         if table.nbytes != DESCRIPTOR_SIZE * count:
             raise ProtocolError(
                 "descriptors", f"{DESCRIPTOR_SIZE * count} bytes", f"{table.nbytes} bytes"
@@ -123,29 +104,6 @@ def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
         tensors=tensors,
         version=version,
     )
-
-
-def _check_header(version, mtype, flags, reserved, n, count, limits):  # noqa: ANN001, ANN202
-    if version not in SUPPORTED_VERSIONS:
-        raise ProtocolError("header.version", f"one of {list(SUPPORTED_VERSIONS)}", version)
-    rule = TYPE_RULES.get(mtype)
-    if rule is None:
-        raise ProtocolError("header.type", "a message type 1..10", mtype)
-    if flags & ~KNOWN_FLAGS:
-        raise ProtocolError("header.flags", f"only bits {KNOWN_FLAGS:#x}", f"{flags:#x}")
-    if flags & ~rule.flags:
-        raise ProtocolError(
-            "header.flags", f"only bits {rule.flags:#x} for {type_name(mtype)}", f"{flags:#x}"
-        )
-    if reserved:
-        raise ProtocolError("header.reserved", 0, reserved)
-    if not rule.min_sessions <= n <= limits.max_sessions:
-        raise ProtocolError(
-            "header.session_count", f"{rule.min_sessions}..{limits.max_sessions}", n
-        )
-    if count > limits.max_tensors:
-        raise ProtocolError("header.tensor_count", f"at most {limits.max_tensors}", count)
-    return rule
 
 
 def _check_tensor(i, role, code, ndim, shape, rule, n, limits, seen) -> int:  # noqa: ANN001
@@ -212,21 +170,8 @@ def _check_episode_flags(flags: int, tensors: dict[int, np.ndarray]) -> None:
         )
 
 
-def _buffer(index: int, frame: Frame) -> memoryview:
-    """A flat byte view of one frame, or ProtocolError if it is not a contiguous buffer."""
-    try:
-        buf = memoryview(frame)
-    except TypeError:
-        raise ProtocolError(
-            f"frames[{index}]", "a bytes-like object", type(frame).__name__
-        ) from None
-    if not buf.c_contiguous:
-        raise ProtocolError(f"frames[{index}]", "a contiguous buffer", "a strided buffer")
-    return buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf
-
-
 def _view(i: int, frame: Frame, dtype: np.dtype, shape: tuple, elements: int) -> np.ndarray:
-    buf = _buffer(2 + i, frame)
+    buf = header.buffer(2 + i, frame)
     expected = elements * dtype.itemsize
     if buf.nbytes != expected:
         raise ProtocolError(f"tensor[{i}].payload", f"{expected} bytes", f"{buf.nbytes} bytes")

@@ -14,14 +14,15 @@ from typing import Any
 
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import messages
-from relaax_zmq.protocol.constants import HEADER, HEADER_SIZE, MAGIC, SUPPORTED_VERSIONS, ErrorCode
+from relaax_zmq.protocol.constants import SUPPORTED_VERSIONS, ErrorCode
+from relaax_zmq.protocol.header import salvage
 from relaax_zmq.protocol.limits import Limits
 from relaax_zmq.protocol.message import Message
 
 
 def refusal(exc: ProtocolError, frames: Sequence[Any], limits: Limits) -> Message:
     """The error message answering ``frames``, refused with ``exc``."""
-    sequence, session_id, session_count = salvage_header(frames, limits.max_sessions)
+    sequence, session_id, session_count = salvage(frames, limits.max_sessions)
     versions = None
     if exc.field == "header.version":
         code = ErrorCode.UNSUPPORTED_VERSION
@@ -38,27 +39,6 @@ def refusal(exc: ProtocolError, frames: Sequence[Any], limits: Limits) -> Messag
         session_count=session_count,
         versions=versions,
     )
-
-
-def salvage_header(frames: Sequence[Any], max_sessions: int) -> tuple[int, int, int]:
-    """(sequence, session_id, session_count) of frame 0 when it looks like a header.
-
-    Zeros when it does not; a count above ``max_sessions`` reads as 0 (a reply
-    must itself be valid).
-    """
-    if not frames:
-        return 0, 0, 0
-    head = frames[0]
-    try:
-        raw = head.buffer if hasattr(head, "buffer") else memoryview(head)
-    except TypeError:
-        return 0, 0, 0
-    if raw.nbytes != HEADER_SIZE:
-        return 0, 0, 0
-    fields = HEADER.unpack(raw)
-    if fields[0] != MAGIC:
-        return 0, 0, 0
-    return fields[4], fields[5], fields[6] if fields[6] <= max_sessions else 0
 
 
 def is_limit(exc: ProtocolError, limits: Limits) -> bool:
