@@ -11,7 +11,7 @@ seconds would solve before the second kill. Runs that go on after solving have t
 rate decay from 3e-3 to 1e-4 over 300k steps (``DECAYING``: at a constant rate DA3C's policy
 collapses now and then once solved, faults or not). The environments run in ``CLIENTS``
 vectorised blocks in this process (``environment.blocks``), one block on each worker.
-The daemons are real processes (``relaax_zmq.local.LocalStack``); a killed one is started
+The daemons are real processes (``relaax_zmq.runtime.local.LocalStack``); a killed one is started
 again at once, as supervisord would.
 
 Two runs in the same process, of the same app and seed: one without faults, then one where
@@ -52,7 +52,7 @@ from bench.learning import TASKS, rolling_mean, write_case_app
 from bench.timing import exit_on_sigterm, table
 from relaax_zmq.config import AppConfig
 from relaax_zmq.envs.launch import make_vector_blocks, make_vector_runner
-from relaax_zmq.local import LocalStack, app_daemons, wait_ready
+from relaax_zmq.runtime.local import LocalStack, app_daemons, wait_ready
 
 #: The preset trained (``conf/<case>.yaml``).
 CASE = "cartpole-da3c"

@@ -27,7 +27,7 @@ import zmq
 
 from bench.timing import exit_on_sigterm, print_figures_line, table
 from relaax_zmq.config import load_config
-from relaax_zmq.sockets import LISTEN_BACKLOG, open_socket, socket_map
+from relaax_zmq.runtime.sockets import LISTEN_BACKLOG, open_socket, socket_map
 
 NETSTAT = Path("/proc/net/netstat")
 #: The main job's config: its broker frontend spec is the one measured.

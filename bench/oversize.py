@@ -30,9 +30,9 @@ import zmq
 
 from bench.exchange import _popen, _stop, exchange, percentiles, update_round_trips
 from bench.timing import print_figures_line, table
-from relaax_zmq.admin_client import broker_status
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.protocol import encode, messages
+from relaax_zmq.runtime.admin_client import broker_status
 
 LEGAL_BYTES = 64 << 10
 FRAME_LIMIT = 2 * LEGAL_BYTES

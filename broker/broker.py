@@ -33,9 +33,9 @@ import psutil
 import zmq
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.daemon import StopFlag
+from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.security import PeerGate, peer_gate
-from relaax_zmq.sockets import open_socket, socket_map
 
 from . import admin
 from .clients import ClientSide

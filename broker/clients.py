@@ -13,10 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from relaax_zmq import link
 from relaax_zmq.config import AppConfig
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.link import Command
 from relaax_zmq.protocol import (
     SUPPORTED_VERSIONS,
     ErrorCode,
@@ -25,10 +23,12 @@ from relaax_zmq.protocol import (
     Role,
     encode,
     header,
+    link,
     messages,
 )
 from relaax_zmq.protocol.constants import VERSION, type_name
 from relaax_zmq.protocol.envelope import Envelope, message_bytes, peek
+from relaax_zmq.protocol.link import Command
 from relaax_zmq.protocol.refusal import refusal
 
 from .balance import admission_refusal, least_loaded

@@ -14,10 +14,9 @@ from typing import Any
 
 import zmq
 
-from relaax_zmq import link
-from relaax_zmq.link import Command
-from relaax_zmq.protocol import ErrorCode, encode, messages
+from relaax_zmq.protocol import ErrorCode, encode, link, messages
 from relaax_zmq.protocol.limits import Limits
+from relaax_zmq.protocol.link import Command
 
 from .stats import Counters
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.link import Command
 from relaax_zmq.protocol import ErrorCode
+from relaax_zmq.protocol.link import Command
 
 from .balance import Load, should_move
 from .outbox import Outbox

@@ -13,11 +13,10 @@ import logging
 import time
 from typing import Any
 
-from relaax_zmq import link
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.link import Command
-from relaax_zmq.protocol import ErrorCode
+from relaax_zmq.protocol import ErrorCode, link
 from relaax_zmq.protocol.envelope import Envelope, peek
+from relaax_zmq.protocol.link import Command
 
 from .balance import least_loaded
 from .outbox import Outbox

@@ -38,7 +38,7 @@ import yaml
 from relaax_zmq.client import AgentProxy, TrainingBase, VectorAgentProxy
 from relaax_zmq.config import AppConfig, EnvironmentConfig, load_config
 from relaax_zmq.errors import ConfigError, RelaaxError
-from relaax_zmq.imports import import_path
+from relaax_zmq.runtime.imports import import_path
 
 from .bandit import BanditEnv, BanditRunner
 from .gym_runner import GymRunner

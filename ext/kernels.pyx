@@ -20,7 +20,7 @@ from libc.string cimport memset
 
 cimport numpy as cnp
 
-from relaax_zmq.kernel_checks import (
+from relaax_zmq.kernels.checks import (
     INF,
     adam_hyper,
     check_array,
@@ -40,7 +40,7 @@ cdef enum:
     PARALLEL_MIN = 262144  # below this many elements one thread is faster
 
 # --------------------------------------------------------------- validation
-# The checks and their messages live in ``relaax_zmq.kernel_checks``, shared with
+# The checks and their messages live in ``relaax_zmq.kernels.checks``, shared with
 # the reference; only the pointer extraction and the overlap test need C.
 
 

@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from relaax_zmq import spec_checks as checks
+from relaax_zmq.config import specs as checks
 from relaax_zmq.config.convert import option
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.metrics import names

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from relaax_zmq.admin_client import broker_status, wait_for_workers
 from relaax_zmq.config import load_config
+from relaax_zmq.runtime.admin_client import broker_status, wait_for_workers
 
 
 def stop(procs: list[subprocess.Popen]) -> None:

@@ -26,7 +26,7 @@ from relaax_zmq.config import AppConfig, parse_config
 from relaax_zmq.core import Agent, AgentContext, ParameterLink, StepBatch
 from relaax_zmq.ps import ParameterClient, load_spec
 from relaax_zmq.ps.shard_core import ShardCore
-from relaax_zmq.registry import load_agent
+from relaax_zmq.runtime.registry import load_agent
 from relaax_zmq.serial import SerialParameters
 
 

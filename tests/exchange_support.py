@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relaax_zmq.admin_client import broker_status, live_workers
+from relaax_zmq.runtime.admin_client import broker_status, live_workers
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.testing.ports import free_port
 

@@ -17,7 +17,7 @@ from algo_support import Running, agent_in_serial, agent_on_shards, drive
 from relaax_zmq.core import AgentContext
 from relaax_zmq.envs.bandit import BanditEnv
 from relaax_zmq.ps import ParameterClient, load_spec
-from relaax_zmq.registry import load_agent
+from relaax_zmq.runtime.registry import load_agent
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,13 +20,21 @@ import numpy as np
 import pytest
 import zmq
 
-from relaax_zmq import link
 from relaax_zmq.broker import Broker
 from relaax_zmq.config import AppConfig, parse_config
-from relaax_zmq.daemon import StopFlag
-from relaax_zmq.link import Command
-from relaax_zmq.protocol import ErrorCode, Flag, Message, MessageType, decode, encode, messages
+from relaax_zmq.protocol import (
+    ErrorCode,
+    Flag,
+    Message,
+    MessageType,
+    decode,
+    encode,
+    link,
+    messages,
+)
 from relaax_zmq.protocol.constants import HEADER, MAGIC
+from relaax_zmq.protocol.link import Command
+from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.testing.ports import free_port
 

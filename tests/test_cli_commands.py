@@ -75,7 +75,7 @@ def test_generate_copies_an_algorithm_that_the_app_then_loads_by_path(tmp_path) 
     assert "from .config import" in agent  # imports inside the copy stay relative
     config = load_config(app)
     assert config.algorithm.name is None and config.algorithm.path == folder
-    from relaax_zmq.registry import load_algorithm
+    from relaax_zmq.runtime.registry import load_algorithm
 
     algorithm = load_algorithm(config.algorithm)  # the copy's declaration, by path
     assert algorithm.name == "reinforce"
@@ -186,8 +186,9 @@ def _saved_model(app: Path, algorithm: str, shards: int, step: int):  # noqa: AN
     from relaax_zmq.cli.policy import algorithm_parts
 
     config = load_config(app)
-    agent, hyper = algorithm_parts(config)
-    model = agent.build_model(hyper)
+    declared, hyper = algorithm_parts(config)
+    assert declared.model is not None
+    model = declared.model(hyper)
     vector = flat_parameters(model)
     ps = config.parameter_servers
     extras = {}

@@ -52,7 +52,7 @@ def test_the_example_solves_cartpole_in_serial_mode() -> None:
 
 @pytest.mark.slow
 def test_the_example_solves_cartpole_through_the_real_daemons(tmp_path) -> None:
-    from relaax_zmq.train import main
+    from relaax_zmq.runtime.train import main
 
     app = yaml.safe_load((EXAMPLE / "app.yaml").read_text())
     app["algorithm"]["path"] = str(EXAMPLE / "algorithm")

@@ -9,17 +9,21 @@ import numpy as np
 import pytest
 import zmq
 
-from relaax_zmq import link
 from relaax_zmq.config import parse_config
 from relaax_zmq.config.sections import AlgorithmConfig
 from relaax_zmq.core import Agent, AgentContext, StepBatch
 from relaax_zmq.errors import AgentError, ConfigError, ProtocolError
-from relaax_zmq.protocol import encode, messages
+from relaax_zmq.protocol import encode, link, messages
 from relaax_zmq.protocol.constants import ErrorCode
 from relaax_zmq.protocol.envelope import message_bytes, peek
 from relaax_zmq.protocol.vectors import load_vectors
-from relaax_zmq.registry import load_agent
-from relaax_zmq.sockets import ADMIN_MAX_MESSAGE_BYTES, LISTEN_BACKLOG, open_socket, socket_map
+from relaax_zmq.runtime.registry import load_agent
+from relaax_zmq.runtime.sockets import (
+    ADMIN_MAX_MESSAGE_BYTES,
+    LISTEN_BACKLOG,
+    open_socket,
+    socket_map,
+)
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 
 VECTORS = load_vectors()

@@ -13,7 +13,7 @@ from relaax_zmq.config.sections import AlgorithmConfig
 from relaax_zmq.core import AgentContext
 from relaax_zmq.envs.gym_runner import GymRunner
 from relaax_zmq.envs.vector_runner import VectorRunner
-from relaax_zmq.registry import load_agent
+from relaax_zmq.runtime.registry import load_agent
 from relaax_zmq.serial import AgentBlock
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.worker import SessionHost
@@ -57,7 +57,9 @@ def _single(proxy: AgentProxy, seed: int) -> tuple[list[float], Recorder]:
     return rewards, env
 
 
-def _vector(proxy: VectorAgentProxy | AgentBlock, seed: int) -> tuple[list[list[float]], list[Recorder]]:
+def _vector(
+    proxy: VectorAgentProxy | AgentBlock, seed: int
+) -> tuple[list[list[float]], list[Recorder]]:
     envs = [Recorder(gym.make("CartPole-v1")) for _ in range(proxy.n)]
     runner = VectorRunner(proxy, envs, seed=seed, max_episode_steps=100)
     runner.run(max_episodes=2)

@@ -13,7 +13,7 @@ from test_cli_support import new_bandit_app
 from relaax_zmq.checkpoint import Checkpoint, CheckpointManager, checkpoint_name
 from relaax_zmq.config import CheckpointConfig, load_config
 from relaax_zmq.config.parameter_servers import S3Config
-from relaax_zmq.fresh_start import (
+from relaax_zmq.runtime.fresh_start import (
     FreshStartError,
     SetAside,
     previous_prefix,
@@ -173,7 +173,7 @@ def test_an_s3_failure_moves_nothing_and_says_why(config, endpoint, client) -> N
 def test_train_fresh_exits_2_when_s3_fails_before_starting_anything(
     tmp_path, endpoint, capsys
 ) -> None:
-    from relaax_zmq.train import main
+    from relaax_zmq.runtime.train import main
 
     path = new_bandit_app(tmp_path / "s3app")
     data = yaml.safe_load(path.read_text())

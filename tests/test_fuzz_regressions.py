@@ -13,7 +13,6 @@ import pytest
 import zmq
 from test_ps_shards import ps_config
 
-from relaax_zmq import link
 from relaax_zmq.algorithms.common.schedules import exponential
 from relaax_zmq.broker import admin
 from relaax_zmq.broker.broker import Broker
@@ -21,7 +20,7 @@ from relaax_zmq.config import parse_config
 from relaax_zmq.core import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.metrics.wire import BatchError, decode_batch
-from relaax_zmq.protocol import encode, messages
+from relaax_zmq.protocol import encode, link, messages
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.shard import Shard
 from relaax_zmq.testing import LINEAR_POLICY_PATH

@@ -10,7 +10,7 @@ import pytest
 
 from bench.learning import run_case, write_case_app
 from relaax_zmq.config import load_config
-from relaax_zmq.local import LocalStack
+from relaax_zmq.runtime.local import LocalStack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,7 +41,7 @@ def test_the_stack_stops_cleanly_and_leaves_final_checkpoints(tmp_path) -> None:
 
 
 def test_the_training_run_stops_at_the_target_and_says_where_things_are(tmp_path, capsys) -> None:
-    from relaax_zmq.train import main
+    from relaax_zmq.runtime.train import main
 
     path = write_case_app("bandit-reinforce", seed=2, folder=tmp_path)
     code = main(

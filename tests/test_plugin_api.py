@@ -13,7 +13,7 @@ from relaax_zmq.config.convert import from_mapping
 from relaax_zmq.config.sections import AlgorithmConfig
 from relaax_zmq.core import Agent, Algorithm
 from relaax_zmq.errors import ConfigError
-from relaax_zmq.registry import ENTRY_POINT_GROUP, algorithm_names, load_algorithm
+from relaax_zmq.runtime.registry import ENTRY_POINT_GROUP, algorithm_names, load_algorithm
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ROOT / "algorithms"
@@ -89,3 +89,19 @@ def test_no_built_in_overrides_act(name: str) -> None:
 def test_an_unknown_name_lists_the_installed_ones() -> None:
     with pytest.raises(ConfigError, match="algorithm.name: expected one of cem, da3c.*got 'nope'"):
         from_mapping(AlgorithmConfig, {"name": "nope"}, "algorithm")
+
+
+def test_no_installed_module_is_over_400_lines() -> None:
+    roots = [ROOT / "relaax_zmq", ROOT / "broker", ROOT / "envs", ALGORITHMS]
+    long = {
+        str(p.relative_to(ROOT)): n
+        for root in roots
+        for p in root.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long, long
+
+
+def test_relaax_zmq_keeps_only_the_plugin_api_and_errors_at_its_top() -> None:
+    loose = sorted(p.name for p in (ROOT / "relaax_zmq").glob("*.py"))
+    assert loose == ["__init__.py", "core.py", "errors.py"], loose

@@ -11,7 +11,7 @@ from relaax_zmq.config.sections import AlgorithmConfig
 from relaax_zmq.core import AgentContext, ParameterServerContext, ParameterServerSpec, StepBatch
 from relaax_zmq.envs.bandit import BanditEnv
 from relaax_zmq.ps import load_spec
-from relaax_zmq.registry import load_agent, load_parameter_server
+from relaax_zmq.runtime.registry import load_agent, load_parameter_server
 from relaax_zmq.testing import LINEAR_PG_PATH, LINEAR_POLICY_PATH
 from relaax_zmq.testing.linear_pg.policy import (
     advantages,

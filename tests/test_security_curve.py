@@ -18,17 +18,17 @@ import zmq
 from exchange_support import start_daemon, wait_until, write_app
 from security_support import curve_config, curve_dealer, handshake_events, make_keys
 
-from relaax_zmq.admin_client import AdminError, admin_curve, broker_status, live_workers
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.config import load_config
 from relaax_zmq.core import OptimizerSpec, ParameterServerSpec
-from relaax_zmq.daemon import StopFlag
 from relaax_zmq.metrics import MetricsSender
 from relaax_zmq.metrics.collector import Collector
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, MessageType
+from relaax_zmq.runtime.admin_client import AdminError, admin_curve, broker_status, live_workers
+from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.security import generate, load_key_pair, load_public_key, revoke
-from relaax_zmq.sockets import open_socket, socket_map
 
 #: how a handshake can fail (a NULL peer sees its server hang up or a mechanism mismatch)
 FAILED = {

@@ -16,7 +16,7 @@ from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode
 from relaax_zmq.ps import load_spec
 from relaax_zmq.ps.wire import MAX_FRAME_BYTES
-from relaax_zmq.sockets import (
+from relaax_zmq.runtime.sockets import (
     ADMIN_MAX_MESSAGE_BYTES,
     METRICS_MAX_MESSAGE_BYTES,
     open_socket,

@@ -123,7 +123,7 @@ def test_serial_runner_stops_at_max_steps_and_names_why() -> None:
 
 
 def test_train_serial_reaches_the_target_with_progress_lines(capsys) -> None:
-    from relaax_zmq.train import main
+    from relaax_zmq.runtime.train import main
 
     argv = ["--config", "conf/bandit-reinforce.yaml", "--serial", "--target-reward", "95"]
     code = main([*argv, "--window", "32", "--time-limit", "60"])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.link import Command, control
 from relaax_zmq.protocol import messages
 from relaax_zmq.protocol.constants import MessageType
+from relaax_zmq.protocol.link import Command, control
 from relaax_zmq.testing.linear_policy.agent import LinearPolicyAgent
 from relaax_zmq.worker.batcher import Batcher
 from relaax_zmq.worker.blocks import Block

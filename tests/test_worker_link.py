@@ -19,10 +19,10 @@ import yaml
 import zmq
 
 from relaax_zmq.config import AppConfig, load_config
-from relaax_zmq.daemon import StopFlag
-from relaax_zmq.link import LINK_VERSION, Command, control, forward
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role
+from relaax_zmq.protocol.link import LINK_VERSION, Command, control, forward
+from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.worker import Worker
 

@@ -4,7 +4,7 @@
 and points ``environment.run`` at it (fitting ``input``/``output`` of the algorithm to
 it); ``-a ALGO`` copies the built-in algorithm's package to
 ``<app folder>/algorithms/ALGO/`` and replaces ``algorithm.name`` by
-``algorithm.path: algorithms/ALGO`` (``relaax_zmq.registry`` imports such a
+``algorithm.path: algorithms/ALGO`` (``relaax_zmq.runtime.registry`` imports such a
 folder as a package). Relative imports that leave the copy become absolute.
 """
 

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.cli.events import EPISODE_REWARD, ScalarReader
 from relaax_zmq.cli.supervisor import ProcessInfo, Supervisor
 from relaax_zmq.config import AppConfig
-from relaax_zmq.train import (
+from relaax_zmq.runtime.admin_client import app_broker_status
+from relaax_zmq.runtime.train import (
     PROGRESS_INTERVAL,
     Progress,
     checkpoint_files,

@@ -27,7 +27,7 @@ from relaax_zmq.cli.common import CliError
 from relaax_zmq.cli.weights import Weights
 from relaax_zmq.config import AppConfig
 from relaax_zmq.core import Algorithm
-from relaax_zmq.registry import load_algorithm
+from relaax_zmq.runtime.registry import load_algorithm
 
 
 class GreedyPolicy(nn.Module):

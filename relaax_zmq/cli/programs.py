@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.local import DAEMON_ENV, app_daemons
+from relaax_zmq.runtime.local import DAEMON_ENV, app_daemons
 
 #: Every role in start order, with its supervisord priority and stop grace (seconds).
 ROLES: dict[str, tuple[int, int]] = {

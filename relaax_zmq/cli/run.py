@@ -17,7 +17,7 @@ daemons are up (``relaax-zmq status``/``stop`` then manage them).
 
 The shards resume from the app's newest checkpoint, so a second run continues the
 first; ``--fresh`` sets the earlier run aside (its checkpoint and metrics folders renamed,
-its S3 checkpoints moved to a sibling prefix: ``relaax_zmq.fresh_start``) and trains from
+its S3 checkpoints moved to a sibling prefix: ``relaax_zmq.runtime.fresh_start``) and trains from
 scratch.
 """
 
@@ -43,9 +43,9 @@ from relaax_zmq.cli.programs import (
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.config import AppConfig
-from relaax_zmq.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
-from relaax_zmq.local import app_shards, wait_ready
-from relaax_zmq.train import locations
+from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
+from relaax_zmq.runtime.local import app_shards, wait_ready
+from relaax_zmq.runtime.train import locations
 
 HELP = "start the app's daemons under supervisord (and watch training)"
 
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def set_aside(config: AppConfig) -> None:
-    """``--fresh``: the earlier run set aside (``relaax_zmq.fresh_start``)."""
+    """``--fresh``: the earlier run set aside (``relaax_zmq.runtime.fresh_start``)."""
     try:
         moves = set_aside_previous_run(config)
     except FreshStartError as exc:

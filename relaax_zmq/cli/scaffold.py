@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from relaax_zmq.cli.common import CliError
-from relaax_zmq.registry import algorithm_entry, algorithm_names
+from relaax_zmq.runtime.registry import algorithm_entry, algorithm_names
 
 _RELATIVE = re.compile(r"^(\s*from\s+)(\.+)([\w.]*)(\s+import\b)", re.MULTILINE)
 

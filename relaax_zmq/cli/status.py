@@ -3,7 +3,7 @@
 Daemons: name, state (RUNNING, BACKOFF, FATAL...), pid and uptime or exit status;
 for a FATAL or BACKOFF one also the last line of its log (why it failed, or why its
 restart budget refused it: ``crashguard``).
-Broker (its admin endpoint, ``relaax_zmq.admin_client``): workers alive and their
+Broker (its admin endpoint, ``relaax_zmq.runtime.admin_client``): workers alive and their
 sessions, steps per second, environment steps served and shard 0's global step.
 Exit status 0 when supervisord runs and no daemon is FATAL or BACKOFF, else 1.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.cli.common import add_app_option, add_json_option, load_app, print_json
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
-from relaax_zmq.train import reported_global_step, served_steps
+from relaax_zmq.runtime.admin_client import app_broker_status
+from relaax_zmq.runtime.train import reported_global_step, served_steps
 
 HELP = "show the daemons' states and the broker's live figures"
 BAD = ("FATAL", "BACKOFF")

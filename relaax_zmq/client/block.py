@@ -59,7 +59,7 @@ _RESTART = int(Flag.RESTART)  # a plain int: IntFlag arithmetic costs microsecon
 
 def config_options(config: Any) -> dict[str, Any]:
     """Constructor options of a proxy from an ``AppConfig`` (broker section, socket map)."""
-    from relaax_zmq.sockets import socket_map
+    from relaax_zmq.runtime.sockets import socket_map
 
     spec = socket_map(config)["client.frontend"]
     broker = config.broker

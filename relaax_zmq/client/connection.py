@@ -21,8 +21,8 @@ from relaax_zmq.errors import AgentError
 from relaax_zmq.protocol.constants import type_name
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
+from relaax_zmq.runtime.sockets import SocketSpec, open_socket
 from relaax_zmq.security import CurveSpec
-from relaax_zmq.sockets import SocketSpec, open_socket
 
 log = logging.getLogger(__name__)
 

@@ -166,7 +166,7 @@ class AlgorithmConfig:
         if (self.name is None) == (self.path is None):
             got = "both" if self.name is not None else "neither"
             raise ConfigError(path, f"expected exactly one of name or path, got {got}")
-        from relaax_zmq.registry import algorithm_names  # it reads this module
+        from relaax_zmq.runtime.registry import algorithm_names  # it reads this module
 
         if self.name is not None and self.name not in algorithm_names():
             choices = ", ".join(algorithm_names())

@@ -4,12 +4,12 @@ Aggregation of gradients (sum, mean), global-norm clipping and fused optimizer
 steps (SGD, RMSProp, Adam with torch.optim semantics), all in place. The
 compiled extension ``relaax_zmq._kernels`` (loops without the GIL) is used when
 it loads, else the numpy reference ``relaax_zmq.kernels.reference``; see
-``relaax_zmq.backend`` for forcing one.
+``relaax_zmq.runtime.backend`` for forcing one.
 """
 
 from __future__ import annotations
 
-from relaax_zmq.backend import backend_name, load
+from relaax_zmq.runtime.backend import backend_name, load
 
 _impl = load("relaax_zmq._kernels", "relaax_zmq.kernels.reference")
 

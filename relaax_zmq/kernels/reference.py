@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from relaax_zmq import kernel_checks as checks
+from relaax_zmq.kernels import checks as checks
 
 _CHUNK = 65536  # elements converted to float64 at a time by global_norm
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import zmq
 
-from relaax_zmq.daemon import StopFlag, load_daemon_config, parse_daemon_args
 from relaax_zmq.errors import AuthError
 from relaax_zmq.metrics.collector import Collector
+from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
 
 PROG = "relaax-zmq-metrics"
 

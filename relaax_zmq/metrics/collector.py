@@ -21,12 +21,12 @@ from typing import Any, TextIO
 import numpy as np
 import zmq
 
-from relaax_zmq.daemon import StopFlag
 from relaax_zmq.metrics.events import HISTOGRAM_BINS, EventWriter, histogram_value, scalar_value
 from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.metrics.wire import Batch, BatchError, decode_batch
+from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.sockets import metrics_message_limit, open_socket, socket_map
 from relaax_zmq.security import PeerGate, peer_gate
-from relaax_zmq.sockets import metrics_message_limit, open_socket, socket_map
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.metrics.wire import SENDER_HWM, check_source, encode_batch, sender_spec, source_kind
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
-from relaax_zmq.security import CurveSpec
-from relaax_zmq.sockets import (
+from relaax_zmq.runtime.sockets import (
     METRICS_MAX_MESSAGE_BYTES,
     metrics_message_limit,
     open_socket,
     socket_map,
 )
+from relaax_zmq.security import CurveSpec
 
 log = logging.getLogger(__name__)
 

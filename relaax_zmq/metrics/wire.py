@@ -25,7 +25,7 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import MessageType, type_name
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
-from relaax_zmq.sockets import DEFAULT_HWM, METRICS_MAX_MESSAGE_BYTES, SocketSpec
+from relaax_zmq.runtime.sockets import DEFAULT_HWM, METRICS_MAX_MESSAGE_BYTES, SocketSpec
 
 #: Version of the header frame.
 VERSION = 1

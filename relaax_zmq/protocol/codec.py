@@ -1,6 +1,6 @@
 """The selected RLX codec: compiled when it loads, else the reference."""
 
-from relaax_zmq.backend import backend_name, load
+from relaax_zmq.runtime.backend import backend_name, load
 
 _codec = load("relaax_zmq._codec", "relaax_zmq.protocol.reference")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import zmq
 
 from relaax_zmq.checkpoint import CheckpointError
-from relaax_zmq.daemon import StopFlag, load_daemon_config
 from relaax_zmq.errors import AuthError, ConfigError
 from relaax_zmq.ps.checkpoints import ManagedCheckpoints
 from relaax_zmq.ps.shard import Shard
+from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config
 
 PROG = "relaax-zmq-ps"
 

@@ -42,7 +42,7 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.partition import shard_bounds
 from relaax_zmq.ps.views import ClientCounters, ShardViews
-from relaax_zmq.sockets import gradient_hwm, open_socket, socket_map
+from relaax_zmq.runtime.sockets import gradient_hwm, open_socket, socket_map
 
 log = logging.getLogger(__name__)
 

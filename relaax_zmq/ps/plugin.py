@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from relaax_zmq.config import AppConfig
 from relaax_zmq.core import ParameterServerContext, ParameterServerSpec
-from relaax_zmq.registry import load_parameter_server
+from relaax_zmq.runtime.registry import load_parameter_server
 
 
 def load_spec(config: AppConfig, shard: int | None = None) -> ParameterServerSpec | None:

@@ -36,7 +36,6 @@ import zmq
 
 from relaax_zmq.config import AppConfig
 from relaax_zmq.core import ParameterServerSpec
-from relaax_zmq.daemon import StopFlag
 from relaax_zmq.errors import ConfigError, ProtocolError
 from relaax_zmq.metrics import MetricsSender, names
 from relaax_zmq.ps import wire
@@ -44,8 +43,9 @@ from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.ps.publisher import Publisher
 from relaax_zmq.ps.shard_core import NOTHING, Publish, ShardCore
 from relaax_zmq.ps.state import ShardCheckpoints, ShardState
+from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.sockets import gradient_hwm, open_socket, socket_map
 from relaax_zmq.security import PeerGate, peer_gate
-from relaax_zmq.sockets import gradient_hwm, open_socket, socket_map
 
 log = logging.getLogger(__name__)
 

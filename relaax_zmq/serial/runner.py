@@ -21,7 +21,7 @@ from relaax_zmq.core import AgentContext, ParameterServerContext
 from relaax_zmq.envs.launch import env_factory, session_options
 from relaax_zmq.envs.vector_runner import VectorRunner
 from relaax_zmq.ps.plugin import initial_seed
-from relaax_zmq.registry import load_algorithm
+from relaax_zmq.runtime.registry import load_algorithm
 
 from .block import AgentBlock
 from .parameters import SerialParameters

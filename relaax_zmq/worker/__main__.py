@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relaax_zmq.daemon import StopFlag, load_daemon_config, parse_daemon_args
 from relaax_zmq.errors import AuthError, ConfigError
+from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
 from relaax_zmq.worker.worker import Worker
 
 PROG = "relaax-zmq-worker"

@@ -19,7 +19,7 @@ from enum import IntFlag
 from typing import Any
 
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.link import LINK_VERSION, Command, control, parse_control
+from relaax_zmq.protocol.link import LINK_VERSION, Command, control, parse_control
 from relaax_zmq.worker.host import SessionHost
 
 log = logging.getLogger(__name__)

@@ -31,18 +31,18 @@ import zmq
 
 from relaax_zmq.config import AppConfig
 from relaax_zmq.core import Agent, AgentContext
-from relaax_zmq.daemon import StopFlag
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.link import Command, control, forward, parse_command
 from relaax_zmq.metrics import MetricsSender
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag
+from relaax_zmq.protocol.link import Command, control, forward, parse_command
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.ps.client import ParameterClient
 from relaax_zmq.ps.plugin import load_spec
-from relaax_zmq.registry import load_agent
-from relaax_zmq.sockets import open_socket, socket_map
+from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.registry import load_agent
+from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.worker.batcher import Batcher
 from relaax_zmq.worker.broker_link import (
     Due,

@@ -4,7 +4,7 @@
   workers, checkpoints every second, metrics flushed every second) on free loopback ports,
   with the product's default liveness (``heartbeat_interval`` 1 s x ``heartbeat_liveness``
   3) unless a test overrides a section.
-- ``FaultStack``: ``relaax_zmq.local.LocalStack`` plus fault injection by daemon name
+- ``FaultStack``: ``relaax_zmq.runtime.local.LocalStack`` plus fault injection by daemon name
   (``worker-0``, ``shard-1``, ``broker``, ``collector``): ``kill`` (SIGKILL), ``pause``
   (SIGSTOP) / ``resume`` (SIGCONT), ``terminate`` (SIGTERM, measured, orphans checked) and
   ``restart`` (the same daemon again; the old log is kept as ``NAME.N.log``). ``status`` and
@@ -50,14 +50,14 @@ import numpy as np
 import psutil
 import zmq
 
-from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.envs.bandit import BanditEnv
 from relaax_zmq.errors import EpisodeRestart
-from relaax_zmq.local import DAEMON_ENV, LocalDaemon, LocalStack, app_daemons
 from relaax_zmq.ps import load_spec, shard_bounds, wire
-from relaax_zmq.sockets import open_socket, socket_map
+from relaax_zmq.runtime.admin_client import app_broker_status
+from relaax_zmq.runtime.local import DAEMON_ENV, LocalDaemon, LocalStack, app_daemons
+from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.testing import LINEAR_PG_PATH
 from relaax_zmq.testing.ports import on_free_ports
 

@@ -4,7 +4,7 @@ One broker process and real worker processes (the linear test policy); client pr
 (this file run as a script) each hold many DEALER sockets, one session (a block of one) per
 socket. The broker's resident memory (``VmRSS`` of /proc/PID/status) is sampled every 20 ms
 and must stay under ``rss_bound``: a baseline measured at start plus what ZeroMQ's pipes
-may queue (``relaax_zmq.sockets.DEFAULT_HWM`` messages per pipe, at the size of the
+may queue (``relaax_zmq.runtime.sockets.DEFAULT_HWM`` messages per pipe, at the size of the
 messages this traffic sends), what the broker keeps per block in Python (at most
 ``broker.sessions.MAX_IN_FLIGHT`` requests) and a fixed cost per connection.
 
@@ -52,12 +52,11 @@ import zmq
 from exchange_support import running_exchange, status
 from support import Figures
 
-from relaax_zmq import link
 from relaax_zmq.broker.memory import Trimmer, trim
 from relaax_zmq.broker.sessions import MAX_IN_FLIGHT
 from relaax_zmq.client.connection import client_spec
-from relaax_zmq.protocol import ErrorCode, MessageType, decode, encode, messages
-from relaax_zmq.sockets import DEFAULT_HWM, open_socket
+from relaax_zmq.protocol import ErrorCode, MessageType, decode, encode, link, messages
+from relaax_zmq.runtime.sockets import DEFAULT_HWM, open_socket
 
 CLIENT_PROCESSES = 8
 SESSIONS_PER_CLIENT = 125

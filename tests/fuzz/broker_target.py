@@ -29,16 +29,15 @@ import atheris
 import numpy as np
 import zmq
 
-from relaax_zmq import link
 from relaax_zmq.broker import admin
 from relaax_zmq.broker.broker import Broker
 from relaax_zmq.broker.sessions import ID_LIMIT, Block
 from relaax_zmq.config import AppConfig, parse_config
-from relaax_zmq.link import Command
-from relaax_zmq.protocol import decode, encode, messages
+from relaax_zmq.protocol import decode, encode, link, messages
 from relaax_zmq.protocol.constants import HEADER, MAGIC, MessageType
+from relaax_zmq.protocol.link import Command
 from relaax_zmq.protocol.message import Message
-from relaax_zmq.sockets import open_socket, socket_map
+from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 
 from .frames import Finding, nested, take_frames

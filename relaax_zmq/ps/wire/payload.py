@@ -22,7 +22,7 @@ from relaax_zmq.errors import ProtocolError
 #: float32 values per payload frame (4 MiB).
 CHUNK_VALUES = 1 << 20
 #: The largest frame of the wire: a full payload frame (headers are far smaller). The
-#: shard and worker sockets let ZeroMQ drop peers above twice this (relaax_zmq/sockets.py).
+#: shard and worker sockets let ZeroMQ drop peers above twice this (relaax_zmq/runtime/sockets.py).
 MAX_FRAME_BYTES = 4 * CHUNK_VALUES
 #: Most float64 values in the shared statistics: one payload frame's bytes.
 MAX_STATISTICS_VALUES = MAX_FRAME_BYTES // 8

@@ -12,8 +12,8 @@ from typing import Any
 import zmq
 
 from relaax_zmq.errors import RelaaxError
+from relaax_zmq.runtime.sockets import ADMIN_MAX_MESSAGE_BYTES, SocketSpec, open_socket, socket_map
 from relaax_zmq.security import CurveSpec
-from relaax_zmq.sockets import ADMIN_MAX_MESSAGE_BYTES, SocketSpec, open_socket, socket_map
 
 
 class AdminError(RelaaxError):

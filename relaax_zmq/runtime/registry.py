@@ -22,7 +22,7 @@ from relaax_zmq.core import (
     ParameterServerSpec,
 )
 from relaax_zmq.errors import ConfigError
-from relaax_zmq.imports import import_path
+from relaax_zmq.runtime.imports import import_path
 
 #: The entry-point group installed algorithms register in.
 ENTRY_POINT_GROUP = "relaax_zmq.algorithms"

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.ps.plugin import load_spec
+from relaax_zmq.runtime.admin_client import app_broker_status
 
 #: Environment every daemon runs with: one OpenMP thread, unbuffered output.
 DAEMON_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -1,4 +1,4 @@
-"""``python -m relaax_zmq.train --config app.yaml``: train an app on this machine, with live progress.
+"""``python -m relaax_zmq.runtime.train --config app.yaml``: train an app on this machine, with live progress.
 
 Starts the app's daemons (``LocalStack``: shards, broker, workers, metrics collector),
 runs its environment clients in this process as one vectorised client, prints a
@@ -10,7 +10,7 @@ the shards save a final checkpoint on the way out. Then it prints where the
 checkpoints and the TensorBoard files are. Exit status 0 when the target was
 reached (or none was given), 1 otherwise. ``--serial`` runs the same app in this
 process instead (``relaax_zmq.serial``: no daemons, for debugging an algorithm). The shards resume from the app's
-checkpoints; ``--fresh`` sets the earlier run aside first (``relaax_zmq.fresh_start``)
+checkpoints; ``--fresh`` sets the earlier run aside first (``relaax_zmq.runtime.fresh_start``)
 and starts over.
 """
 
@@ -26,15 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from relaax_zmq.admin_client import app_broker_status
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.envs.launch import make_vector_blocks
 from relaax_zmq.envs.vector_runner import VectorBlocks
-from relaax_zmq.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
-from relaax_zmq.local import LocalStack
+from relaax_zmq.runtime.admin_client import app_broker_status
+from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
+from relaax_zmq.runtime.local import LocalStack
 from relaax_zmq.serial import SerialRun, SerialRunner
 
-PROG = "python -m relaax_zmq.train"
+PROG = "python -m relaax_zmq.runtime.train"
 #: Seconds between progress lines.
 PROGRESS_INTERVAL = 5.0
 
