@@ -25,7 +25,7 @@ from __future__ import annotations
 import zlib
 from abc import abstractmethod
 from dataclasses import asdict, dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -55,6 +55,14 @@ class AgentCounters:
     segments: int = 0  # segments the recorder cut
     pushes: int = 0  # gradients handed to the parameter client
     not_pushed: int = 0  # gradients dropped: no weights yet, or training stopping
+
+
+class Sampled(NamedTuple):
+    """What ``TorchAgent.sample`` returns."""
+
+    output: Any  # the model's output (``ActorCriticOutput``: head, value ...)
+    actions: torch.Tensor
+    log_probs: torch.Tensor
 
 
 class TorchAgent(Agent):
@@ -219,6 +227,15 @@ class TorchAgent(Agent):
                 greedy = greedy.view(-1, *([1] * (actions.dim() - 1)))
                 actions = torch.where(greedy, distribution.mode(), actions)
         return actions
+
+    def sample(self, observations: torch.Tensor, exploit: np.ndarray) -> Sampled:
+        """An actor-critic's output for ``observations``, an action per row (the mode where
+        ``exploit``) and its log-probability, without gradients."""
+        with torch.no_grad():
+            output = self.model(observations)
+            distribution = self.model.distribution(output.head)
+            actions = self.choose(distribution, exploit)
+            return Sampled(output, actions, distribution.log_prob(actions))
 
     def client_actions(self, actions: np.ndarray) -> np.ndarray:
         """What clients get: continuous actions clipped to the bounds (recorded unclipped)."""

@@ -18,8 +18,8 @@ torsos, ``LSTMCore``) live in ``layers`` and are importable from here as well.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import nn
@@ -58,6 +58,21 @@ __all__ = [
     "mlp",
     "orthogonal_init",
 ]
+
+
+N = TypeVar("N", bound=nn.Module)
+
+
+def from_sections(network: Callable[..., N], config: Any, **options: Any) -> N:
+    """``network`` for an algorithm config's ``input`` and ``output`` sections, its
+    ``hidden_sizes`` and ``activation``, and ``options``."""
+    return network(
+        config.input.spec(),
+        config.output.spec(),
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        **options,
+    )
 
 
 class ActorCriticOutput(NamedTuple):

@@ -30,7 +30,7 @@ from relaax_zmq.core import AgentContext, StepBatch, names
 from ..common.agent import AgentCounters, TorchAgent, segment_episodes
 from ..common.flat import load_flat
 from ..common.losses import dqn_td_targets, td_loss
-from ..common.networks import QNetwork
+from ..common.networks import QNetwork, from_sections
 from ..common.recorder import Recorder, Segment
 from ..common.replay import LocalReplay, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 from .config import DqnConfig
@@ -38,13 +38,7 @@ from .config import DqnConfig
 
 def build_model(config: DqnConfig) -> QNetwork:
     """The online Q network (the shards' vector); the target network is a copy of it."""
-    return QNetwork(
-        config.input.spec(),
-        config.output.spec(),
-        hidden_sizes=config.hidden_sizes,
-        activation=config.activation,
-        dueling=config.dueling,
-    )
+    return from_sections(QNetwork, config, dueling=config.dueling)
 
 
 @dataclass

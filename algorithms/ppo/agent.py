@@ -37,7 +37,7 @@ from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import AgentCounters, TorchAgent, segment_episodes
 from ..common.losses import normalize_advantages, ppo_clip_loss, ppo_value_loss
-from ..common.networks import ActorCritic
+from ..common.networks import ActorCritic, from_sections
 from ..common.normalizer import RewardScaler
 from ..common.recorder import Recorder, Segment
 from ..common.segment_returns import VALUE, bootstrap_values
@@ -52,13 +52,8 @@ CLIP_FRACTION = "clip_fraction"
 
 def build_model(config: PPOConfig) -> ActorCritic:
     """Policy and value heads (separate torsos unless ``shared_torso``)."""
-    return ActorCritic(
-        config.input.spec(),
-        config.output.spec(),
-        hidden_sizes=config.hidden_sizes,
-        activation=config.activation,
-        shared_torso=config.shared_torso,
-        init_log_std=config.init_log_std,
+    return from_sections(
+        ActorCritic, config, shared_torso=config.shared_torso, init_log_std=config.init_log_std
     )
 
 
@@ -138,12 +133,7 @@ class PPOAgent(TorchAgent):
     def policy(
         self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        exploit = batch.exploit
-        with torch.no_grad():
-            output = self.model(observations)
-            distribution = self.model.distribution(output.head)
-            actions = self.choose(distribution, exploit)
-            log_probs = distribution.log_prob(actions)
+        output, actions, log_probs = self.sample(observations, batch.exploit)
         extras = {LOG_PROB: log_probs.cpu().numpy(), VALUE: output.value.cpu().numpy()}
         return actions.cpu().numpy(), extras
 

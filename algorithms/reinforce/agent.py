@@ -17,7 +17,7 @@ from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes
 from ..common.losses import normalize_advantages
-from ..common.networks import ActorCritic
+from ..common.networks import ActorCritic, from_sections
 from ..common.recorder import Recorder, Segment
 from ..common.returns import discounted_returns
 from .config import ReinforceConfig
@@ -25,12 +25,7 @@ from .config import ReinforceConfig
 
 def build_model(config: ReinforceConfig) -> ActorCritic:
     """Policy and baseline heads over separate torsos."""
-    return ActorCritic(
-        config.input.spec(),
-        config.output.spec(),
-        hidden_sizes=config.hidden_sizes,
-        activation=config.activation,
-    )
+    return from_sections(ActorCritic, config)
 
 
 class ReinforceAgent(TorchAgent):

@@ -39,7 +39,7 @@ from ..common.agent import AgentCounters, TorchAgent, segment_episodes, stack_st
 from ..common.config import DELTA_OPTIMIZER
 from ..common.distributions import Categorical, DiagGaussian
 from ..common.losses import normalize_advantages
-from ..common.networks import ActorCritic
+from ..common.networks import ActorCritic, from_sections
 from ..common.recorder import Recorder, Segment
 from ..common.segment_returns import VALUE, bootstrap_values, segments_gae
 from ..common.trpo import TRPOResult, trpo_step
@@ -51,13 +51,7 @@ VALUE_PREFIXES = ("value_torso.", "value_head.")
 
 def build_model(config: TRPOConfig) -> ActorCritic:
     """Policy and value networks over separate torsos (one flat vector)."""
-    return ActorCritic(
-        config.input.spec(),
-        config.output.spec(),
-        hidden_sizes=config.hidden_sizes,
-        activation=config.activation,
-        shared_torso=False,
-    )
+    return from_sections(ActorCritic, config, shared_torso=False)
 
 
 class PolicyLayout:
@@ -170,16 +164,11 @@ class TRPOAgent(TorchAgent):
     def policy(
         self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        exploit = batch.exploit
-        with torch.no_grad():
-            output = self.model(observations)
-            distribution = self.model.distribution(output.head)
-            actions = self.choose(distribution, exploit)
-            log_probs = distribution.log_prob(actions)
+        output, actions, log_probs = self.sample(observations, batch.exploit)
         extras = {
             "log_prob": log_probs.cpu().numpy(),
             VALUE: output.value.cpu().numpy(),
-            "version": np.full(len(exploit), self._version(), np.int64),
+            "version": np.full(len(batch), self._version(), np.int64),
         }
         return actions.cpu().numpy(), extras
 
