@@ -113,3 +113,13 @@ def test_torch_is_pinned_below_the_cuda_pulling_releases(wheel) -> None:
     assert requires and requires[0] == "Requires-Dist: torch<2.14,>=2.3"
     # an extra that brings a torch user (SB3) pins it the same way
     assert all(r.startswith("Requires-Dist: torch<2.14,>=2.3") for r in requires), requires
+
+
+def test_the_built_in_algorithms_are_entry_points_and_examples_stay_out(wheel) -> None:
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    text = wheel.read(entry_points).decode()
+    assert "[relaax_zmq.algorithms]" in text
+    for name in ("cem", "da3c", "ddpg", "dqn", "ppo", "reinforce", "trpo"):
+        assert f"{name} = relaax_zmq.algorithms.{name}:ALGORITHM" in text
+    assert "relaax_zmq/runtime/sockets.py" in wheel.namelist()
+    assert not [n for n in wheel.namelist() if "examples" in n]
