@@ -32,7 +32,8 @@ from relaax_zmq.protocol import (
     link,
     messages,
 )
-from relaax_zmq.protocol.constants import HEADER, MAGIC
+from relaax_zmq.protocol.constants import MAGIC
+from relaax_zmq.protocol.header import LAYOUT as HEADER
 from relaax_zmq.protocol.link import Command
 from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.testing import LINEAR_POLICY_PATH

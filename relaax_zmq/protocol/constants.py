@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum, IntFlag
-from typing import Any
 
 import numpy as np
 
@@ -15,7 +14,7 @@ MAGIC = b"RLXP"
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
-#: frame 0; its layout (``header.LAYOUT``, also importable here as ``HEADER``) is in header.py
+#: frame 0; its layout (``header.LAYOUT``) is in header.py
 HEADER_SIZE = 32
 
 DESCRIPTOR_SIZE = 40
@@ -145,12 +144,3 @@ def type_name(message_type: int) -> str:
         return MessageType(message_type).name.lower()
     except ValueError:
         return f"type {message_type}"
-
-
-def __getattr__(name: str) -> Any:
-    # lazy: header.py owns the layout and imports this module
-    if name == "HEADER":
-        from relaax_zmq.protocol.header import LAYOUT
-
-        return LAYOUT
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

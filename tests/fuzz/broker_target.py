@@ -34,7 +34,8 @@ from relaax_zmq.broker.broker import Broker
 from relaax_zmq.broker.sessions import ID_LIMIT, Block
 from relaax_zmq.config import AppConfig, parse_config
 from relaax_zmq.protocol import decode, encode, link, messages
-from relaax_zmq.protocol.constants import HEADER, MAGIC, MessageType
+from relaax_zmq.protocol.constants import MAGIC, MessageType
+from relaax_zmq.protocol.header import LAYOUT as HEADER
 from relaax_zmq.protocol.link import Command
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.runtime.sockets import open_socket, socket_map
