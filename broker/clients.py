@@ -34,7 +34,7 @@ from relaax_zmq.protocol.refusal import refusal
 from .balance import admission_refusal, least_loaded
 from .outbox import Outbox
 from .placement import Placement
-from .sessions import MAX_IN_FLIGHT, Block, InFlight, SessionTable
+from .sessions import MAX_IN_FLIGHT, Block, InFlight, SessionTable, not_owned
 from .stats import Counters, RateWindow
 
 # the daemon's log name, the same for every module of the broker
@@ -135,15 +135,11 @@ class ClientSide:
 
     def _owned(self, identity: bytes, env: Envelope) -> Block | None:
         """The live block the request names, when this connection owns it; else answer."""
-        block = self.sessions.get(env.session_id)
-        if block is not None and block.count == env.session_count and block.client == identity:
-            return block
-        text = (
-            f"session {env.session_id} (count {env.session_count}): "
-            "no such block on this connection; init again"
-        )
-        self._answer_error(identity, env, ErrorCode.UNKNOWN_SESSION, text)
-        return None
+        block = self.sessions.owned(env.session_id, env.session_count, identity)
+        if block is None:
+            text = not_owned(env.session_id, env.session_count)
+            self._answer_error(identity, env, ErrorCode.UNKNOWN_SESSION, text)
+        return block
 
     def _forward(self, identity: bytes, env: Envelope, msg: list[Any], now: float) -> None:
         block = self._owned(identity, env)
@@ -172,11 +168,10 @@ class ClientSide:
 
     def _on_init(self, identity: bytes, env: Envelope, now: float) -> None:
         n = env.session_count
-        if env.session_id:
-            block = self.sessions.get(env.session_id)
-            if block is not None and block.count == n:
-                self._resume(identity, env, block, now)
-                return
+        block = self.sessions.resumable(env.session_id, n)
+        if block is not None:
+            self._resume(identity, env, block, now)
+            return
         loads, names = self.placement.loads(now)
         refused = admission_refusal(
             self._memory(), self.config.broker.min_free_memory_mib, loads, n
@@ -199,10 +194,7 @@ class ClientSide:
 
     def _resume(self, identity: bytes, env: Envelope, block: Block, now: float) -> None:
         """Bind a live block to a new connection; its worker ends the block's episodes."""
-        dropped = len(block.in_flight)
-        block.in_flight.clear()  # replies to the old connection are stale now
-        block.client = identity
-        block.last_seen = now
+        dropped = self.sessions.rebind(block, identity, now)  # their replies are stale now
         self.counters.resumed_blocks += 1
         self._control(block.worker, Command.RESTART, session_id=block.id)
         log.info("block %d resumed (%d requests in flight dropped)", block.id, dropped)
