@@ -23,7 +23,7 @@ import numpy as np
 from test_ps_shards import ps_section, running_shards
 
 from relaax_zmq.config import AppConfig, parse_config
-from relaax_zmq.core import Agent, AgentContext, ParameterLink, StepBatch
+from relaax_zmq.core import Agent, AgentContext, ParameterLink, ParameterServerSpec, StepBatch
 from relaax_zmq.ps import ParameterClient, load_spec
 from relaax_zmq.ps.shard_core import ShardCore
 from relaax_zmq.runtime.registry import load_agent
@@ -57,14 +57,21 @@ def algorithm_app(name: str, config: dict[str, Any], *, shards: int = 1, **ps: A
     )
 
 
+def _app_and_spec(
+    name: str, config: dict[str, Any], shards: int, ps: dict[str, Any]
+) -> tuple[AppConfig, ParameterServerSpec]:
+    app = algorithm_app(name, config, shards=shards, **ps)
+    spec = load_spec(app)
+    assert spec is not None, f"{name} has no parameter-server side"
+    return app, spec
+
+
 @contextmanager
 def agent_in_serial(
     name: str, config: dict[str, Any], *, shards: int = 1, **ps: Any
 ) -> Iterator[Running]:
     """The agent of ``name`` on ``SerialParameters``: no sockets, no threads, no daemons."""
-    app = algorithm_app(name, config, shards=shards, **ps)
-    spec = load_spec(app)
-    assert spec is not None, f"{name} has no parameter-server side"
+    app, spec = _app_and_spec(name, config, shards, ps)
     parameters = SerialParameters(app, spec, "w0")
     context = AgentContext(config=app.algorithm.config, seed=3, parameters=parameters)
     agent = load_agent(app.algorithm, context)
@@ -77,9 +84,7 @@ def agent_on_shards(
     name: str, config: dict[str, Any], *, shards: int = 1, **ps: Any
 ) -> Iterator[Running]:
     """The agent of ``name``, its ``ParameterClient`` synced with freshly started shards."""
-    app = algorithm_app(name, config, shards=shards, **ps)
-    spec = load_spec(app)
-    assert spec is not None, f"{name} has no parameter-server side"
+    app, spec = _app_and_spec(name, config, shards, ps)
     with running_shards(app) as running:
         client = ParameterClient(
             app,

@@ -9,6 +9,8 @@ with nothing started.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import threading
 
 import gymnasium
@@ -131,3 +133,15 @@ def test_train_serial_reaches_the_target_with_progress_lines(capsys) -> None:
     assert code == 0, out
     assert "serial mode" in out and "target reached" in out
     assert "mean reward" in out.splitlines()[-2]
+
+
+def test_python_m_train_serial_runs_as_a_user_types_it() -> None:
+    argv = ["--config", "conf/bandit-reinforce.yaml", "--serial", "--time-limit", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "relaax_zmq.runtime.train", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr  # no target: the run ends at its time limit
+    assert "serial mode" in done.stdout and "stopped: time limit" in done.stdout

@@ -41,7 +41,7 @@ from relaax_zmq.config import AppConfig
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.partition import shard_bounds
-from relaax_zmq.ps.views import ClientCounters, ShardViews
+from relaax_zmq.ps.views import ClientCounters, ShardViews, checked_delta, checked_gradient
 from relaax_zmq.runtime.sockets import gradient_hwm, open_socket, socket_map
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class ParameterClient:
         def done() -> bool:
             if not self.consistent:
                 return False
-            return newer_than is None or self.views.views[0].version > newer_than
+            return newer_than is None or self.views.shards[0].version > newer_than
 
         return self._wait(done, timeout)
 
@@ -179,15 +179,7 @@ class ParameterClient:
 
     def add_statistics(self, delta: np.ndarray) -> None:
         """Add ``delta`` ((statistics_size,) float64) to what goes to shard 0 (module doc)."""
-        values = np.asarray(delta, np.float64)
-        if values.shape != self._statistics_delta.shape:
-            raise ValueError(
-                f"statistics delta: expected shape {self._statistics_delta.shape}, "
-                f"got {values.shape}"
-            )
-        if not np.isfinite(values).all():
-            raise ValueError("statistics delta: expected finite values")
-        self._statistics_delta += values
+        self._statistics_delta += checked_delta(delta, self._statistics_delta.size)
         self._statistics_dirty = True
 
     def statistics(self) -> np.ndarray | None:
@@ -195,7 +187,7 @@ class ParameterClient:
         return self.views.statistics
 
     def _send_statistics(self) -> None:
-        if not self._statistics_dirty or not self.views.views[0].synced:
+        if not self._statistics_dirty or not self.views.shards[0].synced:
             return
         delta = self._statistics_delta.copy()
         if self._send(0, wire.Statistics(0, self.worker_name, delta)):
@@ -222,17 +214,11 @@ class ParameterClient:
         if self.stopping:
             self.counters.not_pushed_stopping += 1
             return 0
-        grad = np.ascontiguousarray(gradient, dtype=np.float32)
-        if grad.shape != (self.param_count,):
-            raise ValueError(f"gradient: expected ({self.param_count},), got {grad.shape}")
-        if len(base_versions) != len(self.bounds):
-            raise ValueError(
-                f"base_versions: expected {len(self.bounds)}, got {len(base_versions)}"
-            )
+        grad = checked_gradient(gradient, self.param_count, base_versions, len(self.bounds))
         self._send_statistics()
         sent = 0
         for i, bounds in enumerate(self.bounds):
-            if not self.views.views[i].synced:
+            if not self.views.shards[i].synced:
                 self.counters.skipped_unsynced += 1
                 continue
             values = grad[bounds.offset : bounds.stop]
@@ -284,7 +270,7 @@ class ParameterClient:
                 self._send(i, beat)
 
     def _hello(self, i: int, now: float) -> None:
-        self.views.views[i].last_hello = now
+        self.views.shards[i].last_hello = now
         if self._send(i, wire.Hello(i, self.worker_name, self.views.known_version())):
             self.counters.hellos += 1
 
@@ -299,7 +285,7 @@ class ParameterClient:
 
     def stats(self) -> dict[str, Any]:
         """Counters, shard 0's global step, and the shards' versions."""
-        views = self.views.views
+        views = self.views.shards
         return {
             **dataclasses.asdict(self.counters),
             "global_step": self.global_step,

@@ -41,7 +41,7 @@ from relaax_zmq.metrics import MetricsSender, names
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.ps.publisher import Publisher
-from relaax_zmq.ps.shard_core import NOTHING, Publish, ShardCore
+from relaax_zmq.ps.shard_core import Publish, ShardCore
 from relaax_zmq.ps.state import ShardCheckpoints, ShardState
 from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.runtime.sockets import gradient_hwm, open_socket, socket_map
@@ -195,7 +195,7 @@ class Shard(ShardCore):
                 log.info("shard %d: %s", self.shard, self._summary())
                 next_log = now + STATS_LOG_INTERVAL
             if self.stop_at is None:
-                self._publish_now(self.check_stop(now), now)
+                self.follow(self.check_stop(now), now)
             elif now - self.stop_at >= grace:
                 break
             if not self.stopping:
@@ -227,14 +227,13 @@ class Shard(ShardCore):
                 self.counters.errors += 1
                 log.exception("shard %d: handling a message failed", self.shard)
                 continue
-            self._republish |= publish.weights and not publish.heartbeat
-            self._publish_now(publish if publish.heartbeat else NOTHING, now)
+            self.follow(publish, now)
 
-    def _publish_now(self, publish: Publish, now: float) -> None:
-        """What a handled message or the stop rule asks to go out at once."""
-        if publish.weights:
+    def follow(self, publish: Publish, now: float) -> None:
+        """Do what a handled message or the stop rule asks to publish."""
+        self._republish |= publish.republish
+        if publish.stop:
             self._publish_weights(now)
-        if publish.heartbeat:
             self._publish(self.heartbeat())
 
     # -- publishing ---------------------------------------------------------------------------

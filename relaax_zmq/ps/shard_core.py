@@ -74,10 +74,10 @@ class WorkerSeen:
 
 @dataclass(frozen=True)
 class Publish:
-    """What a handled message asks the shard to publish at once."""
+    """What a handled message asks the shard to publish."""
 
-    weights: bool = False  # the slice (a HELLO, or the stop)
-    heartbeat: bool = False  # a heartbeat (the stop)
+    republish: bool = False  # the slice at the next paced chance (a HELLO asked for it)
+    stop: bool = False  # the last weights and a stopping heartbeat, at once
 
 
 NOTHING = Publish()
@@ -140,7 +140,7 @@ class ShardCore:
             self.counters.adopted += 1
             version = self.updater.version
             log.info("shard %d: version %d adopted from %s", self.shard, version, message.worker)
-        return Publish(weights=True)
+        return Publish(republish=True)
 
     def _gradient(self, message: wire.Gradient, seen: WorkerSeen, now: float) -> None:
         if message.offset != self.slice.offset:
@@ -219,7 +219,7 @@ class ShardCore:
         log.info("shard %d stopping: %s", self.shard, why)
         self.stopping = True
         self.stop_at = now
-        return Publish(weights=True, heartbeat=True)
+        return Publish(stop=True)
 
     # -- what the shard publishes -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ shards to say HELLO to); ``relaax_zmq.ps.client`` does the sending.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,28 @@ class ShardView:
     last_hello: float = -float("inf")
 
 
+def checked_gradient(
+    gradient: np.ndarray, param_count: int, base_versions: Sequence[int], shards: int
+) -> np.ndarray:
+    """A pushed gradient as float32 of the vector's shape, with a base version per shard."""
+    grad = np.ascontiguousarray(gradient, dtype=np.float32)
+    if grad.shape != (param_count,):
+        raise ValueError(f"gradient: expected ({param_count},), got {grad.shape}")
+    if len(base_versions) != shards:
+        raise ValueError(f"base_versions: expected {shards}, got {len(base_versions)}")
+    return grad
+
+
+def checked_delta(delta: np.ndarray, size: int) -> np.ndarray:
+    """A statistics delta as float64 of ``size`` values, finite."""
+    values = np.asarray(delta, np.float64)
+    if values.shape != (size,):
+        raise ValueError(f"statistics delta: expected shape ({size},), got {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("statistics delta: expected finite values")
+    return values
+
+
 class ShardViews:
     """Every shard's view and the flat vector assembled from their slices.
 
@@ -82,7 +105,7 @@ class ShardViews:
         self.interval = interval
         self.silence = silence
         self.counters = counters
-        self.views = [ShardView() for _ in bounds]
+        self.shards = [ShardView() for _ in bounds]
         self.vector = np.zeros(param_count, np.float32)
         self.global_step = 0
         self.episodes = 0
@@ -96,19 +119,19 @@ class ShardViews:
     @property
     def consistent(self) -> bool:
         """Every slice is fresh from its shard and all have the same version."""
-        views = self.views
-        return all(v.synced for v in views) and len({v.version for v in views}) == 1
+        shards = self.shards
+        return all(v.synced for v in shards) and len({v.version for v in shards}) == 1
 
     def complete(self) -> bool:
         """Every slice holds weights from its shard (maybe of different versions)."""
-        return all(v.has_weights for v in self.views)
+        return all(v.has_weights for v in self.shards)
 
     def versions(self) -> np.ndarray:
-        return np.array([v.version for v in self.views], np.int64)
+        return np.array([v.version for v in self.shards], np.int64)
 
     def known_version(self) -> int:
         """The newest version any shard published (what a HELLO tells a restarted shard)."""
-        return max(0, max(v.version for v in self.views))
+        return max(0, max(v.version for v in self.shards))
 
     # -- publications -------------------------------------------------------------------------
 
@@ -116,7 +139,7 @@ class ShardViews:
         """Take shard ``i``'s publication: (the weights changed, say HELLO to shard ``i``)."""
         if message.shard != i:
             raise ProtocolError("ps.shard", i, message.shard)
-        view = self.views[i]
+        view = self.shards[i]
         view.last_heard = now
         view.alive = True
         if isinstance(message, wire.ShardHeartbeat):
@@ -141,7 +164,8 @@ class ShardViews:
         if view.incarnation is None:
             view.incarnation = hb.incarnation
         elif hb.incarnation != view.incarnation:
-            hello = self.restarted(i, hb.incarnation)
+            self.restarted(i, hb.incarnation)
+            hello = True
         if view.synced and hb.version > view.version and now - view.last_hello >= self.interval:
             hello = True  # a publication went missing (a full queue): ask again
         if i == 0:
@@ -160,7 +184,8 @@ class ShardViews:
             )
         hello = False
         if view.incarnation is not None and w.incarnation != view.incarnation:
-            hello = self.restarted(i, w.incarnation)
+            self.restarted(i, w.incarnation)
+            hello = True
         elif view.synced and w.version < view.version:
             self.counters.old_weights += 1
             return False, False
@@ -179,9 +204,9 @@ class ShardViews:
             self._from_shard0(w.global_step, w.episodes, False)
         return True, hello
 
-    def restarted(self, i: int, incarnation: int) -> bool:
-        """Shard ``i`` shows a new incarnation: out of sync until it sends weights; HELLO."""
-        view = self.views[i]
+    def restarted(self, i: int, incarnation: int) -> None:
+        """Shard ``i`` shows a new incarnation: out of sync until it sends weights."""
+        view = self.shards[i]
         log.warning(
             "shard %d restarted (incarnation %016x -> %016x): resyncing",
             i,
@@ -191,7 +216,6 @@ class ShardViews:
         self.counters.restarts += 1
         view.incarnation = incarnation
         view.synced = False
-        return True
 
     def _from_shard0(self, global_step: int, episodes: int, stopping: bool) -> None:
         self.global_step = max(self.global_step, global_step)
@@ -205,7 +229,7 @@ class ShardViews:
     def due_hellos(self, now: float) -> list[int]:
         """Shards silent too long fall out of sync; the shards to say HELLO to now."""
         due = []
-        for i, view in enumerate(self.views):
+        for i, view in enumerate(self.shards):
             if self.stopping:
                 break
             if view.alive and now - view.last_heard > self.silence:

@@ -58,7 +58,6 @@ class AgentBlock:
         truncated: ArrayLike,
     ) -> np.ndarray:
         """One step of every session; the agent's actions."""
-        ended = np.asarray(terminal, bool) | np.asarray(truncated, bool)
         batch = StepBatch(
             self.session_ids,
             np.full(self.n, np.nan, np.float32)
@@ -71,7 +70,7 @@ class AgentBlock:
         )
         actions = self.agent.act(batch)
         self.steps += 1
-        if ended.any() and self.metrics:
+        if self.metrics and batch.ends.any():  # episode ends flush, as a client's block does
             self.metrics.flush()
         if self.after_step is not None:
             self.after_step()

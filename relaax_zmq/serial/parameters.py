@@ -4,11 +4,13 @@ It holds one ``ShardCore`` per configured shard (the same slice updater, optimiz
 Cython kernels, statistics and version rules as the daemons) and hands each its slice
 of every pushed gradient as a decoded message, at once and without sockets: weights are
 always consistent, a sync round closes with this one worker, and what one process does
-is deterministic.
+is deterministic. Like ``ParameterClient.push``, ``push`` does not copy the gradient: the
+caller must not write into it afterwards.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -18,6 +20,7 @@ from relaax_zmq.config import AppConfig
 from relaax_zmq.core import ParameterServerSpec
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.shard_core import ShardCore
+from relaax_zmq.ps.views import checked_delta, checked_gradient
 
 
 class SerialParameters:
@@ -35,6 +38,7 @@ class SerialParameters:
         self.episodes = 0
         self._vector = np.zeros(spec.param_count, np.float32)
         self._versions = np.full(shards, -1, np.int64)
+        self._totals: tuple[int, np.ndarray | None] = (0, None)
         self.poll()
 
     @property
@@ -72,48 +76,38 @@ class SerialParameters:
         """Each core takes its slice as the daemons' gradient message; the slices taken."""
         if self.stopping:
             return 0
-        grad = np.ascontiguousarray(gradient, dtype=np.float32)
-        if grad.shape != (self.param_count,):
-            raise ValueError(f"gradient: expected ({self.param_count},), got {grad.shape}")
-        if len(base_versions) != len(self.cores):
-            raise ValueError(f"base_versions: expected {len(self.cores)}, got {len(base_versions)}")
+        grad = checked_gradient(gradient, self.param_count, base_versions, len(self.cores))
         now = time.monotonic()
-        for i, core in enumerate(self.cores):
-            values = grad[core.slice.offset : core.slice.stop].copy()  # cores may queue it
+        for i, core in enumerate(self.cores):  # slices as views: the caller leaves them be
+            values = grad[core.slice.offset : core.slice.stop]
             base = int(base_versions[i])
             message = wire.Gradient(
                 i, self.worker_name, base, steps, episodes, core.slice.offset, values
             )
             core.handle(message, now)
-        for core in self.cores:
-            core.close_round(now)
             core.check_stop(now)
-        if self.cores[0].stopping:  # shard 0's stop reaches the others through the workers
-            for core in self.cores[1:]:
-                core.begin_stop(now, "shard 0 stopped")
+        shard0 = self.cores[0]
+        if shard0.stopping:  # the worker's heartbeats carry shard 0's stop to the others
+            for i, core in enumerate(self.cores[1:], 1):
+                beat = wire.WorkerHeartbeat(i, self.worker_name, shard0.global_step, True, math.nan)
+                core.handle(beat, now)
         self.poll()
         return len(self.cores)
 
     def add_statistics(self, delta: np.ndarray) -> None:
         """Add to shard 0's statistics at once."""
-        values = np.asarray(delta, np.float64)
-        if values.shape != self.cores[0].statistics.shape:
-            raise ValueError(
-                f"statistics delta: expected shape {self.cores[0].statistics.shape}, "
-                f"got {values.shape}"
-            )
-        if not np.isfinite(values).all():
-            raise ValueError("statistics delta: expected finite values")
-        self.cores[0].add_statistics(values)
+        self.cores[0].add_statistics(checked_delta(delta, self.cores[0].statistics.size))
 
     def statistics(self) -> np.ndarray | None:
         """Shard 0's totals (read-only); None before the first delta."""
         core = self.cores[0]
         if not core.statistics_updates:
             return None
-        totals = core.statistics.copy()
-        totals.flags.writeable = False
-        return totals
+        if self._totals[0] != core.statistics_updates:  # a copy per change, as the client's
+            totals = core.statistics.copy()
+            totals.flags.writeable = False
+            self._totals = (core.statistics_updates, totals)
+        return self._totals[1]
 
     def stats(self) -> dict[str, object]:
         """Every core's figures, as a shard's ``stats`` shows them."""

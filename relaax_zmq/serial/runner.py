@@ -11,17 +11,17 @@ is the bound the distributed exchange is measured against (bench.exchange).
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.core import AgentContext, ParameterServerContext
+from relaax_zmq.core import AgentContext
 from relaax_zmq.envs.launch import env_factory, session_options
 from relaax_zmq.envs.vector_runner import VectorRunner
-from relaax_zmq.ps.plugin import initial_seed
+from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.runtime.registry import load_algorithm
+from relaax_zmq.worker.worker import use_torch_threads
 
 from .block import AgentBlock
 from .parameters import SerialParameters
@@ -51,16 +51,8 @@ class SerialRunner:
     def __init__(self, config: AppConfig, *, sessions: int | None = None) -> None:
         self.config = config
         algorithm = load_algorithm(config.algorithm)
-        threads = config.workers.torch_threads  # as in a worker
-        torch = sys.modules.get("torch")  # imported by the algorithm when it uses it
-        if threads is not None and torch is not None:
-            torch.set_num_threads(threads)
-        spec = algorithm.make_parameter_server(
-            config.algorithm.config,
-            ParameterServerContext(
-                seed=initial_seed(config), shards=config.parameter_servers.shards
-            ),
-        )
+        use_torch_threads(config.workers.torch_threads)  # as a worker does
+        spec = load_spec(config)  # as every shard and worker builds it
         self.parameters = None if spec is None else SerialParameters(config, spec)
         workers = config.workers
         self.agent = algorithm.make_agent(
@@ -78,8 +70,7 @@ class SerialRunner:
         make_env = env_factory(config)
         options = session_options(config.environment, 0)
         self.envs = VectorRunner(self.block, [make_env() for _ in range(n)], **options)
-        self._limits: tuple[int | None, float | None, int, float] = (None, None, 100, math.inf)
-        self._progress: tuple[Callable[[SerialRun], None] | None, float, float] = (None, 0, 0)
+        self._stops = _Stops()
         self._started = time.monotonic()
         self._stopped = ""
 
@@ -102,10 +93,16 @@ class SerialRunner:
         returns reaching ``target_reward``, ``time_limit`` seconds, the parameter servers'
         ``max_global_step`` or Ctrl-C; ``on_progress`` sees the run every
         ``progress_interval`` seconds. The environments are closed at the end."""
-        self._started = time.monotonic()
-        deadline = math.inf if time_limit is None else self._started + time_limit
-        self._limits = (max_steps, target_reward, window, deadline)
-        self._progress = (on_progress, progress_interval, self._started + progress_interval)
+        self._started = now = time.monotonic()
+        self._stops = _Stops(
+            max_steps=max_steps,
+            target_reward=target_reward,
+            window=window,
+            deadline=math.inf if time_limit is None else now + time_limit,
+            on_progress=on_progress,
+            interval=progress_interval,
+            next_report=now + progress_interval,
+        )
         self._stopped = ""
         try:
             self.envs.run()
@@ -127,23 +124,35 @@ class SerialRunner:
         )
 
     def _check(self) -> None:
-        """After every step: stop the environments when a limit is reached."""
-        max_steps, target, window, deadline = self._limits
-        finished = self.envs.finished
-        if max_steps is not None and self.envs.steps >= max_steps:
+        """After every step: stop the environments when a limit is reached; report."""
+        stops, finished, now = self._stops, self.envs.finished, time.monotonic()
+        if stops.max_steps is not None and self.envs.steps >= stops.max_steps:
             self._stopped = f"{self.envs.steps} steps"
-        elif target is not None and len(finished) >= window:
-            mean = sum(finished[-window:]) / window
-            if mean >= target:
-                self._stopped = f"mean reward {mean:.1f} >= {target}"
-        if not self._stopped and time.monotonic() >= deadline:
+        elif stops.target_reward is not None and stops.window <= len(finished) != stops.judged:
+            stops.judged = len(finished)  # the mean changes only when an episode ends
+            mean = sum(finished[-stops.window :]) / stops.window
+            if mean >= stops.target_reward:
+                self._stopped = f"mean reward {mean:.1f} >= {stops.target_reward}"
+        if not self._stopped and now >= stops.deadline:
             self._stopped = "time limit"
         if not self._stopped and self.parameters is not None and self.parameters.stopping:
             self._stopped = "max_global_step"
         if self._stopped:
             self.envs.stop()
-        report, interval, due = self._progress
-        now = time.monotonic()
-        if report is not None and now >= due:
-            self._progress = (report, interval, now + interval)
-            report(self.so_far())
+        if stops.on_progress is not None and now >= stops.next_report:
+            stops.next_report = now + stops.interval
+            stops.on_progress(self.so_far())
+
+
+@dataclass
+class _Stops:
+    """What ``SerialRunner.run`` stops at and reports to."""
+
+    max_steps: int | None = None
+    target_reward: float | None = None
+    window: int = 100
+    deadline: float = math.inf
+    on_progress: Callable[[SerialRun], None] | None = None
+    interval: float = 5.0
+    next_report: float = math.inf
+    judged: int = 0  # finished episodes when the mean was last taken

@@ -128,7 +128,7 @@ class Worker:
             if own_context:
                 context.term()
             raise
-        self._set_torch_threads()
+        use_torch_threads(self.config.workers.torch_threads)
         best_metric = self.config.parameter_servers.checkpoint.best_metric
         self.report = WorkerReport(self.metrics, best_metric, time.monotonic())
         workers = self.config.workers
@@ -172,12 +172,6 @@ class Worker:
         parameters, self.parameters = self.parameters, None
         if parameters is not None:
             parameters.close()
-
-    def _set_torch_threads(self) -> None:
-        threads = self.config.workers.torch_threads
-        torch = sys.modules.get("torch")
-        if threads is not None and torch is not None:
-            torch.set_num_threads(threads)
 
     def _shutdown(self, agent: Agent) -> None:
         sock, self._socket = self._socket, None
@@ -384,3 +378,11 @@ class Worker:
         if self.parameters is not None:
             host["parameters"] = self.parameters.stats()
         return {**host, **asdict(self.counters)}
+
+
+def use_torch_threads(threads: int | None) -> None:
+    """Give torch ``threads`` intra-op threads (``workers.torch_threads``) when the algorithm
+    imported it; None leaves torch's default. A worker and serial mode both call it."""
+    torch = sys.modules.get("torch")
+    if threads is not None and torch is not None:
+        torch.set_num_threads(threads)

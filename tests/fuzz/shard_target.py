@@ -35,7 +35,6 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.ps import wire
 from relaax_zmq.ps.publisher import Publisher
 from relaax_zmq.ps.shard import Shard
-from relaax_zmq.ps.shard_core import NOTHING
 from relaax_zmq.testing import LINEAR_PG_PATH
 
 from .frames import Finding, take_frames
@@ -196,8 +195,7 @@ class Driver:
             if not _same(before, after):
                 raise Finding(f"a refused message changed the shard: {before} -> {after}") from None
         else:
-            s._republish |= publish.weights and not publish.heartbeat
-            s._publish_now(publish if publish.heartbeat else NOTHING, self.now)
+            s.follow(publish, self.now)
         after = _snapshot(s)
         if not np.array_equal(before["params"], after["params"]) and (
             after["version"] == before["version"]
@@ -214,7 +212,7 @@ class Driver:
         s._publish_statistics()
         s._beat(self.now, s.ps.heartbeat_interval)
         if s.stop_at is None:
-            s._publish_now(s.check_stop(self.now), self.now)
+            s.follow(s.check_stop(self.now), self.now)
 
     def time_passes(self) -> None:
         interval = self.shard.ps.heartbeat_interval
