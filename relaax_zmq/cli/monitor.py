@@ -12,7 +12,6 @@ supervisord gave up on (FATAL), or SIGINT/SIGTERM.
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -24,11 +23,15 @@ from relaax_zmq.cli.events import EPISODE_REWARD, ScalarReader
 from relaax_zmq.cli.supervisor import ProcessInfo, Supervisor
 from relaax_zmq.config import AppConfig
 from relaax_zmq.runtime.admin_client import app_broker_status
-from relaax_zmq.runtime.train import (
-    PROGRESS_INTERVAL,
-    Progress,
-    checkpoint_files,
+from relaax_zmq.runtime.progress import (
+    UPDATE_INTERVAL,
+    ProgressDisplay,
+    ProgressState,
     mean_of_last,
+    open_display,
+)
+from relaax_zmq.runtime.train import (
+    checkpoint_files,
     reported_global_step,
     served_steps,
     stop_reason,
@@ -41,7 +44,7 @@ class Outcome:
     """Why the watch ended and what it saw last."""
 
     reason: str
-    progress: Progress
+    progress: ProgressState
     failed: bool = False
     reached: bool = False
 
@@ -55,8 +58,7 @@ class Watch:
     window: int = 100
     target_reward: float | None = None
     time_limit: float | None = None
-    interval: float = PROGRESS_INTERVAL
-    echo: Callable[[str], None] = print
+    display: ProgressDisplay = field(default_factory=lambda: open_display("plain"))
     rewards: list[float] = field(default_factory=list)
     start: float = field(default_factory=time.monotonic)
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # name: (pid, start)
@@ -67,7 +69,7 @@ class Watch:
         self.last_steps = 0
         self.last_global = 0
 
-    def progress(self) -> Progress:
+    def progress(self) -> ProgressState:
         """Where training stands now (see the module docstring)."""
         for point in self.reader.read().get(EPISODE_REWARD, []):
             if point.wall_time >= self.reader_since - 1.0:
@@ -79,7 +81,7 @@ class Watch:
         if workers is not None:
             self.last_steps = max(self.last_steps, served_steps(workers))
             self.last_global = max(self.last_global, reported_global_step(workers))
-        return Progress(
+        return ProgressState(
             elapsed=time.monotonic() - self.start,
             steps=self.last_steps,
             episodes=len(self.rewards),
@@ -95,13 +97,14 @@ class Watch:
             key = (info.pid, info.start)
             before = self.seen.get(info.name)
             if before is not None and info.pid and before[1] and key != before:
-                self.echo(self._crash_report(info, "restarted by supervisord"))
+                self.display.note(self._crash_report(info, "restarted by supervisord"))
             if info.pid:
                 self.seen[info.name] = key
         fatal = [p for p in programs if p.state == "FATAL"]
         if fatal:
             for info in fatal:
-                self.echo(self._crash_report(info, "keeps crashing; supervisord gave up (FATAL)"))
+                gave_up = "keeps crashing; supervisord gave up (FATAL)"
+                self.display.note(self._crash_report(info, gave_up))
             return f"{', '.join(p.name for p in fatal)} failed"
         envs = [p for p in programs if p.group == "envs"]
         if envs and all(p.state == "EXITED" and p.exitstatus == 0 for p in envs):
@@ -116,8 +119,8 @@ class Watch:
         return f"warning: {info.name} {what} ({info.description})\n--- end of its log:\n{tail}"
 
     def run(self, stop: threading.Event) -> Outcome:
-        """Print progress until a stop condition (module docstring); why it stopped."""
-        next_line = self.start
+        """Show progress until a stop condition (module docstring); why it stopped. The
+        caller closes the display."""
         limit = self.config.parameter_servers.max_global_step
         while True:
             state = self.progress()
@@ -131,14 +134,11 @@ class Watch:
             )
             reason = reason or processes
             reached = target_met(state, self.target_reward)
-            now = time.monotonic()
-            if reason is not None or now >= next_line:
-                self.echo(state.line())
-                next_line = now + self.interval
+            self.display.update(state)
             if reason is not None:
                 failed = reason.endswith("failed")
                 return Outcome(reason, state, failed=failed, reached=reached)
-            stop.wait(0.5)
+            stop.wait(UPDATE_INTERVAL)
 
 
 def stop_event() -> tuple[threading.Event, Callable[[], None]]:
@@ -154,10 +154,6 @@ def stop_event() -> tuple[threading.Event, Callable[[], None]]:
             signal.signal(signum, handler)
 
     return event, restore
-
-
-def mean_text(value: float) -> str:
-    return "-" if math.isinf(value) else f"{value:.1f}"
 
 
 def curves_base(run_root: Path) -> Path:

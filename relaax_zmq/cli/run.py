@@ -9,8 +9,9 @@ log, everything started is stopped again, and the exit status is 1. A daemon tha
 supervisord restarts more than ``--crash-limit`` times in ``--crash-window`` seconds
 is not started again (``crashguard``): it ends FATAL.
 
-In the foreground (default) it then shows live progress and stops by itself when
-training ends (``monitor.py``); Ctrl-C stops every daemon cleanly (the shards write
+In the foreground (default) it then shows live progress (``--progress``: a live line
+on a terminal, plain lines otherwise, ``json`` for one JSON object per line) and stops
+by itself when training ends (``monitor.py``); Ctrl-C stops every daemon cleanly (the shards write
 a final checkpoint), then it writes the learning curve and says where checkpoints,
 TensorBoard files, the curve and the logs are. ``--detach`` returns once the
 daemons are up (``relaax-zmq status``/``stop`` then manage them).
@@ -45,6 +46,7 @@ from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.config import AppConfig
 from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.runtime.local import app_shards, wait_ready
+from relaax_zmq.runtime.progress import add_progress_option, open_display
 from relaax_zmq.runtime.train import locations
 
 HELP = "start the app's daemons under supervisord (and watch training)"
@@ -74,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-reward", type=float, help="stop when the mean reaches this")
     parser.add_argument("--window", type=int, default=100, help="rewards in the mean (100)")
     parser.add_argument("--time-limit", type=float, help="stop after this many seconds")
+    add_progress_option(parser)
     parser.add_argument(
         "--ready-timeout", type=float, default=120.0, help="seconds to wait for the daemons (120)"
     )
@@ -198,6 +201,7 @@ def wait_started(
 def watch(args: argparse.Namespace, config: AppConfig, supervisor: Supervisor) -> int:
     """Progress until training ends, then a clean stop and where everything is."""
     stop, restore = stop_event()
+    display = open_display(args.progress)
     try:
         outcome = Watch(
             config,
@@ -205,10 +209,13 @@ def watch(args: argparse.Namespace, config: AppConfig, supervisor: Supervisor) -
             window=args.window,
             target_reward=args.target_reward,
             time_limit=args.time_limit,
+            display=display,
         ).run(stop)
-        print(f"{outcome.reason}; stopping the daemons (final checkpoint) ...", flush=True)
+        display.close(outcome.reason)
+        display.note(f"{outcome.reason}; stopping the daemons (final checkpoint) ...")
         supervisor.shutdown()
     finally:
+        display.close("error")  # when an error ended the watch (else done already)
         restore()
     folder = supervisor.folder
     curves = write_curves(
@@ -221,7 +228,7 @@ def watch(args: argparse.Namespace, config: AppConfig, supervisor: Supervisor) -
     if curves is not None:
         extra["learning_curve"] = curves[0]
     for line in locations(config, folder.logs, **extra):
-        print(line)
+        display.note(line)
     if outcome.failed:
         return 1
     if args.target_reward is not None and not outcome.reached:

@@ -1,10 +1,11 @@
 """``python -m relaax_zmq.runtime.train --config app.yaml``: train an app on this machine, with live progress.
 
 Starts the app's daemons (``LocalStack``: shards, broker, workers, metrics collector),
-runs its environment clients in this process as one vectorised client, prints a
-progress line every few seconds (elapsed time, environment steps and steps per
-second, shard 0's global step, the mean reward of the last ``--window`` episodes,
-checkpoints written) and stops when the mean reaches ``--target-reward``, after
+runs its environment clients in this process as one vectorised client, shows its
+progress (elapsed time, environment steps and steps per second, shard 0's global step,
+the mean reward of the last ``--window`` episodes, checkpoints written; ``--progress``:
+a live line on a terminal, plain lines otherwise, or JSON lines, ``runtime.progress``)
+and stops when the mean reaches ``--target-reward``, after
 ``--time-limit`` seconds, when the shards reach ``max_global_step``, or on Ctrl-C;
 the shards save a final checkpoint on the way out. Then it prints where the
 checkpoints and the TensorBoard files are. Exit status 0 when the target was
@@ -17,13 +18,11 @@ and starts over.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from relaax_zmq.config import AppConfig, load_config
@@ -32,39 +31,17 @@ from relaax_zmq.envs.vector_runner import VectorBlocks
 from relaax_zmq.runtime.admin_client import app_broker_status
 from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.runtime.local import LocalStack
+from relaax_zmq.runtime.progress import (
+    UPDATE_INTERVAL,
+    ProgressDisplay,
+    ProgressState,
+    add_progress_option,
+    mean_of_last,
+    open_display,
+)
 from relaax_zmq.serial import SerialRun, SerialRunner
 
 PROG = "python -m relaax_zmq.runtime.train"
-#: Seconds between progress lines.
-PROGRESS_INTERVAL = 5.0
-
-
-@dataclass
-class Progress:
-    """Where a training run stands."""
-
-    elapsed: float
-    steps: int
-    episodes: int
-    mean_reward: float
-    global_step: int
-    checkpoints: int
-
-    def line(self) -> str:
-        rate = self.steps / self.elapsed if self.elapsed > 0 else 0.0
-        mean = "-" if math.isinf(self.mean_reward) else f"{self.mean_reward:.1f}"
-        return (
-            f"[{self.elapsed:6.0f} s] steps {self.steps:,} ({rate:,.0f}/s)  "
-            f"global step {self.global_step:,}  episodes {self.episodes:,}  "
-            f"mean reward {mean}  checkpoints {self.checkpoints}"
-        )
-
-
-def mean_of_last(values: Sequence[float], window: int) -> float:
-    """Mean of the last ``window`` values; -inf while fewer came."""
-    if len(values) < window:
-        return -math.inf
-    return sum(values[-window:]) / window
 
 
 def global_step(config: AppConfig) -> int:
@@ -104,8 +81,11 @@ def locations(config: AppConfig, log_dir: Path | None, **more: Path) -> list[str
     return lines
 
 
-def progress(config: AppConfig, runner: VectorBlocks, start: float, window: int) -> Progress:
-    return Progress(
+def progress(
+    config: AppConfig, runner: VectorBlocks, start: float, window: int
+) -> ProgressState:
+    """Where the clients of ``runner`` and the app's shards stand."""
+    return ProgressState(
         elapsed=time.monotonic() - start,
         steps=runner.steps,
         episodes=len(runner.finished),
@@ -115,13 +95,13 @@ def progress(config: AppConfig, runner: VectorBlocks, start: float, window: int)
     )
 
 
-def target_met(state: Progress, target_reward: float | None) -> bool:
+def target_met(state: ProgressState, target_reward: float | None) -> bool:
     """The mean reward reached ``target_reward`` (never without one)."""
     return target_reward is not None and state.mean_reward >= target_reward
 
 
 def stop_reason(
-    state: Progress,
+    state: ProgressState,
     max_global_step: int | None,
     *,
     target_reward: float | None,
@@ -147,11 +127,12 @@ def train(
     target_reward: float | None,
     time_limit: float | None,
     window: int,
+    display: ProgressDisplay,
 ) -> bool:
     """Run the app until one of the stops (module docstring); True when the target was met."""
     stack = LocalStack(config_path, collector=True)
     config = stack.config
-    print(f"starting the daemons of {config_path} ...", flush=True)
+    display.note(f"starting the daemons of {config_path} ...")
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     reached = False
@@ -161,9 +142,7 @@ def train(
             thread = threading.Thread(target=runner.run, daemon=True)
             start = time.monotonic()
             thread.start()
-            next_line = start
             while True:
-                now = time.monotonic()
                 state = progress(config, runner, start, window)
                 reason = stop_reason(
                     state,
@@ -174,21 +153,20 @@ def train(
                 )
                 if reason is None and not thread.is_alive():
                     reason = "the environment clients finished"
-                if reason is not None or now >= next_line:
-                    print(state.line(), flush=True)
-                    next_line = now + PROGRESS_INTERVAL
+                display.update(state)
                 if reason is not None:
                     break
-                time.sleep(0.5)
+                time.sleep(UPDATE_INTERVAL)
+            display.close(reason)
             reached = target_met(state, target_reward)
             runner.stop()
             thread.join(30)
             why = "target reached" if reached else reason
-            print(f"{why}; stopping the daemons (final checkpoint) ...", flush=True)
+            display.note(f"{why}; stopping the daemons (final checkpoint) ...")
     finally:
         signal.signal(signal.SIGINT, previous)
     for line in locations(config, stack.log_dir):
-        print(line)
+        display.note(line)
     return reached or target_reward is None
 
 
@@ -198,27 +176,29 @@ def train_serial(
     target_reward: float | None,
     time_limit: float | None,
     window: int,
+    display: ProgressDisplay,
 ) -> bool:
     """The app in this process (``relaax_zmq.serial``): the same algorithm, environments
     and update code without daemons, sockets, checkpoints or metrics; True at the target."""
     config = load_config(config_path)
-    print(f"training {config_path} in serial mode (one process, nothing started) ...", flush=True)
+    display.note(f"training {config_path} in serial mode (one process, nothing started) ...")
 
-    def line(run: SerialRun) -> None:
+    def state_of(run: SerialRun) -> ProgressState:
         mean = mean_of_last(run.returns, window)
-        state = Progress(run.seconds, run.steps, len(run.returns), mean, run.global_step, 0)
-        print(state.line(), flush=True)
+        return ProgressState(run.seconds, run.steps, len(run.returns), mean, run.global_step, 0)
 
     run = SerialRunner(config).run(
         target_reward=target_reward,
         window=window,
         time_limit=time_limit,
-        on_progress=line,
-        progress_interval=PROGRESS_INTERVAL,
+        on_progress=lambda so_far: display.update(state_of(so_far)),
+        progress_interval=UPDATE_INTERVAL,
     )
-    line(run)
+    display.update(state_of(run))
     reached = target_reward is not None and mean_of_last(run.returns, window) >= target_reward
-    print("target reached" if reached else f"stopped: {run.stopped or 'the clients finished'}")
+    stopped = run.stopped or "the clients finished"
+    display.close("target reached" if reached else stopped)
+    display.note("target reached" if reached else f"stopped: {stopped}")
     return reached or target_reward is None
 
 
@@ -238,6 +218,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="set the earlier run aside (folders renamed, S3 checkpoints moved), start over",
     )
+    add_progress_option(parser)
     return parser.parse_args(argv)
 
 
@@ -251,12 +232,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(set_aside_report(moves), flush=True)
     run = train_serial if args.serial else train
-    ok = run(
-        args.config,
-        target_reward=args.target_reward,
-        time_limit=args.time_limit,
-        window=args.window,
-    )
+    with open_display(args.progress) as display:
+        ok = run(
+            args.config,
+            target_reward=args.target_reward,
+            time_limit=args.time_limit,
+            window=args.window,
+            display=display,
+        )
     return 0 if ok else 1
 
 
