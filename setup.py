@@ -68,8 +68,8 @@ setup(
     package_data={
         "relaax_zmq": ["py.typed"],
         "relaax_zmq.protocol": ["testdata/*.txt"],
-        # the presets of conf/ (relaax-zmq config -l, new): relaax_zmq/cli/presets links to conf/
-        "relaax_zmq.cli": ["presets/*.yaml"],
+        # the bundled presets (relaax-zmq config -l, new): links to conf/ files in the tree
+        "relaax_zmq.presets": ["*.yaml"],
     },
     ext_modules=cythonize(
         [

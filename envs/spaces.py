@@ -2,8 +2,8 @@
 
 Observations: a ``Box`` keeps its dtype (uint8 images travel as uint8), a
 ``Discrete`` becomes a one-hot float32 vector, ``MultiBinary``/``MultiDiscrete``
-an integer array, anything else (Dict, Tuple...) ``gymnasium.spaces.flatten``'s
-vector. Actions: an agent's action for a ``Discrete`` space is an index
+a float32 array of their shape (an algorithm's ``input.dtype`` is float32, float64
+or uint8), anything else (Dict, Tuple...) ``gymnasium.spaces.flatten``'s vector. Actions: an agent's action for a ``Discrete`` space is an index
 (``space.start`` is added), for a ``Box`` a float array clipped to the bounds.
 """
 
@@ -24,7 +24,7 @@ def observation_converter(space: spaces.Space) -> Callable[[Any], np.ndarray]:
         eye = np.eye(int(space.n), dtype=np.float32)
         return lambda obs: eye[int(obs) - int(space.start)]
     if isinstance(space, (spaces.MultiBinary, spaces.MultiDiscrete)):
-        return lambda obs: np.asarray(obs, dtype=space.dtype)
+        return lambda obs: np.asarray(obs, dtype=np.float32)
     return lambda obs: np.asarray(spaces.flatten(space, obs), dtype=np.float32)
 
 

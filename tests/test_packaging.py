@@ -82,8 +82,8 @@ def test_extensions_and_data_are_shipped(wheel) -> None:
     assert "relaax_zmq/protocol/testdata/rlx_v1_vectors.txt" in names
     assert "relaax_zmq/py.typed" in names
     assert {
-        "relaax_zmq/cli/presets/cartpole.yaml",
-        "relaax_zmq/cli/presets/bandit-reinforce.yaml",
+        "relaax_zmq/presets/cartpole.yaml",
+        "relaax_zmq/presets/bandit-reinforce.yaml",
     } <= set(names)
 
 

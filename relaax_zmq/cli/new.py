@@ -19,8 +19,10 @@ import yaml
 
 from relaax_zmq.cli.appfile import write_app
 from relaax_zmq.cli.common import CliError
-from relaax_zmq.cli.presets import presets_dir
-from relaax_zmq.cli.scaffold import ENV_TEMPLATES, algorithm_package, spaces_config, vendor_module
+from relaax_zmq.cli.scaffold import ENV_TEMPLATES, algorithm_package, vendor_module
+from relaax_zmq.config.fitting import algorithm_preset, fitted_app
+from relaax_zmq.errors import ConfigError
+from relaax_zmq.presets import presets_dir
 
 HELP = "create an app folder (app.yaml and environment code)"
 
@@ -36,54 +38,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def find_preset(algorithm: str, env_name: str | None) -> dict[str, Any]:
-    """The preset of ``algorithm`` on ``env_name`` (run: gym), else its first (cartpole first)."""
-    candidates = []
-    for path in sorted(presets_dir().glob("*.yaml"), key=lambda p: "cartpole" not in p.stem):
-        data = yaml.safe_load(path.read_text()) or {}
-        if data.get("algorithm", {}).get("name") != algorithm:
-            continue
-        if data.get("environment", {}).get("name") == env_name:
-            return data
-        candidates.append(data)
-    if not candidates:
-        raise CliError(f"no preset uses algorithm {algorithm!r}")
-    return candidates[0]
-
-
 def app_data(algorithm: str, environment: str) -> tuple[dict[str, Any], str | None]:
     """The new app's mapping and the environment module to copy (None for gym)."""
     template = ENV_TEMPLATES.get(environment)
-    if template is None:  # a gymnasium id
-        preset = find_preset(algorithm, environment)
-        inputs, outputs = spaces_config(environment)
-        env = {"run": "gym", "name": environment, "clients": 8, "vectorized": True}
-        module = None
-    elif environment == "bandit" and algorithm == "reinforce":
-        preset = yaml.safe_load((presets_dir() / "bandit-reinforce.yaml").read_text())
-        inputs, outputs = (
-            preset["algorithm"]["config"]["input"],
-            preset["algorithm"]["config"]["output"],
-        )
-        env = {"run": f"{template.file_name}:{template.cls}", "clients": 16, "vectorized": True}
-        module = template.module
-    else:
-        preset = find_preset(algorithm, None)
-        inputs, outputs = {"shape": list(template.shape)}, {"actions": template.actions}
-        env = {"run": f"{template.file_name}:{template.cls}"}
-        env.update({"clients": 16, "vectorized": True} if template.vectorizable else {"clients": 4})
-        module = template.module
-    if template is not None:
-        env["env_kwargs"] = dict(template.env_kwargs)
+    try:
+        if template is None:  # a gymnasium id
+            return fitted_app(algorithm, environment), None
+        if environment == "bandit" and algorithm == "reinforce":
+            preset = yaml.safe_load((presets_dir() / "bandit-reinforce.yaml").read_text())
+        else:
+            preset = algorithm_preset(algorithm)
+    except ConfigError as exc:
+        raise CliError(f"new: {exc}") from None
     config = dict(preset["algorithm"].get("config", {}))
-    config.update({"input": inputs, "output": outputs})
+    config.update(
+        {"input": {"shape": list(template.shape)}, "output": {"actions": template.actions}}
+    )
+    env: dict[str, Any] = {"run": f"{template.file_name}:{template.cls}"}
+    env.update({"clients": 16, "vectorized": True} if template.vectorizable else {"clients": 4})
+    env["env_kwargs"] = dict(template.env_kwargs)
     data = {
         "version": 1,
         "environment": env,
         **{k: v for k, v in preset.items() if k in ("workers", "parameter_servers")},
         "algorithm": {"name": algorithm, "config": config},
     }
-    return data, module
+    return data, template.module
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,13 +25,9 @@ from relaax_zmq.cli.common import (
 )
 from relaax_zmq.config import parse_config
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.presets import preset_files, presets_dir
 
 HELP = "list the presets (-l) or apply one to the app (-a PRESET)"
-
-
-def presets_dir() -> Path:
-    """The folder of the shipped presets."""
-    return Path(__file__).resolve().parent / "presets"
 
 
 def preset_path(name: str) -> Path:
@@ -46,7 +42,7 @@ def preset_path(name: str) -> Path:
 def list_presets() -> list[dict[str, Any]]:
     """Every preset: name, algorithm, environment and the first line of its comment."""
     found = []
-    for path in sorted(presets_dir().glob("*.yaml")):
+    for path in preset_files():
         text = path.read_text()
         data = yaml.safe_load(text) or {}
         env = data.get("environment", {})

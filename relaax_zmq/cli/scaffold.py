@@ -1,11 +1,11 @@
-"""Copying built-in code into an app to customise it, and fitting an app to an environment.
+"""Copying built-in code into an app to customise it, and the environments it can copy.
 
 ``vendor`` copies a module or a package and rewrites its relative imports that
 point outside the copy into absolute ones (``from ..common.agent import X`` in
 ``algorithms/da3c`` becomes ``from relaax_zmq.algorithms.common.agent import X``),
 so the copy imports as a file or folder of the app. ``ENV_TEMPLATES`` are the
-environments ``new``/``generate -e`` copy; ``spaces_config`` reads the ``input``
-and ``output`` sections of an algorithm from a gymnasium environment.
+environments ``new``/``generate -e`` copy (a gymnasium id is fitted by
+``relaax_zmq.config.fitting``).
 """
 
 from __future__ import annotations
@@ -121,28 +121,3 @@ def algorithm_package(name: str) -> str:
     if entry is None:
         raise CliError(f"unknown algorithm {name!r}; installed: {', '.join(algorithm_names())}")
     return entry.module
-
-
-def spaces_config(env_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(``input``, ``output``) of an algorithm for the gymnasium environment ``env_id``."""
-    import gymnasium
-    from gymnasium import spaces
-
-    try:
-        env = gymnasium.make(env_id)
-    except gymnasium.error.Error as exc:
-        raise CliError(f"cannot make the gymnasium environment {env_id!r}: {exc}") from None
-    try:
-        obs, act = env.observation_space, env.action_space
-    finally:
-        env.close()
-    if not isinstance(obs, spaces.Box):
-        raise CliError(f"{env_id}: expected a Box observation space, got {obs}")
-    inputs: dict[str, Any] = {"shape": list(obs.shape)}
-    if str(obs.dtype) == "uint8":
-        inputs["dtype"] = "uint8"
-    if isinstance(act, spaces.Discrete):
-        return inputs, {"actions": int(act.n)}
-    if isinstance(act, spaces.Box):
-        return inputs, {"low": act.low.tolist(), "high": act.high.tolist()}
-    raise CliError(f"{env_id}: expected a Discrete or Box action space, got {act}")
