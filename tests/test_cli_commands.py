@@ -183,7 +183,7 @@ def _saved_model(app: Path, algorithm: str, shards: int, step: int):  # noqa: AN
     """Build the app's model with fresh weights and save it as the shards' checkpoints."""
     from relaax_zmq.algorithms.common.flat import flat_parameters
     from relaax_zmq.checkpoint import Checkpoint, CheckpointManager
-    from relaax_zmq.cli.policy import algorithm_parts
+    from relaax_zmq.api.networks import algorithm_parts
 
     config = load_config(app)
     declared, hyper = algorithm_parts(config)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from relaax_zmq.checkpoint.weights import assemble, shard_checkpoints, stored
 from relaax_zmq.cli.common import CliError, add_app_option, add_json_option, load_app, print_json
-from relaax_zmq.cli.weights import assemble, shard_checkpoints, stored
 
 HELP = "list, show or export the app's checkpoints"
 

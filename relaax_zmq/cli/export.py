@@ -1,7 +1,7 @@
 """``relaax-zmq export --format torchscript|onnx -o FILE``: the trained policy, standalone.
 
 Joins the shards' slices of the newest complete checkpoint (or ``--step``), builds
-the algorithm's greedy policy (``policy.py``) and writes it as a TorchScript file
+the algorithm's deterministic policy (``relaax_zmq.api.networks``) and writes it as a TorchScript file
 (``torch.jit.load(FILE)(observations)``) or an ONNX model (input ``observations``
 (batch, *shape), output ``actions``; run it with onnxruntime). Neither needs
 relaax-zmq: the file holds the network, the weights, the observation normalisation
@@ -69,12 +69,14 @@ def write_onnx(policy, example, path: Path) -> None:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
-    from relaax_zmq.cli.policy import algorithm_parts, greedy_policy
-    from relaax_zmq.cli.weights import assemble
+    from relaax_zmq.api.networks import algorithm_parts, policy_module
+    from relaax_zmq.checkpoint.weights import assemble
 
     config = load_app(args.config)
     weights = assemble(config, args.step)
-    policy = greedy_policy(config, weights)
+    policy = policy_module(config, weights.params, weights.extras.get("statistics"))
+    if policy.recurrent:
+        raise CliError("a recurrent (LSTM) policy keeps state between steps: not exported")
     _, hyper = algorithm_parts(config)
     spec = hyper.input.spec()
     example = example_input(tuple(spec.shape), str(spec.dtype))

@@ -15,15 +15,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import gymnasium
+import numpy as np
+from gymnasium.vector import VectorEnv
+
 from relaax_zmq.config import AppConfig
 from relaax_zmq.core import AgentContext
 from relaax_zmq.envs.launch import env_factory, session_options
+from relaax_zmq.envs.vector_env_runner import VectorEnvRunner, vector_env_runner
 from relaax_zmq.envs.vector_runner import VectorRunner
 from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.runtime.registry import load_algorithm
 from relaax_zmq.worker.worker import use_torch_threads
 
-from .block import AgentBlock
+from .block import AgentBlock, MetricsSink
 from .parameters import SerialParameters
 
 
@@ -45,10 +50,22 @@ class SerialRun:
 
 
 class SerialRunner:
-    """``config``'s app in this thread (module docstring); ``sessions``: default
-    ``environment.clients``, one block."""
+    """``config``'s app in this thread (module docstring).
 
-    def __init__(self, config: AppConfig, *, sessions: int | None = None) -> None:
+    The environments are the app's (``environment.clients`` of them, or ``sessions``)
+    unless ``make_env`` builds them or ``vector_env`` is given (its ``num_envs`` are the
+    sessions); ``metrics`` receives the block's episode metrics at each episode end.
+    """
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        sessions: int | None = None,
+        make_env: Callable[[], gymnasium.Env] | None = None,
+        vector_env: VectorEnv | None = None,
+        metrics: MetricsSink | None = None,
+    ) -> None:
         self.config = config
         algorithm = load_algorithm(config.algorithm)
         use_torch_threads(config.workers.torch_threads)  # as a worker does
@@ -65,11 +82,19 @@ class SerialRunner:
                 parameters=self.parameters,
             )
         )
-        n = sessions or config.environment.clients
-        self.block = AgentBlock(self.agent, n, after_step=self._check)
-        make_env = env_factory(config)
+        n = (
+            vector_env.num_envs
+            if vector_env is not None
+            else sessions or config.environment.clients
+        )
+        self.block = AgentBlock(self.agent, n, metrics=metrics, after_step=self._check)
         options = session_options(config.environment, 0)
-        self.envs = VectorRunner(self.block, [make_env() for _ in range(n)], **options)
+        self.envs: VectorRunner | VectorEnvRunner
+        if vector_env is not None:
+            self.envs = vector_env_runner(self.block, vector_env, **options)
+        else:
+            make = make_env or env_factory(config)
+            self.envs = VectorRunner(self.block, [make() for _ in range(n)], **options)
         self._stops = _Stops()
         self._started = time.monotonic()
         self._stopped = ""
@@ -111,6 +136,15 @@ class SerialRunner:
         finally:
             self.agent.close()
         return self.so_far()
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """A copy of the whole parameter vector and shard 0's observation statistics
+        (None before any); ValueError for an algorithm without parameter servers."""
+        if self.parameters is None:
+            raise ValueError(f"{self.config.algorithm.name} keeps no parameters on shards")
+        self.parameters.poll()
+        totals = self.parameters.statistics()
+        return self.parameters.weights()[0].copy(), None if totals is None else totals.copy()
 
     def so_far(self) -> SerialRun:
         """The run as it stands."""

@@ -21,7 +21,7 @@ from relaax_zmq.checkpoint import (
     make_locations,
     parse_name,
 )
-from relaax_zmq.cli.common import CliError
+from relaax_zmq.checkpoint.errors import CheckpointError
 from relaax_zmq.config import AppConfig
 
 
@@ -34,7 +34,7 @@ def stored(config: AppConfig) -> list[dict[str, Any]]:
         try:
             entries = location.list()
         except Exception as exc:
-            raise CliError(f"cannot list {location.description}: {exc}") from None
+            raise CheckpointError(f"cannot list {location.description}: {exc}") from None
         for entry in entries:
             parsed = parse_name(entry.name)
             if parsed is None or parsed.shards != shards:
@@ -59,12 +59,12 @@ def stored(config: AppConfig) -> list[dict[str, Any]]:
 
 
 def latest_step(config: AppConfig) -> int:
-    """The newest complete step; CliError when there is none."""
+    """The newest complete step; CheckpointError when there is none."""
     ps = config.parameter_servers
     steps = complete_steps(make_locations(ps.checkpoint), ps.shards)
     if not steps:
         where = ", ".join(loc.description for loc in make_locations(ps.checkpoint)) or "nowhere"
-        raise CliError(f"no complete checkpoint of {ps.shards} shard(s) in {where}")
+        raise CheckpointError(f"no complete checkpoint of {ps.shards} shard(s) in {where}")
     return steps[0]
 
 
@@ -77,7 +77,7 @@ def shard_checkpoints(config: AppConfig, step: int | None = None) -> list[Checkp
         manager = CheckpointManager(ps.checkpoint, shard=shard, shards=ps.shards)
         checkpoint = manager.restore(step=step)
         if checkpoint is None:
-            raise CliError(f"no valid checkpoint of shard {shard} at step {step}")
+            raise CheckpointError(f"no valid checkpoint of shard {shard} at step {step}")
         found.append(checkpoint)
     return found
 
@@ -101,11 +101,13 @@ def assemble(config: AppConfig, step: int | None = None) -> Weights:
     covered = 0
     for part in parts:
         if part.param_count != count:
-            raise CliError(f"shards disagree on the model size: {part.param_count} != {count}")
+            raise CheckpointError(
+                f"shards disagree on the model size: {part.param_count} != {count}"
+            )
         params[part.offset : part.offset + part.params.size] = part.params
         covered += part.params.size
     if covered != count:
-        raise CliError(f"the shards' slices cover {covered} of {count} parameters")
+        raise CheckpointError(f"the shards' slices cover {covered} of {count} parameters")
     return Weights(
         parts[0].global_step, params, parts[0].algorithm, parts[0].score, parts[0].extras
     )
