@@ -290,7 +290,8 @@ class LiveDisplay(ProgressDisplay):
 
     @staticmethod
     def renderable(state: ProgressState, rate: float | None) -> object:
-        """The live line: a bar against ``total_steps`` (when known), then the figures."""
+        """The live line: a bar against ``total_steps`` (when known), then the figures, the
+        most wanted first (a narrow terminal cuts the end)."""
         from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
@@ -304,9 +305,10 @@ class LiveDisplay(ProgressDisplay):
             (duration_text(state.elapsed), "bold"),
             f"  steps {steps} ",
             (f"{rate_text(rate)}/s", "cyan"),
+            eta,
             "  reward ",
             (mean_text(state.mean_reward), "green"),
-            f"  episodes {state.episodes:,}  global step {state.global_step:,}{eta}",
+            f"  global step {state.global_step:,}  episodes {state.episodes:,}",
             no_wrap=True,
             overflow="ellipsis",
         )
