@@ -78,6 +78,7 @@ class VectorRunner:
         #: every reported episode reward, in finishing order
         self.finished: list[float] = [] if finished is None else finished
         self.steps = 0  #: environment steps taken (all environments)
+        self._reported = 0  # ``steps`` when ``env_steps`` was last sent
         self._observation = observation_converter(self.envs[0].observation_space)
         self._action = action_converter(self.envs[0].action_space)
         self._seeded = [False] * len(self.envs)
@@ -139,6 +140,7 @@ class VectorRunner:
             ended = terminal | truncated
             rewards = np.full(n, np.nan, np.float32)
             terminal, truncated = np.zeros(n, bool), np.zeros(n, bool)
+            reported = False
             for i, env in enumerate(self.envs):
                 if ended[i]:
                     states[i] = self._reset(i)
@@ -160,6 +162,7 @@ class VectorRunner:
                     # episodes ending together: one mean per flush (the episode end flushes)
                     self.agent.metrics.mean(names.EPISODE_REWARD, float(totals[i]))
                     self.agent.metrics.mean(names.EPISODE_LENGTH, float(steps[i]))
+                    reported = True
                     log.info(
                         "env %d episode %d: reward %g in %d steps",
                         i,
@@ -167,6 +170,10 @@ class VectorRunner:
                         totals[i],
                         steps[i],
                     )
+            if reported:
+                # the steps of every environment since the last report, with the episode ends
+                self.agent.metrics.scalar(names.ENV_STEPS, self.steps - self._reported)
+                self._reported = self.steps
 
     def _too_long(self, steps: int, start: float) -> bool:
         if self.max_episode_steps is not None and steps >= self.max_episode_steps:

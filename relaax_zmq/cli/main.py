@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import re
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +29,7 @@ COMMANDS = {
     "export": "export",
     "play": "play",
     "plot": "plot",
+    "compare": "compare",
     "keys": "keys",
 }
 
@@ -36,18 +39,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Create, run and inspect relaax-zmq apps (docs/cli.md).",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command, module_name in COMMANDS.items():
         module = importlib.import_module(f"relaax_zmq.cli.{module_name}")
         sub = commands.add_parser(
             command,
-            help=module.HELP,
-            description=(module.__doc__ or module.HELP).strip(),
+            help=plain_text(module.HELP),
+            description=plain_text(module.__doc__ or module.HELP).strip(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)
     return parser
+
+
+def version() -> str:
+    """The installed package's version (``unknown`` when it is not installed)."""
+    try:
+        return importlib.metadata.version("relaax-zmq")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def plain_text(text: str) -> str:
+    """A docstring for a terminal: reStructuredText literals (````x````) become plain ``x``."""
+    return re.sub(r"``(.+?)``", r"\1", text, flags=re.DOTALL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,8 +4,8 @@ A subclass says how to reset and step its environment; ``run`` does the rest:
 init the session, step episodes through the agent, truncate long episodes
 (``max_episode_steps``, ``episode_timeout``), start over when the server
 restarts the episode (``EpisodeRestart``: the cut episode is not counted),
-report each finished episode's reward (log, metric ``episode_reward``, the
-returned list) and disconnect cleanly at the end.
+report each finished episode's reward (log, metrics ``episode_reward``,
+``episode_length`` and ``env_steps``, the returned list) and disconnect cleanly at the end.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class TrainingBase(ABC):
         self.episode_timeout = episode_timeout
         self.exploit = exploit
         self.restarts = 0  #: episodes cut by EpisodeRestart
+        self._unreported = 0  # environment steps since the last ``env_steps`` metric
         self._stop = threading.Event()
 
     @abstractmethod
@@ -106,6 +107,7 @@ class TrainingBase(ABC):
             reward = float(reward)
             total += reward
             steps += 1
+            self._unreported += 1
             if self.max_episode_steps is not None and steps >= self.max_episode_steps:
                 truncated = True
             if self.episode_timeout is not None:
@@ -113,6 +115,9 @@ class TrainingBase(ABC):
             if terminal or truncated:
                 self.agent.metrics.scalar(names.EPISODE_REWARD, total)
                 self.agent.metrics.scalar(names.EPISODE_LENGTH, steps)
+                # cut episodes' steps included: the sum over a run counts every step
+                self.agent.metrics.scalar(names.ENV_STEPS, self._unreported)
+                self._unreported = 0
                 try:
                     self.agent.update(
                         reward=reward, state=state, terminal=terminal, truncated=truncated

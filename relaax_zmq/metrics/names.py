@@ -20,6 +20,7 @@ class MetricInfo(NamedTuple):
 # -- episodes (clients) -------------------------------------------------------------------------
 EPISODE_REWARD = "episode_reward"
 EPISODE_LENGTH = "episode_length"
+ENV_STEPS = "env_steps"
 ACTION_LATENCY_CLIENT_MS = "action_latency_client_ms"
 # -- throughput and serving (workers) -----------------------------------------------------------
 STEPS_PER_SECOND = "steps_per_second"
@@ -48,6 +49,12 @@ CHECKPOINT_FAILURES = "checkpoint_failures"
 BUILTIN: dict[str, MetricInfo] = {
     EPISODE_REWARD: MetricInfo(False, "client", "sum of the rewards of a finished episode"),
     EPISODE_LENGTH: MetricInfo(False, "client", "steps of a finished episode"),
+    ENV_STEPS: MetricInfo(
+        False,
+        "client",
+        "environment steps since the sender's previous env_steps, sent with episode_reward "
+        "(their running sum is the run's environment steps: the x axis of learning curves)",
+    ),
     ACTION_LATENCY_CLIENT_MS: MetricInfo(
         False, "client", "update sent to action received, milliseconds"
     ),
