@@ -14,6 +14,7 @@ from typing import Any
 
 from relaax_zmq.config.convert import option
 from relaax_zmq.config.describe import key_path
+from relaax_zmq.config.tracking import MlflowConfig, WandbConfig
 from relaax_zmq.config.values import RunnerSpec, ZmqEndpoint
 from relaax_zmq.envs.wrapper_specs import parse_wrapper
 from relaax_zmq.errors import ConfigError
@@ -131,7 +132,7 @@ class WorkersConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricsConfig:
-    """The metrics collector and the TensorBoard event files it writes."""
+    """The metrics collector, the TensorBoard event files it writes and the trackers it feeds."""
 
     endpoint: ZmqEndpoint = option(ZmqEndpoint("tcp://127.0.0.1:7003"), doc="collector PULL")
     logdir: Path = option(Path("logs/metrics"), doc="TensorBoard event files")
@@ -139,6 +140,8 @@ class MetricsConfig:
     enabled: tuple[str, ...] | None = option(None, doc="record only these; null: all")
     disabled: tuple[str, ...] = option((), doc="never record these")
     log_to_console: bool = option(False, doc="also log each metric to stdout")
+    mlflow: MlflowConfig | None = option(None, doc="also send scalars to MLflow; null: off")
+    wandb: WandbConfig | None = option(None, doc="also send scalars to W&B; null: off")
 
     def validate_config(self, path: str) -> None:
         for name in ("enabled", "disabled"):

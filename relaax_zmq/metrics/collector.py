@@ -5,7 +5,10 @@ Every batch is checked (``wire.decode_batch``); a malformed one is logged, count
 written under the tag ``<kind>/<name>`` (``client/episode_reward``, ``worker/policy_loss``) at
 the batch's step; a batch without a step numbers each tag's values in arrival order. Event
 files go to ``metrics.logdir`` (one run folder), flushed every ``metrics.flush_interval``
-seconds and when the collector stops.
+seconds and when the collector stops. Every scalar also goes, with the same tag, step and
+wall time, to the trackers ``metrics.mlflow`` and ``metrics.wandb`` enable (``tracking``): one
+run each per collector start, flushed with the event files; a tracker's failure is logged and
+counted (``sink_errors``), and the collector goes on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import zmq
 
 from relaax_zmq.metrics.events import HISTOGRAM_BINS, EventWriter, histogram_value, scalar_value
 from relaax_zmq.metrics.filters import MetricFilter
+from relaax_zmq.metrics.tracking import ScalarSink, open_sinks
 from relaax_zmq.metrics.wire import Batch, BatchError, decode_batch
 from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.runtime.sockets import metrics_message_limit, open_socket, socket_map
@@ -56,6 +60,7 @@ class CollectorCounters:
     filtered: int = 0  # metrics that ``metrics.enabled``/``disabled`` kept out
     flushes: int = 0  # event file flushes
     refused: int = 0  # batches from a key revoked after its handshake
+    sink_errors: int = 0  # tracker (MLflow, W&B) calls that failed
 
     def count_malformed(self, reason: str) -> int:
         """One more malformed batch, for ``reason`` (frames, header, rlx or metrics); the total."""
@@ -86,6 +91,7 @@ class Collector:
         histogram_bins: int = HISTOGRAM_BINS,
     ) -> None:
         m = config.metrics
+        self.metrics_config = m
         self.endpoint = str(m.endpoint)
         self.run_dir = Path(m.logdir)
         self.flush_interval = m.flush_interval
@@ -101,6 +107,8 @@ class Collector:
         self._context = context
         self._spec = socket_map(config)["metrics.collector"]
         self._writer: EventWriter | None = None
+        #: The trackers' sinks while running (``tracking.open_sinks``).
+        self.sinks: list[ScalarSink] = []
         self._auto_steps: dict[str, int] = {}
         self._gate: PeerGate | None = None  # with CURVE: refuses keys revoked since handshake
 
@@ -112,6 +120,7 @@ class Collector:
         try:
             self._writer = EventWriter(self.run_dir, flush_secs=self.flush_interval)
             try:
+                self.sinks = open_sinks(self.metrics_config, self.run_dir.name)
                 log.info("collecting metrics on %s into %s", self.endpoint, self.run_dir)
                 self.ready.set()
                 self._loop(sock, stop)
@@ -119,6 +128,8 @@ class Collector:
             finally:
                 self._writer.close()
                 self.counters.flushes += 1
+                for sink in self.sinks:
+                    self._to_sink(sink, "close")
                 log.info("metrics collector stopped: %s", self.stats())
         finally:
             sock.close(0)
@@ -138,6 +149,8 @@ class Collector:
                 self._drain(sock)
             if time.monotonic() >= next_flush:
                 self._writer.flush()
+                for sink in self.sinks:
+                    self._to_sink(sink, "flush")
                 self.counters.flushes += 1
                 next_flush = time.monotonic() + self.flush_interval
 
@@ -184,12 +197,15 @@ class Collector:
         kind = header.kind
         prefix = f"{kind}/" if self.tag_prefix else ""
         events: dict[int, list[Any]] = {}
+        rows: dict[int, dict[str, float]] = {}  # the scalars by step, for the sinks
         scalars: dict[str, float] = {}
         histograms: dict[str, np.ndarray] = {}
         for name, value in batch.scalars.items():
             if self.filter.allows(name, kind):
                 tag = prefix + name
-                events.setdefault(self._step(header.step, tag), []).append(scalar_value(tag, value))
+                step = self._step(header.step, tag)
+                events.setdefault(step, []).append(scalar_value(tag, value))
+                rows.setdefault(step, {})[tag] = value
                 scalars[name] = value
             else:
                 self.counters.filtered += 1
@@ -206,10 +222,25 @@ class Collector:
             histograms[name] = values
         for step, values in events.items():
             self._writer.write(step, header.time, values)
+        for sink in self.sinks:
+            for step, row in rows.items():
+                self._to_sink(sink, "write", step, header.time, row)
         self.counters.scalars += len(scalars)
         self.counters.histograms += len(histograms)
         if self.console is not None and (scalars or histograms):
             self._print(batch, scalars, histograms)
+
+    def _to_sink(self, sink: ScalarSink, method: str, *args: Any) -> None:
+        """Call ``sink.<method>(*args)``; a failure is logged and counted, never raised."""
+        try:
+            getattr(sink, method)(*args)
+        except Exception:
+            self.counters.sink_errors += 1
+            count = self.counters.sink_errors
+            if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
+                log.exception(
+                    "the %s tracker failed to %s (%d failures so far)", sink.name, method, count
+                )
 
     def _step(self, step: int | None, tag: str) -> int:
         """The batch's step, or the next arrival number of ``tag`` when the batch has none."""
