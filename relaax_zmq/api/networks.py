@@ -59,6 +59,8 @@ class PolicyModule(nn.Module):
         self.clip = float(clip) if clip is not None else 0.0
         self.bounded = low is not None
         self.squash = squash
+        self.input_shape: tuple[int, ...] = ()  #: one observation as the network takes it
+        self.input_dtype = "float32"
         self.register_buffer("mean", torch.as_tensor(mean if mean is not None else [0.0]).float())
         self.register_buffer("std", torch.as_tensor(std if std is not None else [1.0]).float())
         self.register_buffer("low", torch.as_tensor(low if low is not None else [0.0]).float())
@@ -133,17 +135,21 @@ def policy_module(
         bounds = {"low": np.asarray(action.low), "high": np.asarray(action.high)}
     normal = _normalization(hyper, statistics)
     if isinstance(model, ActorCritic):
-        return PolicyModule(model, "actor_critic", squash=model.squash, **normal, **bounds)
-    if isinstance(model, QNetwork):
-        return PolicyModule(model, "q", **normal)
-    if hasattr(model, "actor"):  # ddpg: the deterministic actor
-        return PolicyModule(model.actor, "deterministic", **normal, **bounds)
-    if hasattr(model, "mean") and hasattr(agent, "build_policy"):  # cem: the mean network
+        module = PolicyModule(model, "actor_critic", squash=model.squash, **normal, **bounds)
+    elif isinstance(model, QNetwork):
+        module = PolicyModule(model, "q", **normal)
+    elif hasattr(model, "actor"):  # ddpg: the deterministic actor
+        module = PolicyModule(model.actor, "deterministic", **normal, **bounds)
+    elif hasattr(model, "mean") and hasattr(agent, "build_policy"):  # cem: the mean network
         policy = agent.build_policy(hyper)
         net = policy.network()
         load_flat(net, model.mean.detach().numpy().astype(np.float32))
-        return PolicyModule(_MeanNetwork(net, policy), "deterministic", **normal, **bounds)
-    raise PolicyError(f"do not know the policy of a {type(model).__name__}")
+        module = PolicyModule(_MeanNetwork(net, policy), "deterministic", **normal, **bounds)
+    else:
+        raise PolicyError(f"do not know the policy of a {type(model).__name__}")
+    observation = hyper.input.spec()
+    module.input_shape, module.input_dtype = tuple(observation.shape), str(observation.dtype)
+    return module
 
 
 class _MeanNetwork(nn.Module):

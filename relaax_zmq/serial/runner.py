@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.core import AgentContext
+from relaax_zmq.core import AgentContext, MetricsRecorder
 from relaax_zmq.envs.launch import env_factory, session_options
 from relaax_zmq.envs.vector_env_runner import VectorEnvRunner, vector_env_runner
 from relaax_zmq.envs.vector_runner import VectorRunner
@@ -54,7 +54,8 @@ class SerialRunner:
 
     The environments are the app's (``environment.clients`` of them, or ``sessions``)
     unless ``make_env`` builds them or ``vector_env`` is given (its ``num_envs`` are the
-    sessions); ``metrics`` receives the block's episode metrics at each episode end.
+    sessions); ``metrics`` receives the block's episode metrics at each episode end,
+    ``recorder`` the agent's learning figures.
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class SerialRunner:
         make_env: Callable[[], gymnasium.Env] | None = None,
         vector_env: VectorEnv | None = None,
         metrics: MetricsSink | None = None,
+        recorder: MetricsRecorder | None = None,
     ) -> None:
         self.config = config
         algorithm = load_algorithm(config.algorithm)
@@ -80,6 +82,7 @@ class SerialRunner:
                 seed=config.environment.seed,
                 max_batch=workers.max_batch,
                 parameters=self.parameters,
+                metrics=recorder,
             )
         )
         n = (
