@@ -182,8 +182,8 @@ def test_plot_compares_runs_as_png_and_csv(tmp_path) -> None:
 def _saved_model(app: Path, algorithm: str, shards: int, step: int):  # noqa: ANN202
     """Build the app's model with fresh weights and save it as the shards' checkpoints."""
     from relaax_zmq.algorithms.common.flat import flat_parameters
-    from relaax_zmq.checkpoint import Checkpoint, CheckpointManager
     from relaax_zmq.api.networks import algorithm_parts
+    from relaax_zmq.checkpoint import Checkpoint, CheckpointManager
 
     config = load_config(app)
     declared, hyper = algorithm_parts(config)
@@ -280,3 +280,22 @@ def test_export_without_checkpoints_says_where_it_looked(tmp_path) -> None:
     assert result.returncode == 1
     assert "no complete checkpoint of 1 shard(s) in" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version_and_help_texts_are_plain_text(capsys) -> None:
+    from importlib.metadata import version
+
+    from relaax_zmq.cli.main import main
+
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert exit_info.value.code == 0, command
+        assert "``" not in out and "usage:" in out, command
+    script = Path(sys.executable).parent / "relaax-zmq"  # the console script, as users type it
+    shown = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout == f"relaax-zmq {version('relaax-zmq')}\n"
+    helped = subprocess.run([script, "compare", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "--threshold" in helped.stdout
+    assert "``" not in helped.stdout and "relaax-zmq compare RUN ..." in helped.stdout
