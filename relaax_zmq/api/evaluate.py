@@ -32,11 +32,13 @@ class Predictor(Protocol):
 
 @dataclass
 class Evaluation:
-    """Episode returns and lengths of an evaluation; ``frames`` when rendered as rgb_array."""
+    """Episode returns and lengths of an evaluation; ``frames`` when rendered as rgb_array,
+    at the environment's ``fps``."""
 
     returns: list[float]
     lengths: list[int]
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    fps: int = 30
 
     @property
     def mean(self) -> float:
@@ -87,7 +89,7 @@ def evaluate(
     knows_spaces = getattr(policy, "observation", None) is not None
     observation = SpaceInfo.of(environment.observation_space)
     action = action_converter(environment.action_space)
-    result = Evaluation([], [])
+    result = Evaluation([], [], fps=int(environment.metadata.get("render_fps") or 30))
     try:
         for episode in range(episodes):
             obs, _ = environment.reset(seed=None if seed is None else seed + episode)

@@ -53,6 +53,7 @@ from relaax_zmq.envs.vector_runner import VectorRunner
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.runtime.local import LocalStack
 from relaax_zmq.runtime.progress import ProgressDisplay, ProgressState, mean_of_last
+from relaax_zmq.runtime.registry import load_algorithm
 from relaax_zmq.runtime.train import checkpoint_files, global_step
 from relaax_zmq.serial import SerialRunner
 from relaax_zmq.testing.ports import on_free_ports
@@ -160,6 +161,7 @@ def learn(
     else:
         mapping = _app_mapping(algo, source, config, seed=seed, n_envs=n_envs, workers=workers)
         parsed = parse_config(mapping, "learn")
+        _check_hyperparameters(parsed)
         chosen = (
             str(mode) if mode is not None else ("local" if parsed.workers.count > 1 else "serial")
         )
@@ -467,6 +469,19 @@ def _finish(
         policy_file=policy_file,
         policy=policy,
     )
+
+
+def _check_hyperparameters(config: AppConfig) -> None:
+    """The algorithm's own check of its ``config`` (unknown keys, bad values), before any
+    folder is made; ConfigError with its text."""
+    try:
+        load_algorithm(config.algorithm).parse(config.algorithm.config)
+    except ValueError as exc:  # "<algorithm>: <key path>: <what>"
+        text = str(exc).removeprefix(f"{config.algorithm.name}: ")
+        path, _, what = text.partition(": ")
+        if not path.startswith("algorithm.config") or not what:
+            path, what = "algorithm.config", text
+        raise ConfigError(path, what) from None
 
 
 def _clients(config: AppConfig, source: _Env) -> Any:

@@ -17,6 +17,8 @@ from relaax_zmq.errors import RelaaxError
 
 #: Subcommand -> module of relaax_zmq.cli that implements it.
 COMMANDS = {
+    "train": "train",
+    "eval": "evaluate",
     "new": "new",
     "run": "run",
     "status": "status",
