@@ -7,10 +7,12 @@ Switches (environment variables), in the spirit of msgspec's setup.py:
 """
 
 import os
+from pathlib import Path
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_py import build_py
 
 DEBUG = os.environ.get("RELAAX_ZMQ_DEBUG") == "1"
 SANITIZE = os.environ.get("RELAAX_ZMQ_SANITIZE", "")
@@ -62,7 +64,19 @@ def _packages() -> list[str]:
     return found
 
 
+class BuildWithDocs(build_py):
+    """build_py that also ships docs/*.md as relaax_zmq/docs (the CLI names these pages)."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "relaax_zmq" / "docs"
+        self.mkpath(str(target))
+        for page in sorted((Path(__file__).resolve().parent / "docs").glob("*.md")):
+            self.copy_file(str(page), str(target / page.name))
+
+
 setup(
+    cmdclass={"build_py": BuildWithDocs},
     packages=_packages(),
     package_dir={"relaax_zmq": "relaax_zmq", **MAPPED},
     package_data={

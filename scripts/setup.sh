@@ -16,7 +16,7 @@ fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip setuptools wheel
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[test,atari,box2d,bench]"
+python -m pip install --quiet -e ".[test,atari,box2d,bench,s3,plots]"
 python - <<'PY'
 from relaax_zmq import kernels, protocol
 print(f"relaax-zmq ready: codec backend {protocol.BACKEND}, kernels backend {kernels.BACKEND}")

@@ -9,11 +9,15 @@ from relaax_zmq.checkpoint.keys import load_keys_file
 from relaax_zmq.checkpoint.location import Entry
 from relaax_zmq.checkpoint.naming import parse_name
 from relaax_zmq.config.parameter_servers import S3Config
+from relaax_zmq.extras import require_extra
 
 
 def make_s3_client(config: S3Config) -> Any:
-    """A boto3 S3 client for ``config``: its endpoint, region, and keys file or boto3's chain."""
-    import boto3
+    """A boto3 S3 client for ``config``: its endpoint, region, and keys file or boto3's chain.
+
+    Raises ``MissingExtra`` (``pip install 'relaax-zmq[s3]'``) without boto3.
+    """
+    boto3 = require_extra("boto3", "s3", "S3 checkpoints (parameter_servers.checkpoint.s3)")
 
     options: dict[str, Any] = {"endpoint_url": config.endpoint_url, "region_name": config.region}
     if config.keys_file is not None:

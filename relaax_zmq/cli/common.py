@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,83 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def load_app(path: Path) -> AppConfig:
-    """The app config at ``path``; ``CliError`` naming the file and the bad key."""
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.set``: a list for ``parse_set``."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key by its dotted path, the value in YAML "
+        "(e.g. --set workers.count=2 --set algorithm.config.gamma=0.98); repeatable",
+    )
+
+
+def parse_set(pairs: Iterable[str]) -> dict[str, Any]:
+    """``{dotted key: value}`` of ``--set`` pairs (``KEY=VALUE``, the value read as YAML 1.2).
+
+    The result is ``load_config``'s ``overrides``; a later pair for the same key
+    wins. Raises CliError (exit status 2) for a pair that is not ``KEY=VALUE``.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    reader = YAML(typ="safe", pure=True)
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or not all(p.strip() for p in parts):
+            raise CliError(f"--set: expected KEY=VALUE with a dotted KEY, got {pair!r}", code=2)
+        try:
+            found[key] = reader.load(text) if text.strip() else None
+        except YAMLError as exc:
+            problem = getattr(exc, "problem", None) or exc
+            message = f"--set {key}: expected a YAML value, got {text!r} ({problem})"
+            raise CliError(message, code=2) from None
+    return found
+
+
+def load_app(path: Path, overrides: Mapping[str, Any] | None = None) -> AppConfig:
+    """The app config at ``path`` with ``overrides`` (``parse_set``) applied.
+
+    With overrides the algorithm's own config is checked too (``check_algorithm``).
+    Raises CliError naming the file and the bad key's full path.
+    """
     if not path.exists():
         raise CliError(f"no app config at {path} (give one with -c APP.yaml)")
     try:
-        return load_config(path)
+        config = load_config(path, overrides)
     except ConfigError as exc:
         raise CliError(f"{path}: {exc}") from None
+    if overrides:
+        check_algorithm(config, str(path))
+    return config
+
+
+def check_algorithm(config: AppConfig, where: str) -> None:
+    """Parse ``algorithm.config`` by the app's algorithm: CliError naming the full key.
+
+    (Loading an app checks the sections of the app; the algorithm's own keys are
+    checked when a daemon starts it, too late for a command line's ``--set``.)
+    """
+    from relaax_zmq.runtime.registry import load_algorithm
+
+    try:
+        load_algorithm(config.algorithm).parse(config.algorithm.config)
+    except (ConfigError, ValueError) as exc:
+        raise CliError(f"{where}: {exc}") from None
+
+
+def doc_path(name: str) -> Path:
+    """The documentation page ``name`` (``config.md``): the installed package's copy
+    (``relaax_zmq/docs``), else the source tree's ``docs/``."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "docs", package.parent / "docs"):
+        if (folder / name).is_file():
+            return folder / name
+    return package / "docs" / name
 
 
 def print_json(data: Any) -> None:

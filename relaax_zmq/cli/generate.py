@@ -5,13 +5,15 @@ and points ``environment.run`` at it (fitting ``input``/``output`` of the algori
 it); ``-a ALGO`` copies the built-in algorithm's package to
 ``<app folder>/algorithms/ALGO/`` and replaces ``algorithm.name`` by
 ``algorithm.path: algorithms/ALGO`` (``relaax_zmq.runtime.registry`` imports such a
-folder as a package). Relative imports that leave the copy become absolute.
+folder as a package). Relative imports that leave the copy become absolute. The app
+file keeps its comments; the previous one is kept as ``app.yaml.bak``.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+from typing import Any
 
 from relaax_zmq.cli.appfile import read_app, write_app
 from relaax_zmq.cli.common import CliError, add_app_option
@@ -28,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an earlier copy")
 
 
+def section(data: Any, name: str) -> Any:
+    """``data[name]``, created empty when missing or null (edited in place, comments kept)."""
+    if data.get(name) is None:
+        data[name] = {}
+    return data[name]
+
+
 def run(args: argparse.Namespace) -> int:
     app = args.config
     data = read_app(app)
@@ -38,21 +47,18 @@ def run(args: argparse.Namespace) -> int:
         if target.exists() and not args.force:
             raise CliError(f"{target} exists (--force overwrites it)")
         vendor_module(template.module, target)
-        env = dict(data.get("environment") or {})
+        env = section(data, "environment")
         env.update({"run": f"{template.file_name}:{template.cls}", "name": None})
         env["env_kwargs"] = dict(template.env_kwargs)
         if not template.vectorizable:
             env.update({"vectorized": False, "blocks": 1})
-        data["environment"] = env
-        algorithm = dict(data.get("algorithm") or {})
-        config = dict(algorithm.get("config") or {})
+        config = section(section(data, "algorithm"), "config")
         config.update(
             {"input": {"shape": list(template.shape)}, "output": {"actions": template.actions}}
         )
-        algorithm["config"] = config
-        data["algorithm"] = algorithm
-        write_app(app, data, f"environment.run: {template.file_name} (relaax-zmq generate -e)")
+        backup = write_app(app, data, f"environment.run: {template.file_name} (generate -e)")
         print(f"copied {template.module} to {target}; environment.run is now {env['run']}")
+        print(f"the previous app file: {backup}")
         return 0
     package = algorithm_package(args.algorithm)
     target = folder / "algorithms" / args.algorithm
@@ -61,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{target} exists (--force overwrites it)")
         shutil.rmtree(target)
     vendor_package(package, target)
-    algorithm = dict(data.get("algorithm") or {})
+    algorithm = section(data, "algorithm")
     algorithm.pop("name", None)
     algorithm["path"] = f"algorithms/{args.algorithm}"
-    data["algorithm"] = algorithm
-    write_app(app, data, f"algorithm.path: algorithms/{args.algorithm} (relaax-zmq generate -a)")
+    backup = write_app(app, data, f"algorithm.path: algorithms/{args.algorithm} (generate -a)")
     print(f"copied {package} to {target}; algorithm.path is now algorithms/{args.algorithm}")
+    print(f"the previous app file: {backup}")
     return 0

@@ -5,7 +5,8 @@
 ``APP/template.py``) or a gymnasium id (``-e CartPole-v1``: no code, the built-in gym
 runner). ``-a`` picks the algorithm (default reinforce, da3c for a gymnasium id); its
 hyperparameters come from the matching preset (``relaax-zmq config -l``), or the
-algorithm's first preset fitted to the environment's observation and action spaces.
+algorithm's first preset fitted to the environment's observation and action spaces
+(``relaax_zmq.config.fitting``). ``--set KEY=VALUE`` changes keys of the new app.
 Then: ``cd APP && relaax-zmq run all``.
 """
 
@@ -18,8 +19,9 @@ from typing import Any
 import yaml
 
 from relaax_zmq.cli.appfile import write_app
-from relaax_zmq.cli.common import CliError
+from relaax_zmq.cli.common import CliError, add_set_option, doc_path, load_app, parse_set
 from relaax_zmq.cli.scaffold import ENV_TEMPLATES, algorithm_package, vendor_module
+from relaax_zmq.config import apply_overrides
 from relaax_zmq.config.fitting import algorithm_preset, fitted_app
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.presets import presets_dir
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="bandit",
         help=f"{', '.join(ENV_TEMPLATES)} (code copied into the app) or a gymnasium id",
     )
+    add_set_option(parser)
 
 
 def app_data(algorithm: str, environment: str) -> tuple[dict[str, Any], str | None]:
@@ -73,17 +76,23 @@ def run(args: argparse.Namespace) -> int:
     default = "da3c" if args.environment not in ENV_TEMPLATES else "reinforce"
     algorithm = args.algorithm or default
     algorithm_package(algorithm)  # checks the name
+    overrides = parse_set(args.set)
     data, module = app_data(algorithm, args.environment)
+    try:
+        data = apply_overrides(data, overrides)
+    except ConfigError as exc:
+        raise CliError(f"new: --set {exc}", code=2) from None
     folder.mkdir(parents=True, exist_ok=True)
     try:
         if module is not None:
             vendor_module(module, folder / ENV_TEMPLATES[args.environment].file_name)
         header = (
-            f"relaax-zmq app: {algorithm} on {args.environment} (made by relaax-zmq new).\n"
-            "docs/config.md describes every key; relaax-zmq config -l lists presets.\n"
+            f"app: {algorithm} on {args.environment} (made by relaax-zmq new).\n"
+            f"{doc_path('config.md')} describes every key; relaax-zmq config -l lists presets.\n"
             "Run it: relaax-zmq run all (from this folder)."
         )
         write_app(folder / "app.yaml", data, header)
+        load_app(folder / "app.yaml", overrides)  # the algorithm checks keys --set gave
     except BaseException:
         for path in folder.iterdir():
             path.unlink()
@@ -93,5 +102,5 @@ def run(args: argparse.Namespace) -> int:
         f"created {folder}/app.yaml"
         + (f" and {folder}/{module.rpartition('.')[2]}.py" if module else "")
     )
-    print(f"run it: cd {folder} && relaax-zmq run all")
+    print(f"run it: cd {folder} && relaax-zmq run all (every key: {doc_path('config.md')})")
     return 0

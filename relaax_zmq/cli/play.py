@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from types import SimpleNamespace
 
 from relaax_zmq.cli.common import CliError, add_app_option, add_json_option, load_app, print_json
 from relaax_zmq.cli.runfolder import RunFolder
@@ -61,19 +60,10 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(RunFolder.of(args.config))
     started = not supervisor.running()
     if started:
-        options = SimpleNamespace(
-            roles=["servers"],
-            config=args.config,
-            clients=None,
-            exploit=False,
-            detach=True,
-            target_reward=None,
-            window=100,
-            time_limit=None,
-            ready_timeout=args.ready_timeout,
-            tensorboard_port=6006,
+        servers = ["servers", "--detach", "-c", str(args.config)]
+        run_command.run(
+            run_command.parse_options([*servers, "--ready-timeout", str(args.ready_timeout)])
         )
-        run_command.run(options)
     try:
         rewards = play(args.config, args.clients, args.episodes)
     finally:

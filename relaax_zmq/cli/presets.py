@@ -1,26 +1,28 @@
-"""``relaax-zmq config -l | -a PRESET``: list the shipped presets, apply one to an app.
+"""``relaax-zmq config -l | -a PRESET``: list the bundled presets, apply one to an app.
 
-Presets are the app files of conf/ (shipped in the package as
-``relaax_zmq/cli/presets``). Applying one replaces each top-level section the preset
+Presets are the package ``relaax_zmq.presets`` (``config -l`` shows where): app
+files that train a built-in algorithm on a built-in environment, so every one
+listed applies to any app. Applying one replaces each top-level section the preset
 has (``environment``, ``algorithm``, ``workers``...) in the app file and keeps the
-app's other sections (its own endpoints, say); the old file is kept as
-``app.yaml.bak``, and a result that is not a valid config is refused (the app file
-is left as it was).
+app's other sections (its own endpoints, say) with their comments; the old file is
+kept as ``app.yaml.bak``, and a result that is not a valid config is refused (the
+app file is left as it was).
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from relaax_zmq.cli.appfile import read_app, write_app
 from relaax_zmq.cli.common import (
     CliError,
     add_app_option,
     add_json_option,
-    load_app,
     print_json,
 )
 from relaax_zmq.config import parse_config
@@ -39,46 +41,47 @@ def preset_path(name: str) -> Path:
     return path
 
 
+def description(text: str) -> str:
+    """The first paragraph of the comment that opens a preset file, as one line."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#") or not line.lstrip("# ").strip():
+            break
+        words.append(line.lstrip("#").strip())
+    return " ".join(words)
+
+
 def list_presets() -> list[dict[str, Any]]:
-    """Every preset: name, algorithm, environment and the first line of its comment."""
+    """Every preset: name, algorithm, environment and its description (``description``)."""
     found = []
     for path in preset_files():
         text = path.read_text()
         data = yaml.safe_load(text) or {}
         env = data.get("environment", {})
-        comment = next(
-            (line.lstrip("# ") for line in text.splitlines() if line.startswith("#")), ""
-        )
         found.append(
             {
                 "name": path.stem,
-                "algorithm": data.get("algorithm", {}).get("name")
-                or str(data.get("algorithm", {}).get("path")),
+                "algorithm": data.get("algorithm", {}).get("name"),
                 "environment": env.get("name") or env.get("run", "gym"),
-                "description": comment,
+                "description": description(text),
             }
         )
     return found
 
 
-def apply_preset(app: Path, name: str) -> Path:
+def apply_preset(app: Path, name: str) -> Path | None:
     """Apply preset ``name`` to the app file ``app`` (module docstring); the backup's path."""
-    preset = yaml.safe_load(preset_path(name).read_text()) or {}
-    current = yaml.safe_load(app.read_text()) if app.exists() else {}
-    if not isinstance(current, dict):
-        raise CliError(f"{app}: expected a mapping of sections, got {type(current).__name__}")
-    merged = {**current, **preset}
+    path = preset_path(name)
+    preset = read_app(path)
+    current = read_app(app) if app.exists() else {}
+    for section, value in preset.items():
+        current[section] = value  # an existing section keeps its place
     try:
-        parse_config(merged, str(app), app_dir=app.resolve().parent)
+        parse_config(current, str(app), app_dir=app.resolve().parent)
     except ConfigError as exc:
         raise CliError(f"preset {name} does not fit {app}: {exc}") from None
-    backup = app.with_name(app.name + ".bak")
-    if app.exists():
-        backup.write_text(app.read_text())
-    header = f"# preset {name} applied by relaax-zmq config (the previous file: {backup.name})\n"
-    app.write_text(header + yaml.safe_dump(merged, sort_keys=False))
-    load_app(app)
-    return backup
+    note = f"preset {name} applied by relaax-zmq config (the previous file: {app.name}.bak)"
+    return write_app(app, current, note)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
             print_json({"presets": presets, "folder": str(presets_dir())})
             return 0
         for p in presets:
-            print(f"{p['name']:<30} {p['algorithm']:<10} {p['environment']:<26} {p['description']}")
+            print(f"{p['name']:<28} {p['algorithm']:<10} {p['environment']}")
+            indent = " " * 4
+            print(textwrap.fill(p["description"], 100, initial_indent=indent, subsequent_indent=indent))
         return 0
     backup = apply_preset(args.config, args.apply)
-    print(f"applied preset {args.apply} to {args.config} (previous file: {backup})")
+    kept = f" (previous file: {backup})" if backup else ""
+    print(f"applied preset {args.apply} to {args.config}{kept}")
     return 0

@@ -16,6 +16,11 @@ a final checkpoint), then it writes the learning curve and says where checkpoint
 TensorBoard files, the curve and the logs are. ``--detach`` returns once the
 daemons are up (``relaax-zmq status``/``stop`` then manage them).
 
+``--set KEY=VALUE`` changes keys of the app for this run only: the app file stays as it
+is, the daemons load the app with the changes applied (``<run folder>/<app>.set.yaml``).
+Training has no time limit unless ``--time-limit`` gives one (``scripts/run.sh`` gives
+900 s); it ends at ``--target-reward``, ``parameter_servers.max_global_step`` or Ctrl-C.
+
 The shards resume from the app's newest checkpoint, so a second run continues the
 first; ``--fresh`` sets the earlier run aside (its checkpoint and metrics folders renamed,
 its S3 checkpoints moved to a sibling prefix: ``relaax_zmq.runtime.fresh_start``) and trains from
@@ -28,7 +33,14 @@ import argparse
 import time
 from pathlib import Path
 
-from relaax_zmq.cli.common import CliError, add_app_option, load_app
+from relaax_zmq.cli.common import (
+    PROG,
+    CliError,
+    add_app_option,
+    add_set_option,
+    load_app,
+    parse_set,
+)
 from relaax_zmq.cli.crashguard import CRASH_LIMIT, CRASH_WINDOW
 from relaax_zmq.cli.curves import write_curves
 from relaax_zmq.cli.monitor import Watch, curves_base, stop_event
@@ -43,7 +55,7 @@ from relaax_zmq.cli.programs import (
 )
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
-from relaax_zmq.config import AppConfig
+from relaax_zmq.config import AppConfig, dump_config
 from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.runtime.local import app_shards, wait_ready
 from relaax_zmq.runtime.progress import add_progress_option, open_display
@@ -61,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"what to run: {', '.join(CHOICES)} (default: all)",
     )
     add_app_option(parser)
+    add_set_option(parser)
     parser.add_argument("-n", "--clients", type=int, help="environment sessions (overrides)")
     parser.add_argument("--exploit", action="store_true", help="clients act greedily, no learning")
     parser.add_argument(
@@ -75,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--target-reward", type=float, help="stop when the mean reaches this")
     parser.add_argument("--window", type=int, default=100, help="rewards in the mean (100)")
-    parser.add_argument("--time-limit", type=float, help="stop after this many seconds")
+    parser.add_argument(
+        "--time-limit", type=float, help="stop after this many seconds (default: no limit)"
+    )
     add_progress_option(parser)
     parser.add_argument(
         "--ready-timeout", type=float, default=120.0, help="seconds to wait for the daemons (120)"
@@ -97,6 +112,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_options(argv: list[str]) -> argparse.Namespace:
+    """``relaax-zmq run ARGV``'s options, defaults filled in (for commands that run it)."""
+    parser = argparse.ArgumentParser(prog=f"{PROG} run")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         roles = expand_roles(args.roles)
@@ -110,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.crash_limit} and {args.crash_window:g}",
             code=2,
         )
-    config = load_app(args.config)
+    overrides = parse_set(args.set)
+    config = load_app(args.config, overrides)
     folder = RunFolder.of(args.config)
     supervisor = Supervisor(folder)
     started_here = not supervisor.running()
@@ -129,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         roles = [role for role in ROLES if role in running or role in roles]
     programs = app_programs(
         config,
-        folder.config_path,
+        effective_app(config, folder) if overrides else folder.config_path,
         roles,
         env_args=env_overrides(args.clients, args.exploit),
         tensorboard_port=args.tensorboard_port,
@@ -151,6 +174,18 @@ def run(args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     return watch(args, config, supervisor)
+
+
+def effective_app(config: AppConfig, folder: RunFolder) -> Path:
+    """``config`` (the app with ``--set`` applied) written to the run folder for the daemons.
+
+    Paths in it are absolute (``dump_config``), so it loads the same from there.
+    """
+    path = folder.root / f"{folder.config_path.stem}.set.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# {folder.config_path} with --set applied (written by {PROG} run)\n"
+    path.write_text(header + dump_config(config))
+    return path
 
 
 def set_aside(config: AppConfig) -> None:
