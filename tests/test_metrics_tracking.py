@@ -93,6 +93,13 @@ def wandb_points(records: list[dict[str, Any]]) -> Points:
     return {tag: sorted(found) for tag, found in points.items()}
 
 
+def stopped() -> StopFlag:
+    """A flag already set: a collector that starts returns at once instead of running on."""
+    flag = StopFlag()
+    flag.set()
+    return flag
+
+
 def send_some(config: Any) -> int:
     """Batches whose steps go back and forth (a worker's, a shard's, arrival-numbered client
     ones) and a histogram (TensorBoard only); the number of batches."""
@@ -176,7 +183,7 @@ def test_a_tracker_without_its_extra_is_refused_before_any_run_starts(tmp_path, 
     monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
     collector = Collector(tracked(tmp_path))
     with pytest.raises(ConfigError) as info:
-        collector.run(StopFlag())
+        collector.run(stopped())
     message = str(info.value)
     assert message.startswith(f"metrics.{extra}: needs the {extra} package")
     assert f"pip install 'relaax-zmq[{extra}]'" in message
@@ -194,3 +201,13 @@ def test_tracker_keys_are_checked_with_their_full_names(tmp_path):
         tracked(tmp_path, wandb={"project": " "})
     absolute = tracked(tmp_path, mlflow={"tracking_uri": "sqlite:////srv/m.db"}).metrics.mlflow
     assert absolute.tracking_uri == "sqlite:////srv/m.db"
+
+
+def test_a_tracker_that_cannot_start_its_run_stops_the_collector_naming_its_key(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    config = tracked(tmp_path, mlflow={"tracking_uri": "sqlite:///a_file/m.db"})
+    collector = Collector(config)
+    with pytest.raises(ConfigError, match=r"^metrics\.mlflow: cannot start the mlflow run: "):
+        collector.run(stopped())
+    assert not (collector.run_dir / "wandb").exists()  # W&B was not started either
+    assert not collector.ready.is_set()

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from relaax_zmq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from relaax_zmq.config.sections import MetricsConfig
+    from relaax_zmq.config.tracking import MlflowConfig, WandbConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ class MlflowSink:
         self._pending: list[Any] = []
 
     @classmethod
-    def open(cls, config: Any, run_name: str) -> MlflowSink:
+    def open(cls, config: MlflowConfig, run_name: str) -> MlflowSink:
         """Start a run in ``config.experiment`` (created when missing) at ``config.tracking_uri``."""
         tracking = _require("mlflow")
         client = tracking.MlflowClient(tracking_uri=config.tracking_uri)
@@ -117,7 +122,7 @@ class WandbSink:
         run.define_metric("*", step_metric=WANDB_STEP)
 
     @classmethod
-    def open(cls, config: Any, run_name: str, default_dir: Path) -> WandbSink:
+    def open(cls, config: WandbConfig, run_name: str, default_dir: Path) -> WandbSink:
         """Start a run of ``config.project`` with its local files under ``<dir>/wandb``."""
         wandb = _require("wandb")
         folder = Path(config.dir or default_dir)
@@ -155,7 +160,7 @@ def _require(extra: str) -> Any:
         ) from None
 
 
-def open_sinks(metrics: Any, run_name: str) -> list[ScalarSink]:
+def open_sinks(metrics: MetricsConfig, run_name: str) -> list[ScalarSink]:
     """The trackers the ``metrics`` section enables, each with a new run named ``run_name``
     unless its own ``run_name`` is set; [] when none is.
 
@@ -163,28 +168,28 @@ def open_sinks(metrics: Any, run_name: str) -> list[ScalarSink]:
         ConfigError: ``metrics.mlflow`` or ``metrics.wandb`` enables a tracker whose extra is
             not installed, or the tracker cannot start its run (the key names which).
     """
-    wanted = [
-        (name, section)
-        for name, section in (("mlflow", metrics.mlflow), ("wandb", metrics.wandb))
-        if section is not None and section.enabled
-    ]
-    for name, _ in wanted:  # every extra is checked before any run starts
+    logdir = Path(metrics.logdir)
+    openers: list[tuple[str, Callable[[], ScalarSink]]] = []
+    if metrics.mlflow is not None and metrics.mlflow.enabled:
+        openers.append(("mlflow", partial(MlflowSink.open, metrics.mlflow, run_name)))
+    if metrics.wandb is not None and metrics.wandb.enabled:
+        openers.append(("wandb", partial(WandbSink.open, metrics.wandb, run_name, logdir)))
+    for name, _ in openers:  # every extra is checked before any run starts
         _require(name)
     sinks: list[ScalarSink] = []
     try:
-        for name, section in wanted:
-            sinks.append(_open(name, section, run_name, Path(metrics.logdir)))
+        for name, opener in openers:
+            sinks.append(_start(name, opener))
     except BaseException:
         _close_quietly(sinks)
         raise
     return sinks
 
 
-def _open(name: str, section: Any, run_name: str, logdir: Path) -> ScalarSink:
+def _start(name: str, opener: Callable[[], ScalarSink]) -> ScalarSink:
+    """``opener()``; its failure as a ``ConfigError`` naming ``metrics.<name>``."""
     try:
-        if name == "mlflow":
-            return MlflowSink.open(section, run_name)
-        return WandbSink.open(section, run_name, logdir)
+        return opener()
     except ConfigError:
         raise
     except Exception as exc:
