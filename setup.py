@@ -56,9 +56,15 @@ MAPPED = {
 }
 
 
+#: Folders of data files only, listed as (namespace) packages so that setuptools ships them
+#: without its "Package would be ignored" warning.
+DATA_PACKAGES = ["relaax_zmq.protocol.testdata"]
+
+
 def _packages() -> list[str]:
     """Every package under relaax_zmq/ and the mapped folders, subpackages included."""
-    found = ["relaax_zmq"] + [f"relaax_zmq.{p}" for p in find_packages("relaax_zmq")]
+    found = ["relaax_zmq", *DATA_PACKAGES]
+    found += [f"relaax_zmq.{p}" for p in find_packages("relaax_zmq")]
     for name, folder in MAPPED.items():
         found += [name] + [f"{name}.{p}" for p in find_packages(folder)]
     return found
@@ -81,7 +87,7 @@ setup(
     package_dir={"relaax_zmq": "relaax_zmq", **MAPPED},
     package_data={
         "relaax_zmq": ["py.typed"],
-        "relaax_zmq.protocol": ["testdata/*.txt"],
+        "relaax_zmq.protocol.testdata": ["*.txt"],
         # the bundled presets (relaax-zmq config -l, new): links to conf/ files in the tree
         "relaax_zmq.presets": ["*.yaml"],
     },

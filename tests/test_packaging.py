@@ -32,10 +32,11 @@ def clean_source(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[zipfile.ZipFile, str]:
+    """The wheel built from a clean copy of the sources, and the build's output."""
     out = tmp_path_factory.mktemp("wheel")
     source = clean_source(tmp_path_factory.mktemp("source"))
-    subprocess.run(
+    build = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -43,16 +44,23 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
             "wheel",
             "--no-deps",
             "--no-build-isolation",
-            "-q",
+            "-v",  # the build backend's warnings too
             "-w",
             str(out),
             str(source),
         ],
-        check=True,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     (path,) = out.glob("relaax_zmq-*.whl")
-    return zipfile.ZipFile(path)
+    return zipfile.ZipFile(path), build.stdout + build.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(built) -> zipfile.ZipFile:
+    return built[0]
 
 
 def test_every_module_lives_under_relaax_zmq(wheel) -> None:
@@ -85,6 +93,24 @@ def test_extensions_and_data_are_shipped(wheel) -> None:
         "relaax_zmq/presets/cartpole.yaml",
         "relaax_zmq/presets/bandit-reinforce.yaml",
     } <= set(names)
+
+
+def test_presets_and_docs_are_package_data_without_build_warnings(built) -> None:
+    wheel, output = built
+    names = set(wheel.namelist())
+    presets = {n for n in names if n.startswith("relaax_zmq/presets/") and n.endswith(".yaml")}
+    bundled = {p.name for p in (ROOT / "relaax_zmq" / "presets").glob("*.yaml")}
+    assert {n.rpartition("/")[2] for n in presets} == bundled and len(bundled) >= 15
+    # the files themselves, not the source tree's links to conf/
+    cartpole = (ROOT / "conf" / "cartpole.yaml").read_bytes()
+    assert wheel.read("relaax_zmq/presets/cartpole.yaml") == cartpole
+    assert "relaax_zmq/presets/__init__.py" in names
+    assert not [n for n in names if n.startswith("relaax_zmq/cli/presets/")]
+    # the pages the CLI names (new: docs/config.md), reachable in an installed package
+    for page in ("config.md", "cli.md", "metrics.md"):
+        assert wheel.read(f"relaax_zmq/docs/{page}") == (ROOT / "docs" / page).read_bytes()
+    for warning in ("looks like a package", "Package would be ignored", "is absent from"):
+        assert warning not in output, warning
 
 
 def test_no_module_is_shipped_twice(wheel) -> None:
