@@ -82,6 +82,7 @@ class VectorEnvRunner:
         self.exploit = exploit
         self.restarts = 0
         self.steps = 0
+        self._reported = 0  # ``steps`` when ``env_steps`` was last sent
         self.episodes: list[list[float]] = [[] for _ in range(self.n)]
         self.finished: list[float] = [] if finished is None else finished
         convert = observation_converter(env.single_observation_space)
@@ -136,12 +137,17 @@ class VectorEnvRunner:
             self.steps += int(stepped.sum())
             totals = np.where(resetting, 0.0, totals + np.where(stepped, reward, 0.0))
             lengths = np.where(resetting, 0, lengths + stepped)
+            reported = False
             for i in np.flatnonzero(terminal | truncated):
                 if max_episodes is None or len(self.episodes[i]) < max_episodes:
                     self.episodes[i].append(float(totals[i]))
                     self.finished.append(float(totals[i]))
                     self.agent.metrics.mean(names.EPISODE_REWARD, float(totals[i]))
                     self.agent.metrics.mean(names.EPISODE_LENGTH, float(lengths[i]))
+                    reported = True
+            if reported:  # as VectorRunner: the steps since the last report, with the ends
+                self.agent.metrics.scalar(names.ENV_STEPS, self.steps - self._reported)
+                self._reported = self.steps
 
 
 def _rows(batch: Any, n: int) -> list[Any]:
