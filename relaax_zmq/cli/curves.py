@@ -34,6 +34,7 @@ from relaax_zmq.cli.events import (
     ScalarReader,
     runs_under,
 )
+from relaax_zmq.extras import require_extra
 
 #: The x axes of a curve (module docstring); the first is the default.
 X_AXES = ("steps", "seconds", "episodes")
@@ -207,8 +208,7 @@ def write_png(
 ) -> None:
     """One panel per tag, one line per run (smoothed, a legend names the runs), the raw
     values faint behind, over the ``x`` axis."""
-    import matplotlib
-
+    matplotlib = require_extra("matplotlib", "plots", "learning curves as PNG")
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
@@ -238,7 +238,8 @@ def write_png(
 def save_curves(
     curves: Sequence[Curve], out: Path, *, x: str = "steps", smooth: int = 100, title: str = ""
 ) -> tuple[Path, Path]:
-    """``out`` .png (over ``x``) and .csv of ``curves``."""
+    """``out`` .csv and .png (over ``x``) of ``curves``; the PNG needs the ``plots`` extra
+    (``MissingExtra`` without it, once the CSV is written)."""
     out = Path(out)
     png, table = out.with_suffix(".png"), out.with_suffix(".csv")
     png.parent.mkdir(parents=True, exist_ok=True)
