@@ -86,10 +86,13 @@ class PolicyModule(nn.Module):
         ``deterministic`` (actor-critic algorithms; the others act greedily either way)."""
         x = self._normalized(observations)
         if self.kind == "actor_critic":
-            out = self.net(x, memory) if self.recurrent else self.net(x)
-            distribution = self.net.distribution(out.head)
+            if self.recurrent:
+                head, memory = self.net(x, memory)[::2]
+            else:  # the policy head alone: acting needs no value
+                head = self.net.policy_head(self.net.torso(x))
+            distribution = self.net.distribution(head)
             actions = distribution.mode() if deterministic else distribution.sample()
-            return (actions if not self.bounded else self._clipped(actions)), out.memory
+            return (actions if not self.bounded else self._clipped(actions)), memory
         if self.kind == "q":
             return self.net(x).argmax(dim=-1), None
         out = self.net(x)  # "deterministic": the network's output is the action
