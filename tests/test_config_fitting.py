@@ -130,3 +130,11 @@ def test_a_fitted_app_keeps_the_first_presets_hyperparameters() -> None:
     }
     checked(app)
     assert (presets_dir() / "cartpole-dqn.yaml").is_file()
+
+
+def test_known_spaces_fit_an_app_without_making_the_environment() -> None:
+    known = (spaces.Box(-1, 1, (5,), np.float32), spaces.Discrete(3))
+    app = fitted_app("reinforce", "NotRegistered-v0", known)
+    assert app["algorithm"]["config"]["input"] == {"shape": [5]}
+    assert app["algorithm"]["config"]["output"] == {"actions": 3}
+    assert app["environment"]["name"] == "NotRegistered-v0"

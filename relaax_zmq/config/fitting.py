@@ -155,13 +155,13 @@ def algorithm_preset(algorithm: str, env_id: str | None = None) -> dict[str, Any
 def fitted_app(
     algorithm: str,
     env_id: str,
-    env_spaces_: tuple[spaces.Space, spaces.Space] | None = None,
+    known_spaces: tuple[spaces.Space, spaces.Space] | None = None,
 ) -> dict[str, Any]:
     """The app mapping that trains ``algorithm`` on the gymnasium environment ``env_id``.
 
     The bundled preset for the pair as it is when there is one; otherwise the
     algorithm's first preset (hyperparameters, ``workers``, ``parameter_servers``)
-    with ``input``/``output`` fitted to the environment's spaces (``env_spaces_``
+    with ``input``/``output`` fitted to the environment's spaces (``known_spaces``
     when given, else made by ``env_spaces``) and the environment section
     ``GYM_ENVIRONMENT`` named ``env_id``.
 
@@ -173,7 +173,7 @@ def fitted_app(
     if preset is not None:
         return copy.deepcopy(preset)
     base = algorithm_preset(algorithm)
-    inputs, outputs = fit_spaces(*(env_spaces_ or env_spaces(env_id)))
+    inputs, outputs = fit_spaces(*(known_spaces or env_spaces(env_id)))
     config = copy.deepcopy((base.get("algorithm") or {}).get("config") or {})
     config.update({"input": inputs, "output": outputs})
     return {
