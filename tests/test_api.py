@@ -218,3 +218,23 @@ def test_the_api_is_served_from_the_package_lazily():
     assert relaax_zmq.learn is learn and relaax_zmq.Policy is Policy
     with pytest.raises(AttributeError, match="no attribute 'lern'"):
         relaax_zmq.lern  # noqa: B018
+
+
+def test_a_serial_run_sends_its_tensorboard_scalars_to_mlflow(tmp_path):
+    tracking = pytest.importorskip("mlflow.tracking")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = learn(
+        "CartPole-v1",
+        "ppo",
+        total_steps=1500,
+        mode="serial",
+        run_dir=tmp_path / "r",
+        config={"metrics.mlflow": {"tracking_uri": uri, "experiment": "api"}},
+    )
+    tag = "client/episode_reward"
+    board = sorted((p.step, p.value) for p in read_scalars(run.metrics_dir, {tag})[tag])
+    client = tracking.MlflowClient(tracking_uri=uri)
+    (found,) = client.search_runs([client.get_experiment_by_name("api").experiment_id])
+    history = sorted((m.step, m.value) for m in client.get_metric_history(found.info.run_id, tag))
+    assert board and [s for s, _ in history] == [s for s, _ in board]
+    assert np.allclose([v for _, v in history], [v for _, v in board], rtol=1e-6)  # TB: float32

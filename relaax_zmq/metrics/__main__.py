@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import zmq
 
-from relaax_zmq.errors import AuthError
+from relaax_zmq.errors import AuthError, ConfigError
 from relaax_zmq.metrics.collector import Collector
 from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
 
@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{PROG}: {config.metrics.endpoint}: {exc}") from None
     except OSError as exc:
         raise SystemExit(f"{PROG}: {config.metrics.logdir}: {exc}") from None
+    except ConfigError as exc:  # a tracker's extra is missing or its run cannot start
+        raise SystemExit(f"{PROG}: {exc}") from None
     return 0
 
 
