@@ -215,3 +215,15 @@ def test_a_missing_extra_is_named(module: str, call: str, extra: str) -> None:
     assert result.returncode == 0, result.stderr
     assert f"needs the {module} package" in result.stdout
     assert f"pip install 'relaax-zmq[{extra}]'" in result.stdout
+
+
+def test_an_app_file_rewritten_unchanged_keeps_every_byte(tmp_path) -> None:
+    from relaax_zmq.cli.appfile import NOTE, read_app, write_app
+    from relaax_zmq.presets import preset_files
+
+    for preset in preset_files():
+        app = tmp_path / preset.name
+        original = preset.read_text()
+        app.write_text(original)
+        assert write_app(app, read_app(app), "nothing changed") == tmp_path / f"{preset.name}.bak"
+        assert app.read_text() == f"{NOTE}nothing changed\n" + original, preset.name

@@ -27,6 +27,8 @@ def _yaml() -> YAML:
     yaml = YAML()  # round-trip: comments, key order and scalar styles survive
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096  # never re-wrap the user's long lines
+    yaml.default_flow_style = None  # new leaf lists and mappings inline, as the presets write them
+    yaml.preserve_quotes = True
     return yaml
 
 
