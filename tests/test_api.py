@@ -238,3 +238,54 @@ def test_a_serial_run_sends_its_tensorboard_scalars_to_mlflow(tmp_path):
     history = sorted((m.step, m.value) for m in client.get_metric_history(found.info.run_id, tag))
     assert board and [s for s, _ in history] == [s for s, _ in board]
     assert np.allclose([v for _, v in history], [v for _, v in board], rtol=1e-6)  # TB: float32
+
+
+def test_a_recurrent_policy_carries_its_state_and_restarts_it(tmp_path):
+    run = learn(
+        "CartPole-v1",
+        "da3c",
+        total_steps=800,
+        mode="serial",
+        config={"lstm_size": 16, "shared_torso": True},
+        run_dir=tmp_path / "r",
+    )
+    policy = Policy.load(run.policy_file)
+    assert policy.recurrent
+    obs = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
+    _, first = policy.predict(obs)
+    assert first[0].shape == (5, 16) and np.abs(first[0]).sum() > 0
+    _, carried = policy.predict(obs, state=first)
+    assert not np.allclose(carried[0], first[0])  # the state moves on ...
+    _, restarted = policy.predict(obs, state=first, episode_start=[True] * 5)
+    assert np.allclose(restarted[0], first[0])  # ... and episode_start zeroes it
+    assert evaluate(policy, "CartPole-v1", episodes=2).lengths[0] > 0
+
+
+class _Pixels(gymnasium.Env):
+    """A tiny image environment: which half of a uint8 frame is lit."""
+
+    observation_space = gymnasium.spaces.Box(0, 255, (40, 40, 1), np.uint8)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.side, self.t = int(self.np_random.integers(2)), 0
+        return self._frame(), {}
+
+    def _frame(self):
+        frame = np.zeros((40, 40, 1), np.uint8)
+        frame[:, 6 * self.side : 6 * self.side + 6] = 255
+        return frame
+
+    def step(self, action):
+        reward = float(action == self.side)
+        self.side, self.t = int(self.np_random.integers(2)), self.t + 1
+        return self._frame(), reward, False, self.t >= 20, {}
+
+
+def test_learn_fits_an_image_environment_and_predicts_on_uint8_frames(tmp_path):
+    run = learn(_Pixels, "ppo", total_steps=600, mode="serial", run_dir=tmp_path / "r")
+    assert run.policy.module.input_shape == (40, 40, 1) and run.policy.module.input_dtype == "uint8"
+    frames = np.stack([_Pixels().reset(seed=i)[0] for i in range(3)])
+    actions, _ = run.policy.predict(frames)
+    assert actions.shape == (3,) and set(actions.tolist()) <= {0, 1}
