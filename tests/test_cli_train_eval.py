@@ -111,3 +111,17 @@ def test_train_refuses_a_bad_key_by_its_full_name(tmp_path):
         in done.stderr
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_play_of_a_trained_gym_app_is_eval_of_its_newest_checkpoint(tmp_path):
+    import relaax_zmq
+
+    run = relaax_zmq.learn(
+        "CartPole-v1", "da3c", total_steps=2000, mode="local", run_dir=tmp_path / "r"
+    )
+    app = str(run.app_file)
+    played = relaax("play", "-c", app, "-n", "2", "--episodes", "2", "--json", cwd=tmp_path)
+    assert played.returncode == 0, played.stderr
+    evaluated = relaax("eval", app, "-n", "4", "--json", cwd=tmp_path)
+    assert json.loads(played.stdout)["rewards"] == json.loads(evaluated.stdout)["returns"]
+    assert not (tmp_path / "r" / "logs" / "run").exists()  # no supervisord was started for it
