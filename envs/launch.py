@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
-import yaml
 
 from relaax_zmq.client import AgentProxy, TrainingBase, VectorAgentProxy
 from relaax_zmq.config import AppConfig, EnvironmentConfig, load_config
+from relaax_zmq.config.overrides import parse_overrides
 from relaax_zmq.errors import ConfigError, RelaaxError
 from relaax_zmq.runtime.imports import import_path
 
@@ -212,22 +212,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _overrides(pairs: Sequence[str]) -> dict[str, object]:
-    found: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set: expected KEY=VALUE, got {pair!r}")
-        found[key.strip()] = yaml.safe_load(value)
-    return found
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m relaax_zmq.envs``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:
-        config = load_config(args.config, _overrides(args.set))
+        config = load_config(args.config, parse_overrides(args.set))
     except ConfigError as exc:
         print(f"relaax_zmq.envs: {exc}", file=sys.stderr)
         return 2

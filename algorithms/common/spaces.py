@@ -3,7 +3,7 @@
 The algorithms see only the arrays that travel over RLX, so these mirror the
 conversions of ``relaax_zmq.envs.spaces``: a ``Box`` observation keeps its shape
 and dtype (a uint8 array of 3 dimensions is an image), a ``Discrete`` one is a
-one-hot float32 vector, ``MultiBinary``/``MultiDiscrete`` an integer array,
+one-hot float32 vector, ``MultiBinary``/``MultiDiscrete`` a float32 array,
 anything else a flat float32 vector. A ``Discrete`` action is an index (the
 network outputs one logit or Q-value per action), a ``Box`` action a float
 vector (the network outputs one value per dimension, within ``low``/``high``).
@@ -79,8 +79,10 @@ class ObservationSpec:
         """The observations a client of ``space`` sends (``relaax_zmq.envs.spaces``)."""
         from gymnasium import spaces
 
-        if isinstance(space, (spaces.Box, spaces.MultiBinary, spaces.MultiDiscrete)):
+        if isinstance(space, spaces.Box):
             return cls(tuple(space.shape), np.dtype(space.dtype).name)
+        if isinstance(space, (spaces.MultiBinary, spaces.MultiDiscrete)):
+            return cls(tuple(space.shape), "float32")
         if isinstance(space, spaces.Discrete):
             return cls((int(space.n),), "float32")
         return cls((int(spaces.flatdim(space)),), "float32")

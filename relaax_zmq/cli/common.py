@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from relaax_zmq.config import AppConfig, load_config
+from relaax_zmq.config.overrides import parse_overrides
 from relaax_zmq.errors import ConfigError
 
 #: The program name in messages.
@@ -56,29 +57,12 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_set(pairs: Iterable[str]) -> dict[str, Any]:
-    """``{dotted key: value}`` of ``--set`` pairs (``KEY=VALUE``, the value read as YAML 1.2).
-
-    The result is ``load_config``'s ``overrides``; a later pair for the same key
-    wins. Raises CliError (exit status 2) for a pair that is not ``KEY=VALUE``.
-    """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    reader = YAML(typ="safe", pure=True)
-    found: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        parts = key.split(".")
-        if not sep or not all(p.strip() for p in parts):
-            raise CliError(f"--set: expected KEY=VALUE with a dotted KEY, got {pair!r}", code=2)
-        try:
-            found[key] = reader.load(text) if text.strip() else None
-        except YAMLError as exc:
-            problem = getattr(exc, "problem", None) or exc
-            message = f"--set {key}: expected a YAML value, got {text!r} ({problem})"
-            raise CliError(message, code=2) from None
-    return found
+    """``{dotted key: value}`` of ``--set`` pairs (``relaax_zmq.config.overrides``); a
+    CliError (exit status 2) for a pair that is not ``KEY=VALUE`` or not YAML."""
+    try:
+        return parse_overrides(pairs)
+    except ConfigError as exc:
+        raise CliError(str(exc), code=2) from None
 
 
 def load_app(path: Path, overrides: Mapping[str, Any] | None = None) -> AppConfig:

@@ -56,6 +56,7 @@ from relaax_zmq.cli.programs import (
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.config import AppConfig, dump_config
+from relaax_zmq.extras import MissingExtra
 from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.runtime.local import app_shards, wait_ready
 from relaax_zmq.runtime.progress import add_progress_option, open_display
@@ -253,12 +254,16 @@ def watch(args: argparse.Namespace, config: AppConfig, supervisor: Supervisor) -
         display.close("error")  # when an error ended the watch (else done already)
         restore()
     folder = supervisor.folder
-    curves = write_curves(
-        [config.metrics.logdir],
-        curves_base(folder.root),
-        smooth=args.window,
-        title=str(folder.config_path.name),
-    )
+    try:
+        curves = write_curves(
+            [config.metrics.logdir],
+            curves_base(folder.root),
+            smooth=args.window,
+            title=str(folder.config_path.name),
+        )
+    except MissingExtra as exc:  # the run is done; only its picture is missing
+        display.note(f"no learning curve: {exc}")
+        curves = None
     extra: dict[str, Path] = {}
     if curves is not None:
         extra["learning_curve"] = curves[0]

@@ -79,7 +79,7 @@ BUILTIN: dict[str, MetricInfo] = {
         False, "ps", "weight versions between a gradient's and the ones it is applied to"
     ),
     UPDATES_PER_SECOND: MetricInfo(False, "ps", "gradients applied per second"),
-    GLOBAL_STEP: MetricInfo(False, "ps", "the shard's global step (updates applied)"),
+    GLOBAL_STEP: MetricInfo(False, "ps", "the shard's global step (environment steps of the gradients it accepted)"),
     CHECKPOINT_FAILURES: MetricInfo(
         False, "ps", "checkpoint saves a location refused since the shard started (0: all saved)"
     ),
