@@ -27,7 +27,7 @@ from bench.c_client import C_DIR, build_c, c_session, write_c_app
 from bench.exchange import exchange
 from relaax_zmq.protocol.vectors import VECTOR_FILE, load_vectors
 from relaax_zmq.runtime.local import LocalStack
-from relaax_zmq.runtime.train import global_step
+from relaax_zmq.runtime.watching import global_step
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Sanitizer reports fail a run even where the exit status would not tell.

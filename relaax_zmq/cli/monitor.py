@@ -30,7 +30,7 @@ from relaax_zmq.runtime.progress import (
     mean_of_last,
     open_display,
 )
-from relaax_zmq.runtime.train import (
+from relaax_zmq.runtime.watching import (
     checkpoint_files,
     reported_global_step,
     served_steps,

@@ -60,7 +60,7 @@ from relaax_zmq.extras import MissingExtra
 from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.runtime.local import app_shards, wait_ready
 from relaax_zmq.runtime.progress import add_progress_option, open_display
-from relaax_zmq.runtime.train import locations
+from relaax_zmq.runtime.watching import locations
 
 HELP = "start the app's daemons under supervisord (and watch training)"
 

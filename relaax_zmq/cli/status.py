@@ -17,7 +17,7 @@ from relaax_zmq.cli.common import add_app_option, add_json_option, load_app, pri
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.runtime.admin_client import app_broker_status
-from relaax_zmq.runtime.train import reported_global_step, served_steps
+from relaax_zmq.runtime.watching import reported_global_step, served_steps
 
 HELP = "show the daemons' states and the broker's live figures"
 BAD = ("FATAL", "BACKOFF")
