@@ -289,3 +289,14 @@ def test_learn_fits_an_image_environment_and_predicts_on_uint8_frames(tmp_path):
     frames = np.stack([_Pixels().reset(seed=i)[0] for i in range(3)])
     actions, _ = run.policy.predict(frames)
     assert actions.shape == (3,) and set(actions.tolist()) <= {0, 1}
+
+
+def test_learn_connects_to_a_running_app(tmp_path):
+    from relaax_zmq.runtime.local import LocalStack
+
+    first = learn("CartPole-v1", "da3c", total_steps=1000, mode="local", run_dir=tmp_path / "r")
+    with LocalStack(first.app_file, log_dir=tmp_path / "logs"):  # the app's servers, running
+        run = learn("CartPole-v1", total_steps=2000, mode=first.run_dir)
+    assert run.mode == f"connected to {first.app_file}" and run.steps >= 2000
+    assert run.global_step > first.global_step  # the same shards learned on
+    assert run.policy is not None and run.policy_file is None  # its newest checkpoint
