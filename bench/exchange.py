@@ -43,8 +43,8 @@ import zmq
 from bench.timing import exit_on_sigterm, print_figures_line, table
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.runtime.admin_client import wait_for_workers
+from relaax_zmq.runtime.ports import free_port
 from relaax_zmq.testing import LINEAR_POLICY_PATH
-from relaax_zmq.testing.ports import free_port
 
 CARTPOLE_OBS = 4
 CONFIG_NAME = "bench_exchange.yaml"

@@ -23,9 +23,9 @@ from bench.timing import best_seconds, print_figures_line, table
 from relaax_zmq.config import parse_config
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.protocol.envelope import peek
+from relaax_zmq.runtime.ports import on_free_ports
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.security import ROLES, generate, peer_gate
-from relaax_zmq.testing.ports import on_free_ports
 
 
 def curve_frontend(keys: Path):

@@ -41,7 +41,7 @@ from bench.timing import exit_on_sigterm, table
 from relaax_zmq.config import load_config
 from relaax_zmq.envs.launch import make_vector_blocks, make_vector_runner
 from relaax_zmq.runtime.local import LocalStack
-from relaax_zmq.testing.ports import on_free_ports
+from relaax_zmq.runtime.ports import on_free_ports
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

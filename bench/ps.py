@@ -53,8 +53,8 @@ from bench.timing import exit_on_sigterm, table
 from relaax_zmq.config import load_config
 from relaax_zmq.ps import ParameterClient, load_spec, shard_bounds, wire
 from relaax_zmq.ps.partition import Slice
+from relaax_zmq.runtime.ports import free_port, free_port_range
 from relaax_zmq.testing import LINEAR_PG_PATH
-from relaax_zmq.testing.ports import free_port, free_port_range
 
 ROOT = Path(__file__).resolve().parents[1]
 PUSHERS = 2

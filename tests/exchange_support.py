@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from relaax_zmq.runtime.admin_client import broker_status, live_workers
+from relaax_zmq.runtime.ports import free_port
 from relaax_zmq.testing import LINEAR_POLICY_PATH
-from relaax_zmq.testing.ports import free_port
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

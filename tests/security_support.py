@@ -9,8 +9,8 @@ import zmq
 import zmq.utils.monitor
 
 from relaax_zmq.config import parse_config
+from relaax_zmq.runtime.ports import on_free_ports
 from relaax_zmq.security import ROLES, generate
-from relaax_zmq.testing.ports import on_free_ports
 
 
 def make_keys(folder: Path) -> Path:

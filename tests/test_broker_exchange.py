@@ -36,8 +36,8 @@ from relaax_zmq.protocol.constants import MAGIC
 from relaax_zmq.protocol.header import LAYOUT as HEADER
 from relaax_zmq.protocol.link import Command
 from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.ports import free_port
 from relaax_zmq.testing import LINEAR_POLICY_PATH
-from relaax_zmq.testing.ports import free_port
 
 WAIT = 2.0  # seconds any expected message may take
 

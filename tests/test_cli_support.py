@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from relaax_zmq.testing.ports import on_free_ports
+from relaax_zmq.runtime.ports import on_free_ports
 
 CLI = [sys.executable, "-m", "relaax_zmq.cli"]
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from relaax_zmq.config import AppConfig, load_config
+from relaax_zmq.runtime.ports import on_free_ports
 from relaax_zmq.serial import SerialRunner
-from relaax_zmq.testing.ports import on_free_ports
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "reinforce"
 

@@ -23,8 +23,8 @@ from relaax_zmq.config import AppConfig, parse_config
 from relaax_zmq.metrics import Collector, MetricsSender, SessionMetricsSink, encode_batch, names
 from relaax_zmq.protocol import Message, MessageType, Role, encode, messages
 from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.ports import free_port
 from relaax_zmq.testing.linear_policy.agent import LinearPolicyAgent
-from relaax_zmq.testing.ports import free_port
 from relaax_zmq.worker.host import SessionHost
 
 pytestmark = pytest.mark.timeout(60)

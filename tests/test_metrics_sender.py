@@ -21,7 +21,7 @@ from relaax_zmq.metrics import (
 from relaax_zmq.metrics.events import histogram_value
 from relaax_zmq.metrics.filters import MetricFilter
 from relaax_zmq.protocol import Message, MessageType, Role, encode, messages
-from relaax_zmq.testing.ports import free_port
+from relaax_zmq.runtime.ports import free_port
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from relaax_zmq.core import OptimizerSpec, ParameterServerSpec
 from relaax_zmq.kernels import reference
 from relaax_zmq.ps import ParameterClient, Shard, ShardState, wire
 from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.ports import free_port_range
 from relaax_zmq.testing import LINEAR_PG_PATH
-from relaax_zmq.testing.ports import free_port_range
 
 pytestmark = pytest.mark.timeout(60)
 

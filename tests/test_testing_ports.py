@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from relaax_zmq.testing.ports import (
+from relaax_zmq.runtime.ports import (
     PORT_FLOOR,
     ephemeral_floor,
     free_port,
@@ -35,7 +35,7 @@ def test_ports_come_from_below_the_ephemeral_range() -> None:
 
 
 def test_the_ephemeral_floor_is_the_kernels(tmp_path, monkeypatch) -> None:
-    import relaax_zmq.testing.ports as ports
+    import relaax_zmq.runtime.ports as ports
 
     fake = tmp_path / "ip_local_port_range"
     fake.write_text("40000\t60999\n")

@@ -41,9 +41,9 @@ from relaax_zmq.config.fitting import (
 )
 from relaax_zmq.config.loader import apply_overrides
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.runtime.ports import on_free_ports
 from relaax_zmq.runtime.progress import ProgressDisplay
 from relaax_zmq.runtime.registry import load_algorithm
-from relaax_zmq.testing.ports import on_free_ports
 
 #: The modes ``learn`` runs in by name (else an app file or folder to connect to).
 MODES = ("serial", "local")

@@ -57,9 +57,9 @@ from relaax_zmq.errors import EpisodeRestart
 from relaax_zmq.ps import load_spec, shard_bounds, wire
 from relaax_zmq.runtime.admin_client import app_broker_status
 from relaax_zmq.runtime.local import DAEMON_ENV, LocalDaemon, LocalStack, app_daemons
+from relaax_zmq.runtime.ports import on_free_ports
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.testing import LINEAR_PG_PATH
-from relaax_zmq.testing.ports import on_free_ports
 
 #: ``linear_pg`` on the 4-armed bandit (1-value observations).
 ALGORITHM = {"actions": 4, "state_size": 1, "batch_size": 10, "learning_rate": 0.05}

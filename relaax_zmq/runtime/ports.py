@@ -1,4 +1,5 @@
-"""Free loopback ports for tests and benchmarks, and apps placed on them.
+"""Free loopback ports for apps run on this machine (``relaax_zmq.learn``, ``relaax-zmq
+train``), tests and benchmarks, and apps placed on them.
 
 Ports are picked below the kernel's ephemeral range (``ip_local_port_range``): a port
 from that range, free when picked, can become the local port of any outgoing connection
