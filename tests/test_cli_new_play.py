@@ -183,7 +183,7 @@ def test_new_set_writes_the_changes_into_the_app(tmp_path) -> None:
 MISSING = """
 import sys
 sys.modules[{module!r}] = None  # as if the extra were not installed
-from relaax_zmq.extras import MissingExtra
+from relaax_zmq.runtime.extras import MissingExtra
 try:
     {call}
 except MissingExtra as exc:
@@ -203,7 +203,7 @@ except MissingExtra as exc:
         ),
         (
             "matplotlib",
-            "from relaax_zmq.extras import require_extra\n"
+            "from relaax_zmq.runtime.extras import require_extra\n"
             "    require_extra('matplotlib', 'plots', 'learning-curve pictures')",
             "plots",
         ),

@@ -31,8 +31,9 @@ from gymnasium.vector import VectorEnv
 from relaax_zmq.api.callbacks import Callback
 from relaax_zmq.api.evaluate import EnvSpec
 from relaax_zmq.api.policy import POLICY_FILE
-from relaax_zmq.api.training import Environment, Run, Stops, run_app
-from relaax_zmq.config import AppConfig, load_config, parse_config
+from relaax_zmq.api.training import Environment, Run, run_app
+from relaax_zmq.api.watch import Stops
+from relaax_zmq.config import load_config, parse_config
 from relaax_zmq.config.fitting import (
     algorithm_preset,
     fit_spaces,
@@ -43,7 +44,7 @@ from relaax_zmq.config.loader import apply_overrides
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.runtime.ports import on_free_ports
 from relaax_zmq.runtime.progress import ProgressDisplay
-from relaax_zmq.runtime.registry import load_algorithm
+from relaax_zmq.runtime.registry import check_algorithm_config
 
 #: The modes ``learn`` runs in by name (else an app file or folder to connect to).
 MODES = ("serial", "local")
@@ -103,7 +104,7 @@ def learn(
     else:
         mapping = _app_mapping(algo, source, config, seed=seed, n_envs=n_envs, workers=workers)
         parsed = parse_config(mapping, "learn")
-        _check_hyperparameters(parsed)
+        check_algorithm_config(parsed)  # before any folder is made
         chosen = (
             str(mode) if mode is not None else "local" if parsed.workers.count > 1 else "serial"
         )
@@ -127,19 +128,6 @@ def learn(
         policy_file=policy_file,
         log_dir=log_dir,
     )
-
-
-def _check_hyperparameters(config: AppConfig) -> None:
-    """The algorithm's own check of its ``config`` (unknown keys, bad values), before any
-    folder is made; ConfigError with its text."""
-    try:
-        load_algorithm(config.algorithm).parse(config.algorithm.config)
-    except ValueError as exc:  # "<algorithm>: <key path>: <what>"
-        text = str(exc).removeprefix(f"{config.algorithm.name}: ")
-        path, _, what = text.partition(": ")
-        if not path.startswith("algorithm.config") or not what:
-            path, what = "algorithm.config", text
-        raise ConfigError(path, what) from None
 
 
 def _environment(env: EnvSpec | VectorEnv) -> Environment:

@@ -13,7 +13,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,11 @@ from typing import Any
 import gymnasium
 from gymnasium.vector import VectorEnv
 
-from relaax_zmq.api.callbacks import Callback, EvalCallback, Progress
+from relaax_zmq.api.callbacks import Callback, EvalCallback
 from relaax_zmq.api.metrics import SerialMetrics
 from relaax_zmq.api.policy import Policy
 from relaax_zmq.api.spaces import SpaceInfo
+from relaax_zmq.api.watch import Stops, Watch
 from relaax_zmq.client import VectorAgentProxy
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.envs.launch import make_vector_blocks, session_options
@@ -32,8 +33,8 @@ from relaax_zmq.envs.vector_env_runner import vector_env_runner
 from relaax_zmq.envs.vector_runner import VectorRunner
 from relaax_zmq.errors import RelaaxError
 from relaax_zmq.runtime.local import LocalStack
-from relaax_zmq.runtime.progress import ProgressDisplay, ProgressState, mean_of_last
-from relaax_zmq.runtime.watching import checkpoint_files, global_step, stop_reason
+from relaax_zmq.runtime.progress import ProgressDisplay, mean_of_last
+from relaax_zmq.runtime.watching import checkpoint_files, global_step
 from relaax_zmq.serial import SerialRun, SerialRunner
 
 #: How ``run_app`` runs an app: in this thread, with its daemons started here, or against
@@ -101,95 +102,6 @@ class Environment:
             None if space is None else SpaceInfo.of(space)
             for space in (self.observation_space, self.action_space)
         )
-
-
-@dataclass
-class Stops:
-    """When a run stops, who hears of its progress, and how often."""
-
-    total_steps: int | None
-    target_reward: float | None
-    window: int
-    time_limit: float | None
-    callbacks: list[Callback]
-    display: ProgressDisplay | None
-    interval: float
-
-
-class Watch:
-    """A run's stop rules, its best mean, its display and its callbacks."""
-
-    def __init__(self, stops: Stops, max_global_step: int | None) -> None:
-        self.stops = stops
-        self.max_global_step = max_global_step
-        self.best = -math.inf
-        self.stopped = ""
-        self.start = time.monotonic()
-
-    def check(
-        self,
-        steps: int,
-        returns: Sequence[float],
-        global_step: int,
-        *,
-        losses: Mapping[str, float] | None = None,
-        policy: Callable[[], Policy | None] = lambda: None,
-        checkpoints: int = 0,
-        final: bool = False,
-        report: bool = True,
-    ) -> bool:
-        """Update with the run's figures; True while it goes on."""
-        stops, elapsed = self.stops, time.monotonic() - self.start
-        mean = mean_of_last(returns, stops.window)
-        self.best = max(self.best, mean)
-        if not self.stopped:
-            self.stopped = self._reason(steps, mean, global_step, elapsed)
-        if report or final or self.stopped:
-            if stops.display is not None:
-                stops.display.update(
-                    ProgressState(
-                        elapsed,
-                        steps,
-                        len(returns),
-                        mean,
-                        global_step,
-                        checkpoints,
-                        stops.total_steps,
-                    )
-                )
-            progress = Progress(
-                steps,
-                len(returns),
-                elapsed,
-                mean,
-                self.best,
-                global_step,
-                dict(losses or {}),
-                final,
-                policy,
-            )
-            for callback in stops.callbacks:
-                if callback(progress) is False and not self.stopped:
-                    self.stopped = (
-                        f"stopped by {getattr(callback, '__name__', type(callback).__name__)}"
-                    )
-        return not self.stopped
-
-    def _reason(self, steps: int, mean: float, global_step: int, elapsed: float) -> str:
-        stops = self.stops
-        state = ProgressState(elapsed, steps, 0, mean, global_step, 0)
-        reason = stop_reason(
-            state,
-            self.max_global_step,
-            target_reward=stops.target_reward,
-            time_limit=stops.time_limit,
-            total_steps=stops.total_steps,
-        )
-        return reason or ""
-
-    def target_reached(self, returns: Sequence[float]) -> bool:
-        target = self.stops.target_reward
-        return target is not None and mean_of_last(returns, self.stops.window) >= target
 
 
 def run_app(

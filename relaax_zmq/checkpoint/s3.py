@@ -9,7 +9,7 @@ from relaax_zmq.checkpoint.keys import load_keys_file
 from relaax_zmq.checkpoint.location import Entry
 from relaax_zmq.checkpoint.naming import parse_name
 from relaax_zmq.config.parameter_servers import S3Config
-from relaax_zmq.extras import require_extra
+from relaax_zmq.runtime.extras import require_extra
 
 
 def make_s3_client(config: S3Config) -> Any:

@@ -83,16 +83,13 @@ def load_app(path: Path, overrides: Mapping[str, Any] | None = None) -> AppConfi
 
 
 def check_algorithm(config: AppConfig, where: str) -> None:
-    """Parse ``algorithm.config`` by the app's algorithm: CliError naming the full key.
-
-    (Loading an app checks the sections of the app; the algorithm's own keys are
-    checked when a daemon starts it, too late for a command line's ``--set``.)
-    """
-    from relaax_zmq.runtime.registry import load_algorithm
+    """The app's algorithm parses ``algorithm.config`` (``check_algorithm_config``): a
+    CliError naming the full key, before a daemon would find it too late for ``--set``."""
+    from relaax_zmq.runtime.registry import check_algorithm_config
 
     try:
-        load_algorithm(config.algorithm).parse(config.algorithm.config)
-    except (ConfigError, ValueError) as exc:
+        check_algorithm_config(config)
+    except ConfigError as exc:
         raise CliError(f"{where}: {exc}") from None
 
 

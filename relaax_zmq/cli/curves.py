@@ -34,7 +34,7 @@ from relaax_zmq.cli.events import (
     ScalarReader,
     runs_under,
 )
-from relaax_zmq.extras import require_extra
+from relaax_zmq.runtime.extras import require_extra
 
 #: The x axes of a curve (module docstring); the first is the default.
 X_AXES = ("steps", "seconds", "episodes")

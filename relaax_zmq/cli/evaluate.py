@@ -86,7 +86,7 @@ def _app_environment(policy, render: str | None):  # noqa: ANN001, ANN202
 
 def write_video(frames, path: Path, fps: int = 30) -> None:  # noqa: ANN001
     """Write RGB ``frames`` as an MP4 video (OpenCV's mp4v codec)."""
-    from relaax_zmq.extras import require_extra
+    from relaax_zmq.runtime.extras import require_extra
 
     cv2 = require_extra("cv2", "video", "eval --video")
     if not frames:

@@ -56,7 +56,7 @@ from relaax_zmq.cli.programs import (
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.config import AppConfig, dump_config
-from relaax_zmq.extras import MissingExtra
+from relaax_zmq.runtime.extras import MissingExtra
 from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
 from relaax_zmq.runtime.local import app_shards, wait_ready
 from relaax_zmq.runtime.progress import add_progress_option, open_display

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relaax_zmq.config.sections import AlgorithmConfig
 from relaax_zmq.core import (
@@ -23,6 +24,9 @@ from relaax_zmq.core import (
 )
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.runtime.imports import import_path
+
+if TYPE_CHECKING:
+    from relaax_zmq.config import AppConfig
 
 #: The entry-point group installed algorithms register in.
 ENTRY_POINT_GROUP = "relaax_zmq.algorithms"
@@ -84,3 +88,17 @@ def load_parameter_server(
 ) -> ParameterServerSpec | None:
     """The configured algorithm's parameter-server spec; None when it needs no shards."""
     return load_algorithm(config).make_parameter_server(config.config, context)
+
+
+def check_algorithm_config(config: AppConfig) -> None:
+    """The app's algorithm parses its ``algorithm.config`` (unknown keys, bad values): a
+    ConfigError naming the full key. Loading an app checks its sections; the algorithm's own
+    keys are otherwise checked only when a worker builds the agent."""
+    try:
+        load_algorithm(config.algorithm).parse(config.algorithm.config)
+    except ValueError as exc:  # "<algorithm>: <key path>: <what>"
+        text = str(exc).removeprefix(f"{config.algorithm.name}: ")
+        path, _, what = text.partition(": ")
+        if not path.startswith("algorithm.config") or not what:
+            path, what = "algorithm.config", text
+        raise ConfigError(path, what) from None
