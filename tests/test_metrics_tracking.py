@@ -142,7 +142,8 @@ def test_mlflow_and_wandb_get_the_scalars_tensorboard_gets(tmp_path):
     assert wandb_points(records) == tensorboard  # the steps went back: nothing dropped
     (header,) = [r["run"] for r in records if r["type"] == "run"]
     assert (header["project"], header["display_name"]) == ("proj", "tb")
-    assert records[-1] == {**records[-1], "type": "exit", "exit": {"exit_code": 0}}
+    last = records[-1]  # the run finished cleanly (its runtime, in whole seconds, varies)
+    assert last["type"] == "exit" and last["exit"]["exit_code"] == 0, last
 
 
 def test_a_tag_mlflow_refuses_is_counted_and_the_others_still_arrive(tmp_path):
