@@ -164,3 +164,9 @@ def test_a_second_run_continues_the_first_and_fresh_starts_over(app: Path) -> No
     assert list(checkpoints.glob("ckpt-*.h5")), "the fresh run saved its own"
     (metrics,) = load_config(app).metrics.logdir.parent.glob("metrics.previous-*")
     assert any(metrics.iterdir())
+    # --progress json: stdout holds the JSON lines alone, every message goes to stderr
+    done = cli("run", "all", "--time-limit", "3", "--progress", "json", "-c", app, timeout=200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["reason"].startswith("time limit")
+    assert "up:" in done.stderr and "checkpoints:" in done.stderr

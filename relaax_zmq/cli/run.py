@@ -30,8 +30,10 @@ scratch.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from relaax_zmq.cli.common import (
     PROG,
@@ -145,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 "ports in use (another app or an earlier run still up?): " + ", ".join(busy)
             )
         if args.fresh:
-            set_aside(config)
+            set_aside(config, _notes(args))
     elif args.fresh:
         raise CliError("run --fresh: the app's daemons are running; stop them first", code=2)
     else:  # add these roles to what already runs for this app
@@ -159,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         tensorboard_port=args.tensorboard_port,
     )
     supervisor.write(programs, crash_limit=args.crash_limit, crash_window=args.crash_window)
-    print(f"starting {', '.join(p.name for p in programs)} under supervisord ...", flush=True)
+    notes = _notes(args)
+    print(f"starting {', '.join(p.name for p in programs)} under supervisord ...", file=notes)
     try:
         if started_here:
             supervisor.start()
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         if started_here:
             supervisor.shutdown()
         raise
-    print(f"up: {folder.root} (relaax-zmq status -c {args.config})", flush=True)
+    print(f"up: {folder.root} (relaax-zmq status -c {args.config})", file=notes, flush=True)
     if args.detach:
         return 0
     return watch(args, config, supervisor)
@@ -189,13 +192,19 @@ def effective_app(config: AppConfig, folder: RunFolder) -> Path:
     return path
 
 
-def set_aside(config: AppConfig) -> None:
+def set_aside(config: AppConfig, notes: TextIO) -> None:
     """``--fresh``: the earlier run set aside (``relaax_zmq.runtime.fresh_start``)."""
     try:
         moves = set_aside_previous_run(config)
     except FreshStartError as exc:
         raise CliError(f"run --fresh: {exc}") from None
-    print(set_aside_report(moves), flush=True)
+    print(set_aside_report(moves), file=notes, flush=True)
+
+
+def _notes(args: argparse.Namespace) -> TextIO:
+    """Where messages for the user go: stderr with ``--progress json`` (stdout is its JSON
+    lines alone, as the display keeps it), stdout otherwise."""
+    return sys.stderr if getattr(args, "progress", None) == "json" else sys.stdout
 
 
 def wait_started(
