@@ -137,16 +137,17 @@ class VectorEnvRunner:
             self.steps += int(stepped.sum())
             totals = np.where(resetting, 0.0, totals + np.where(stepped, reward, 0.0))
             lengths = np.where(resetting, 0, lengths + stepped)
-            reported = False
+            reported = 0  # episodes reported on this step
             for i in np.flatnonzero(terminal | truncated):
                 if max_episodes is None or len(self.episodes[i]) < max_episodes:
                     self.episodes[i].append(float(totals[i]))
                     self.finished.append(float(totals[i]))
                     self.agent.metrics.mean(names.EPISODE_REWARD, float(totals[i]))
                     self.agent.metrics.mean(names.EPISODE_LENGTH, float(lengths[i]))
-                    reported = True
+                    reported += 1
             if reported:  # as VectorRunner: the steps since the last report, with the ends
                 self.agent.metrics.scalar(names.ENV_STEPS, self.steps - self._reported)
+                self.agent.metrics.scalar(names.EPISODES, reported)
                 self._reported = self.steps
 
 

@@ -140,7 +140,7 @@ class VectorRunner:
             ended = terminal | truncated
             rewards = np.full(n, np.nan, np.float32)
             terminal, truncated = np.zeros(n, bool), np.zeros(n, bool)
-            reported = False
+            reported = 0  # episodes reported on this step
             for i, env in enumerate(self.envs):
                 if ended[i]:
                     states[i] = self._reset(i)
@@ -162,7 +162,7 @@ class VectorRunner:
                     # episodes ending together: one mean per flush (the episode end flushes)
                     self.agent.metrics.mean(names.EPISODE_REWARD, float(totals[i]))
                     self.agent.metrics.mean(names.EPISODE_LENGTH, float(steps[i]))
-                    reported = True
+                    reported += 1
                     log.info(
                         "env %d episode %d: reward %g in %d steps",
                         i,
@@ -173,6 +173,7 @@ class VectorRunner:
             if reported:
                 # the steps of every environment since the last report, with the episode ends
                 self.agent.metrics.scalar(names.ENV_STEPS, self.steps - self._reported)
+                self.agent.metrics.scalar(names.EPISODES, reported)
                 self._reported = self.steps
 
     def _too_long(self, steps: int, start: float) -> bool:

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(120)
 
 OPTIONS = {"request_timeout": 2.0, "retry_deadline": 2.0}
 
+
 def write_run(
     logdir: Path,
     episodes: list[tuple[float, float, int]],
@@ -66,12 +67,15 @@ def test_clients_send_their_environment_steps_with_the_episode_rewards(
     # every step up to the last reported episode end, each counted once
     assert sum(m["env_steps"] for m in sent) <= runner.steps
     assert sum(m["env_steps"] for m in sent) >= sum(map(sum, runner.episodes))
+    # and how many episodes each reward is the mean of: every reported episode once
+    assert sum(m["episodes"] for m in rewards) == sum(map(len, runner.episodes)) == 6
 
     with FakeServer() as other:
         single = GymRunner(AgentProxy(other.endpoint, **OPTIONS), "CartPole-v1", seed=3)
         returns = single.run(max_episodes=3)
         # CartPole pays 1 per step: an episode's reward is its length
         assert [m["env_steps"] for m in sent_metrics(other)] == returns
+        assert [m["episodes"] for m in sent_metrics(other)] == [1, 1, 1]
 
 
 def test_plot_puts_runs_on_environment_steps_and_seconds(tmp_path) -> None:
@@ -160,3 +164,28 @@ def test_compare_and_plot_take_an_app_file_for_its_metrics_folder(tmp_path) -> N
     assert row["best_mean"] == 2.0 and row["total_steps"] == 20  # a short run: a short window
     missing = cli("compare", tmp_path / "nothing")
     assert missing.returncode == 1 and "no such run folder" in missing.stderr
+
+
+def test_a_mean_of_several_episodes_weighs_as_many_in_compare_and_plot(tmp_path) -> None:
+    # a vector client: 1 episode (reward 0), then 3 ending together (mean 10), then 1 (reward 4)
+    start = time.time()
+    writer = EventWriter(tmp_path / "vector")
+    writer.write(0, start, [])
+    for n, (seconds, reward, episodes) in enumerate([(1.0, 0.0, 1), (2.0, 10.0, 3), (3.0, 4.0, 1)]):
+        values = [scalar_value("client/episode_reward", reward)]
+        values += [scalar_value("client/env_steps", 50), scalar_value("client/episodes", episodes)]
+        writer.write(n, start + seconds, values)
+    writer.close()
+    done = cli("compare", tmp_path / "vector", "--window", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["runs"]
+    assert row["episodes"] == 5
+    assert row["final_mean"] == pytest.approx((10.0 * 3 + 4.0) / 4)  # the last 4 episodes
+    assert row["best_mean"] == pytest.approx(8.5)  # not the mean of the last 2 values (7.0)
+    out = tmp_path / "curve"
+    plotted = cli("plot", tmp_path / "vector", "--x", "episodes", "--smooth", "4", "-o", out)
+    assert plotted.returncode == 0, plotted.stderr
+    with open(out.with_suffix(".csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["episodes"]) for r in rows] == [1, 4, 5]
+    assert float(rows[1]["smoothed"]) == pytest.approx(7.5)  # (0 + 3 x 10) / 4

@@ -48,7 +48,9 @@ def standing(run: RunScalars, window: int, threshold: float | None) -> Standing 
     if curve is None:
         return None
     means = curve.smoothed(window)
-    first_full = min(window, len(means)) - 1  # the first mean over a whole window
+    episodes = curve.x("episodes")
+    # the first mean over a whole window (the last one when the run has fewer episodes)
+    first_full = next((i for i, n in enumerate(episodes) if n >= window), len(means) - 1)
     full = range(first_full, len(means))
     steps_to = seconds_to = None
     if threshold is not None:
@@ -58,7 +60,7 @@ def standing(run: RunScalars, window: int, threshold: float | None) -> Standing 
             steps_to = None if curve.steps is None else curve.steps[hit]
     return Standing(
         run=run.name,
-        episodes=len(means),
+        episodes=int(episodes[-1]),
         best_mean=max(means[i] for i in full),
         final_mean=means[-1],
         steps_to_threshold=steps_to,
@@ -120,9 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "runs", nargs="*", type=Path, metavar="RUN", help="metrics folders or app files"
     )
     add_app_option(parser)
-    parser.add_argument(
-        "--window", type=int, default=100, help="episodes in the moving mean (100)"
-    )
+    parser.add_argument("--window", type=int, default=100, help="episodes in the moving mean (100)")
     parser.add_argument("--threshold", type=float, help="the mean reward to reach")
     add_json_option(parser)
 

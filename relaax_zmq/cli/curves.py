@@ -8,11 +8,13 @@ default) go over one of three x axes (``X_AXES``):
   every episode reward) up to each value's wall time; runs that send none (older runs,
   clients of other languages) count their ``episode_length`` values instead;
 - ``seconds``: wall-clock seconds since the run's first event (its collector's start);
-- ``episodes``: the values' count (the n-th episode reward; a vector client that ends
-  several episodes on one step sends their mean as one value).
+- ``episodes``: episodes so far. A vector client that ends several episodes on one step
+  sends their mean as one value, with the count (``episodes``); values without a count
+  are one episode each.
 
-Each curve is smoothed with a moving mean over ``smooth`` values; the CSV holds the three
-x columns, the raw and the smoothed values.
+Each curve is smoothed with a moving mean over the last ``smooth`` episodes (each value
+weighed by the episodes it is the mean of); the CSV holds the three x columns, the raw and
+the smoothed values.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from relaax_zmq.cli.events import (
     ENV_STEPS,
     EPISODE_LENGTH,
     EPISODE_REWARD,
+    EPISODES,
     Point,
     ScalarReader,
     runs_under,
@@ -41,7 +44,7 @@ X_AXES = ("steps", "seconds", "episodes")
 LABELS = {
     "steps": "environment steps",
     "seconds": "wall-clock seconds",
-    "episodes": "values received (episodes for client/episode_reward)",
+    "episodes": "episodes (values received, for other tags than client/episode_reward)",
 }
 
 
@@ -54,22 +57,32 @@ class Curve:
     points: list[Point]
     steps: list[int] | None  #: environment steps at each point; None when the run counts none
     seconds: list[float]  #: seconds since the run's start at each point
+    #: episodes each value is the mean of (module docstring); None: one each
+    weights: list[int] | None = None
+
+    def counts(self) -> list[int]:
+        """Episodes each value stands for."""
+        return self.weights or [1] * len(self.points)
 
     def smoothed(self, window: int) -> list[float]:
-        """The moving mean of the last ``window`` values at each point."""
-        out, total = [], 0.0
-        values = [p.value for p in self.points]
-        for i, value in enumerate(values):
-            total += value
-            if i >= window:
-                total -= values[i - window]
-            out.append(total / min(i + 1, window))
+        """At each point, the mean of the last ``window`` episodes (the values weighed by
+        their episodes; the oldest value in the window counts in part)."""
+        values, counts = [p.value for p in self.points], self.counts()
+        out: list[float] = []
+        total, weight, first = 0.0, 0, 0  # over the values from ``first`` to this one
+        for value, count in zip(values, counts, strict=True):
+            total, weight = total + value * count, weight + count
+            while weight - counts[first] >= window:  # the window is full without the oldest
+                total, weight = total - values[first] * counts[first], weight - counts[first]
+                first += 1
+            excess = max(0, weight - window)  # of the oldest value's episodes, outside
+            out.append((total - values[first] * excess) / (weight - excess))
         return out
 
     def x(self, axis: str) -> list[float]:
         """The points' places on ``axis`` (``X_AXES``); ValueError for steps never counted."""
         if axis == "episodes":
-            return list(range(1, len(self.points) + 1))
+            return list(itertools.accumulate(self.counts()))
         if axis == "seconds":
             return self.seconds
         if axis != "steps":
@@ -93,7 +106,7 @@ class RunScalars:
 
     @classmethod
     def read(cls, path: Path, name: str, tags: Sequence[str]) -> RunScalars:
-        reader = ScalarReader(path, {*tags, ENV_STEPS, EPISODE_LENGTH})
+        reader = ScalarReader(path, {*tags, ENV_STEPS, EPISODE_LENGTH, EPISODES})
         scalars = dict(reader.read())
         start, end = reader.span or (0.0, 0.0)
         counted = scalars.get(ENV_STEPS) or scalars.get(EPISODE_LENGTH)
@@ -131,7 +144,12 @@ class RunScalars:
         if self.counts is not None:
             steps = [self.steps_at(p.wall_time) or 0 for p in points]
         seconds = [p.wall_time - self.start for p in points]
-        return Curve(self.name, tag, points, steps, seconds)
+        weights = None
+        if tag == EPISODE_REWARD and self.scalars.get(EPISODES):
+            # a batch's values share its wall time: each mean's episode count
+            count = {p.wall_time: max(1, int(round(p.value))) for p in self.scalars[EPISODES]}
+            weights = [count.get(p.wall_time, 1) for p in points]
+        return Curve(self.name, tag, points, steps, seconds, weights)
 
 
 def resolve_runs(items: Sequence[Path], default_app: Path) -> list[Path]:
@@ -195,10 +213,13 @@ def write_csv(curves: Sequence[Curve], path: Path, smooth: int) -> None:
         )
         for curve in curves:
             steps = curve.steps or [None] * len(curve.points)
-            rows = zip(curve.points, curve.smoothed(smooth), steps, curve.seconds, strict=True)
-            for i, (point, mean, env_steps, seconds) in enumerate(rows, start=1):
+            episodes = curve.x("episodes")
+            rows = zip(
+                curve.points, curve.smoothed(smooth), episodes, steps, curve.seconds, strict=True
+            )
+            for point, mean, episode, env_steps, seconds in rows:
                 writer.writerow(
-                    [curve.run, curve.tag, i, "" if env_steps is None else env_steps]
+                    [curve.run, curve.tag, episode, "" if env_steps is None else env_steps]
                     + [round(seconds, 3), point.value, mean, point.step, point.wall_time]
                 )
 

@@ -23,6 +23,8 @@ EPISODE_REWARD = "client/episode_reward"
 ENV_STEPS = "client/env_steps"
 #: Episode lengths (``names.EPISODE_LENGTH``): the step counts of runs without ``ENV_STEPS``.
 EPISODE_LENGTH = "client/episode_length"
+#: Episodes each episode_reward value is the mean of (``names.EPISODES``; 1 when absent).
+EPISODES = "client/episodes"
 PATTERN = "events.out.tfevents.*"
 
 

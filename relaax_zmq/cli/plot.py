@@ -3,7 +3,7 @@
 A RUN is a metrics folder (``metrics.logdir``, holding TensorBoard event files), a
 folder above several of them, or an app file (its ``metrics.logdir``); default: the
 app of ``-c``. Writes ``FILE.png`` (one panel per tag, one line per run with a legend,
-smoothed over ``--smooth`` values) and ``FILE.csv`` (every value: run, tag, episodes,
+smoothed over the last ``--smooth`` episodes) and ``FILE.csv`` (every value: run, tag, episodes,
 env_steps, seconds, value, smoothed, step, wall time). ``--x`` picks the x axis:
 environment steps (default), wall-clock seconds since the run started, or episodes;
 runs that report no environment steps are plotted over episodes (with a warning).
@@ -63,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
         warn(f"plot: {', '.join(uncounted)} report no environment steps; x axis: {x}")
     png, table = save_curves(curves, args.output, x=x, smooth=args.smooth)
     if args.json:
-        print_json(
-            {"png": str(png), "csv": str(table), "x": x, "runs": [str(r) for r in runs]}
-        )
+        print_json({"png": str(png), "csv": str(table), "x": x, "runs": [str(r) for r in runs]})
     else:
         print(f"learning curves of {len(runs)} run(s) over {x}: {png} (numbers: {table})")
     return 0

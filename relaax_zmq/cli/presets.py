@@ -101,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
         for p in presets:
             print(f"{p['name']:<28} {p['algorithm']:<10} {p['environment']}")
             indent = " " * 4
-            print(textwrap.fill(p["description"], 100, initial_indent=indent, subsequent_indent=indent))
+            print(
+                textwrap.fill(
+                    p["description"], 100, initial_indent=indent, subsequent_indent=indent
+                )
+            )
         return 0
     backup = apply_preset(args.config, args.apply)
     kept = f" (previous file: {backup})" if backup else ""

@@ -117,6 +117,7 @@ class TrainingBase(ABC):
                 self.agent.metrics.scalar(names.EPISODE_LENGTH, steps)
                 # cut episodes' steps included: the sum over a run counts every step
                 self.agent.metrics.scalar(names.ENV_STEPS, self._unreported)
+                self.agent.metrics.scalar(names.EPISODES, 1)
                 self._unreported = 0
                 try:
                     self.agent.update(

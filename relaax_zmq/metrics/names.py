@@ -21,6 +21,7 @@ class MetricInfo(NamedTuple):
 EPISODE_REWARD = "episode_reward"
 EPISODE_LENGTH = "episode_length"
 ENV_STEPS = "env_steps"
+EPISODES = "episodes"
 ACTION_LATENCY_CLIENT_MS = "action_latency_client_ms"
 # -- throughput and serving (workers) -----------------------------------------------------------
 STEPS_PER_SECOND = "steps_per_second"
@@ -55,6 +56,12 @@ BUILTIN: dict[str, MetricInfo] = {
         "environment steps since the sender's previous env_steps, sent with episode_reward "
         "(their running sum is the run's environment steps: the x axis of learning curves)",
     ),
+    EPISODES: MetricInfo(
+        False,
+        "client",
+        "episodes that ended since the sender's previous report, sent with episode_reward "
+        "(the number of episodes that value is the mean of)",
+    ),
     ACTION_LATENCY_CLIENT_MS: MetricInfo(
         False, "client", "update sent to action received, milliseconds"
     ),
@@ -79,7 +86,9 @@ BUILTIN: dict[str, MetricInfo] = {
         False, "ps", "weight versions between a gradient's and the ones it is applied to"
     ),
     UPDATES_PER_SECOND: MetricInfo(False, "ps", "gradients applied per second"),
-    GLOBAL_STEP: MetricInfo(False, "ps", "the shard's global step (environment steps of the gradients it accepted)"),
+    GLOBAL_STEP: MetricInfo(
+        False, "ps", "the shard's global step (environment steps of the gradients it accepted)"
+    ),
     CHECKPOINT_FAILURES: MetricInfo(
         False, "ps", "checkpoint saves a location refused since the shard started (0: all saved)"
     ),
