@@ -70,12 +70,16 @@ def running(config: AppConfig, **kwargs: Any) -> Iterator[Collector]:
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
-    assert collector.ready.wait(5), failures
+    # trackers start their runs before the collector is ready (seconds under load)
+    deadline = time.monotonic() + 60
+    while not collector.ready.wait(0.05) and thread.is_alive() and time.monotonic() < deadline:
+        pass
+    assert collector.ready.is_set(), failures
     try:
         yield collector
     finally:
         stop.set()
-        thread.join(5)
+        thread.join(60)  # the trackers finish their runs on the way out
         assert not thread.is_alive() and not failures, failures
 
 
