@@ -26,7 +26,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from relaax_zmq.client import EpisodeRestart
 from relaax_zmq.metrics import names
 
-from .spaces import action_converter, observation_converter
+from .spaces import actions_converter, observations_converter
 from .vector_runner import VectorRunner
 
 log = logging.getLogger("relaax_zmq.envs.vector_env")
@@ -85,10 +85,8 @@ class VectorEnvRunner:
         self._reported = 0  # ``steps`` when ``env_steps`` was last sent
         self.episodes: list[list[float]] = [[] for _ in range(self.n)]
         self.finished: list[float] = [] if finished is None else finished
-        convert = observation_converter(env.single_observation_space)
-        self._observations = lambda batch: np.stack([convert(o) for o in _rows(batch, self.n)])
-        action = action_converter(env.single_action_space)
-        self._actions = lambda actions: np.asarray([action(a) for a in actions])
+        self._observations = observations_converter(env.single_observation_space)
+        self._actions = actions_converter(env.single_action_space)
         self._stop = threading.Event()
         self._seeded = False
 
@@ -149,14 +147,3 @@ class VectorEnvRunner:
                 self.agent.metrics.scalar(names.ENV_STEPS, self.steps - self._reported)
                 self.agent.metrics.scalar(names.EPISODES, reported)
                 self._reported = self.steps
-
-
-def _rows(batch: Any, n: int) -> list[Any]:
-    """The n observations of a batched observation (an array, or a tuple/dict of them)."""
-    if isinstance(batch, np.ndarray):
-        return list(batch)
-    if isinstance(batch, dict):
-        return [{k: v[i] for k, v in batch.items()} for i in range(n)]
-    if isinstance(batch, tuple):
-        return [tuple(part[i] for part in batch) for i in range(n)]
-    return list(batch)

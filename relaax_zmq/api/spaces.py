@@ -9,11 +9,15 @@ action is offset by the space's ``start``. It travels inside a saved policy, so 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+
+from relaax_zmq.envs.spaces import actions_converter, observations_converter
 
 
 @dataclass(frozen=True)
@@ -48,22 +52,34 @@ class SpaceInfo:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def observations(self, obs: Any) -> tuple[np.ndarray, bool]:
-        """(the network's input batch, whether ``obs`` was a single observation)."""
+    def space(self) -> spaces.Space | None:
+        """A gymnasium space with these facts (bounds unknown: open), None for "other"."""
         if self.kind == "discrete":
-            index = np.asarray(obs, np.int64)
-            single = index.ndim == 0
-            return np.eye(self.n, dtype=np.float32)[index.reshape(-1) - self.start], single
+            return spaces.Discrete(self.n, start=self.start)
+        if self.kind == "other":
+            return None
+        dtype = np.dtype(self.dtype if self.kind == "box" else "float32")  # Multi*: as float32
+        if dtype.kind in "iu":  # integer (images): the dtype's own range
+            info = np.iinfo(dtype)
+            return spaces.Box(info.min, info.max, self.shape, dtype)
+        return spaces.Box(-np.inf, np.inf, self.shape, dtype)
+
+    def observations(self, obs: Any) -> tuple[np.ndarray, bool]:
+        """(the network's input batch, whether ``obs`` was a single observation), converted
+        as clients convert them (``relaax_zmq.envs.spaces``)."""
         array = np.asarray(obs)
-        if self.kind in ("multi_binary", "multi_discrete"):
-            array = array.astype(np.float32)
-        single = array.shape == self.shape
-        return (array[None] if single else array), single
+        single = array.ndim == 0 if self.kind == "discrete" else array.shape == self.shape
+        batch = array[None] if single else array
+        return self._converters[0](batch), single
 
     def actions(self, actions: np.ndarray) -> np.ndarray:
-        """The environment's actions for the network's."""
-        if self.kind == "discrete":
-            return actions.astype(np.int64) + self.start
-        if self.kind == "box":
-            return actions.astype(self.dtype, copy=False)
-        return actions
+        """The environment's actions for the network's (a Discrete space's ``start`` added)."""
+        return self._converters[1](actions)
+
+    @cached_property
+    def _converters(self) -> tuple[Callable[[Any], np.ndarray], Callable[[Any], np.ndarray]]:
+        """(observations, actions) converters of ``space()``, made once (``predict`` is hot)."""
+        space = self.space()
+        if space is None:
+            return (np.asarray, np.asarray)
+        return observations_converter(space), actions_converter(space)

@@ -22,6 +22,7 @@ import json
 import math
 import sys
 import time
+from abc import ABC, abstractmethod
 from argparse import ArgumentParser
 from collections import deque
 from collections.abc import Sequence
@@ -161,7 +162,7 @@ def json_record(state: ProgressState, rate: float | None) -> dict[str, object]:
     }
 
 
-class ProgressDisplay:
+class ProgressDisplay(ABC):
     """Shows a run's progress on ``stream``: ``update`` often, ``close`` once at the end.
 
     The base class measures the rate and throttles to one line per ``interval``
@@ -215,11 +216,11 @@ class ProgressDisplay:
         self._shown = state
         self.show(state, self.meter.rate)
 
+    @abstractmethod
     def show(self, state: ProgressState, rate: float | None) -> None:
         """Show one state."""
-        raise NotImplementedError
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str) -> None:  # noqa: B027 (an optional hook: plain lines need none)
         """Finish the display (after the last state was shown)."""
 
 
