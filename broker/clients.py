@@ -179,11 +179,8 @@ class ClientSide:
         target = None if refused else least_loaded(loads, n)
         if target is None:
             self.counters.refused_inits += 1
-            self._error(
-                identity,
-                ErrorCode.BUSY,
-                refused or "capacity: no worker has room",
-                sequence=env.sequence,
+            self._answer_error(
+                identity, env, ErrorCode.BUSY, refused or "capacity: no worker has room"
             )
             return
         exploit = bool(env.flags & Flag.EXPLOIT)

@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python scripts/make_protocol_vectors.py``.
 The file is checked in; tests require every codec to reproduce it byte for
-byte, so regenerate it only when the protocol version changes.
+byte. Regenerating may add entries; an existing entry changes only with the
+protocol version. Its format: docs/protocol.md, section 7.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 from relaax_zmq.protocol import messages as m
 from relaax_zmq.protocol import reference
 from relaax_zmq.protocol.constants import DType, ErrorCode, Flag, MessageType, Role
+from relaax_zmq.protocol.limits import DEFAULT_LIMITS
 from relaax_zmq.protocol.message import Message
+from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.protocol.vectors import VECTOR_FILE, Vector, format_vectors
 
 U64_MAX = 0xFFFFFFFFFFFFFFFF
@@ -150,6 +153,20 @@ def valid_cases() -> list[tuple[str, str, Message]]:
             m.update(1, state=np.arange(2, dtype=f32).reshape(1, 1, 1, 1, 1, 1, 1, 2)),
         ),
         (
+            "update_block_episode_start",
+            "update: 3 sessions; row 1 ended its episode on the previous step and now starts a\n"
+            "new one: its reward is NaN (no action led to its state); row 2 ends its episode\n"
+            "now (terminal), the action the reply gives for it is to be discarded",
+            m.update(
+                40,
+                reward=np.array([1.0, np.nan, 0.5], f32),
+                state=np.array([[0.25, -0.5], [0.0, 1.0], [0.75, 2.0]], f32),
+                terminal=[False, False, True],
+                truncated=[False, False, False],
+                sequence=21,
+            ),
+        ),
+        (
             "action_discrete",
             "action: one discrete action (int64)",
             m.action(1000, np.array([1], np.int64), sequence=3),
@@ -158,6 +175,11 @@ def valid_cases() -> list[tuple[str, str, Message]]:
             "action_continuous_batch",
             "action: 2 sessions, 3 continuous dimensions",
             m.action(7, np.array([[0.1, -0.2, 0.3], [1.0, 0.0, -1.0]], f32), sequence=6),
+        ),
+        (
+            "action_discrete_batch",
+            "action: 3 sessions, discrete actions as the shipped algorithms send them: (N,) int64",
+            m.action(40, np.array([0, 2, 1], np.int64), sequence=21),
         ),
         (
             "action_restart",
@@ -197,6 +219,11 @@ def valid_cases() -> list[tuple[str, str, Message]]:
         ),
         ("metrics_empty", "metrics: nothing to report", m.metrics(1000, sequence=15)),
         (
+            "metrics_block",
+            "metrics: a block of 4 sessions reports (metrics need N >= 1, like every block request)",
+            m.metrics(40, {"episode_reward": -3.0}, session_count=4, sequence=22),
+        ),
+        (
             "error_busy",
             "error: admission refused, retry later",
             m.error(ErrorCode.BUSY, "no worker capacity; retry", sequence=1),
@@ -205,6 +232,28 @@ def valid_cases() -> list[tuple[str, str, Message]]:
             "error_version",
             "error: unsupported version, the server speaks [1]",
             m.error(ErrorCode.UNSUPPORTED_VERSION, "version 2 unsupported", versions=[1]),
+        ),
+        (
+            "error_malformed_echo",
+            "error: a request with a bad magic refused MALFORMED; the reply echoes its sequence,\n"
+            "session_id and session_count (frame 0 held their bytes)",
+            m.error(
+                ErrorCode.MALFORMED,
+                "header.magic: expected 52 4c 58 50 (RLXP), got 52 4c 58 51",
+                sequence=0x1122334455667788,
+                session_id=40,
+                session_count=3,
+            ),
+        ),
+        (
+            "error_too_large_sessions",
+            "error: an init for 5000 sessions refused TOO_LARGE; a count above the limit is\n"
+            "echoed as 0 (the reply must itself be valid)",
+            m.error(
+                ErrorCode.TOO_LARGE,
+                "header.session_count: expected 1..4096, got 5000",
+                sequence=77,
+            ),
         ),
         (
             "error_code_only",
@@ -270,6 +319,12 @@ def invalid_cases() -> list[tuple[str, str, str, list[bytes]]]:
             "an update for 0 sessions",
             "header.session_count",
             [_header(session_count=0)],
+        ),
+        (
+            "metrics_no_sessions",
+            "metrics for 0 sessions (metrics belong to a block: N >= 1)",
+            "header.session_count",
+            [_header(MessageType.METRICS, session_count=0, session_id=0)],
         ),
         (
             "too_many_sessions",
@@ -410,17 +465,36 @@ def build() -> list[Vector]:
         except Exception as exc:  # noqa: BLE001 - the generator checks its own cases
             if getattr(exc, "field", None) != field:
                 raise SystemExit(f"{name}: expected {field}, got {exc!r}") from exc
+            code = error_code(field, frames)
+            answered = int(refusal(exc, frames, DEFAULT_LIMITS).tensors[Role.ERROR_CODE])
+            if answered != code:
+                raise SystemExit(
+                    f"{name}: the spec says {code}, a server answers {answered}"
+                ) from exc
         else:
             raise SystemExit(f"{name}: decoded without error")
-        vectors.append(Vector(name, frames, error_field=field, comment=comment))
+        vectors.append(Vector(name, frames, error_field=field, error_code=code, comment=comment))
     return vectors
+
+
+def error_code(field: str, frames: list[bytes]) -> int:
+    """The code a server answers a refusal naming ``field`` with (docs/protocol.md, 5.1)."""
+    if field == "header.version":
+        return ErrorCode.UNSUPPORTED_VERSION
+    if field == "header.tensor_count" or field.endswith(".elements"):
+        return ErrorCode.TOO_LARGE
+    if field == "header.session_count":
+        count = struct.unpack_from("<I", frames[0], 24)[0]
+        return ErrorCode.TOO_LARGE if count > DEFAULT_LIMITS.max_sessions else ErrorCode.MALFORMED
+    return ErrorCode.MALFORMED
 
 
 if __name__ == "__main__":
     header = (
         "# RLX protocol version 1 test vectors (docs/protocol.md). Generated by\n"
         "# scripts/make_protocol_vectors.py; every codec must reproduce each valid\n"
-        "# vector byte for byte and refuse each invalid one naming the same field.\n\n"
+        "# vector byte for byte and refuse each invalid one naming the same field;\n"
+        "# a server answers it with the error code given. Format: docs/protocol.md, 7.\n\n"
     )
     VECTOR_FILE.write_text(header + format_vectors(build()))
     print(f"wrote {VECTOR_FILE}")

@@ -53,7 +53,7 @@ def test_pack_and_unpack_round_trip_the_spec_example() -> None:
 @pytest.mark.parametrize(
     ("head", "text"),
     [
-        (Header(1, 3, 0, 0, 1, 1, 0, magic=b"RLXQ"), "header.magic: expected b'RLXP', got b'RLXQ'"),
+        (Header(1, 3, 0, 0, 1, 1, 0, magic=b"RLXQ"), "header.magic: expected 52 4c 58 50 (RLXP), got 52 4c 58 51"),
         (Header(2, 3, 0, 0, 1, 1, 0), "header.version: expected one of [1], got 2"),
         (Header(1, 11, 0, 0, 1, 1, 0), "header.type: expected a message type 1..10, got 11"),
         (Header(1, 3, 0x10, 0, 1, 1, 0), "header.flags: expected only bits 0xf, got 0x10"),
@@ -104,8 +104,13 @@ def test_read_checks_the_frame_count() -> None:
     ("frames", "salvaged"),
     [
         ([SPEC_EXAMPLE], (0x0102030405060708, 7, 1)),
-        ([SPEC_EXAMPLE[:30]], (0, 0, 0)),  # truncated
-        ([b"JUNK" + SPEC_EXAMPLE[4:]], (0, 0, 0)),  # not the magic
+        # each field echoed when frame 0 holds its bytes, whatever the magic or the length
+        ([SPEC_EXAMPLE[:30]], (0x0102030405060708, 7, 1)),
+        ([SPEC_EXAMPLE[:27]], (0x0102030405060708, 7, 0)),
+        ([SPEC_EXAMPLE[:23]], (0x0102030405060708, 0, 0)),
+        ([SPEC_EXAMPLE[:15]], (0, 0, 0)),
+        ([b"JUNK" + SPEC_EXAMPLE[4:]], (0x0102030405060708, 7, 1)),
+        ([SPEC_EXAMPLE + b"\0" * 8], (0x0102030405060708, 7, 1)),
         ([object()], (0, 0, 0)),  # not a buffer
         ([memoryview(SPEC_EXAMPLE * 2)[::2]], (0, 0, 0)),  # strided
         ([], (0, 0, 0)),

@@ -40,6 +40,8 @@ LAYOUT = struct.Struct("<" + "".join(code for _, code in FIELDS))
 assert LAYOUT.size == HEADER_SIZE, "the field table disagrees with HEADER_SIZE"
 
 _UNREADABLE = (struct.error, TypeError, BufferError, ValueError)
+#: the magic as error texts write bytes: hex, no language's notation
+_MAGIC_TEXT = f"{MAGIC.hex(' ')} ({MAGIC.decode()})"
 
 
 class Header(NamedTuple):
@@ -102,7 +104,7 @@ def check(head: Header, limits: Limits = DEFAULT_LIMITS) -> TypeRule:
     """
     version, mtype, flags, _, _, n, count, magic, reserved = head
     if magic != MAGIC:
-        raise ProtocolError("header.magic", MAGIC, bytes(magic))
+        raise ProtocolError("header.magic", _MAGIC_TEXT, bytes(magic).hex(" "))
     if version not in SUPPORTED_VERSIONS:
         raise ProtocolError("header.version", f"one of {list(SUPPORTED_VERSIONS)}", version)
     rule = TYPE_RULES.get(mtype)
@@ -146,19 +148,22 @@ def read(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Header:
 def salvage(frames: Sequence[Any], max_sessions: int) -> tuple[int, int, int]:
     """(sequence, session_id, session_count) of a refused message, for its error reply.
 
-    Zeros when frame 0 is no 32-byte buffer starting with the magic; a count above
-    ``max_sessions`` reads as 0 (the reply must itself be valid).
+    Read with the version 1 layout whatever the magic, version or length of frame 0:
+    each field is echoed when frame 0 holds its bytes (sequence: 16 bytes, session_id:
+    24, session_count: 28), 0 else; a count above ``max_sessions`` reads as 0 (the reply
+    must itself be valid). Zeros when there is no frame 0 or it is no contiguous buffer.
     """
     if not frames:
         return 0, 0, 0
     try:
-        head = unpack(frames[0])
+        raw = buffer(0, frames[0])
     except ProtocolError:
         return 0, 0, 0
-    if head.magic != MAGIC:
-        return 0, 0, 0
-    n = head.session_count
-    return head.sequence, head.session_id, n if n <= max_sessions else 0
+    size = raw.nbytes
+    sequence = int.from_bytes(raw[8:16], "little") if size >= 16 else 0
+    session_id = int.from_bytes(raw[16:24], "little") if size >= 24 else 0
+    n = int.from_bytes(raw[24:28], "little") if size >= 28 else 0
+    return sequence, session_id, n if n <= max_sessions else 0
 
 
 def buffer(index: int, frame: Any) -> memoryview:

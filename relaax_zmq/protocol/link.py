@@ -66,7 +66,8 @@ def parse_command(frame: Any) -> Command:
         return Command(raw)
     except ValueError:
         known = ", ".join(c.value.decode() for c in Command)
-        raise ProtocolError("link.command", f"one of {known}", repr(raw[:16])) from None
+        got = raw[:16].hex(" ") or "an empty frame"
+        raise ProtocolError("link.command", f"one of {known}", got) from None
 
 
 def parse_control(command: Command, body: Any) -> dict[str, Any]:

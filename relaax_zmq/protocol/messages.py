@@ -245,14 +245,22 @@ def _names(mapping: Iterable[str]) -> np.ndarray:
     names = list(mapping)
     for name in names:
         if not name or "\n" in name:
-            raise ProtocolError("metric name", "a non-empty name without newlines", repr(name))
+            raise ProtocolError("metric name", "a non-empty name without newlines", _quoted(name))
     return np.frombuffer("\n".join(names).encode("utf-8"), np.uint8)
+
+
+def _quoted(name: str) -> str:
+    """``name`` in double quotes, a newline written ``\\n`` (error texts show no Python repr)."""
+    return '"' + name.replace("\n", "\\n") + '"'
 
 
 def _read_names(blob: np.ndarray | None, field: str) -> list[str]:
     if blob is None or blob.size == 0:
         return []
-    return _utf8(blob, field).split("\n")
+    names = _utf8(blob, field).split("\n")
+    if "" in names:
+        raise ProtocolError(field, "non-empty names", f"an empty name at index {names.index('')}")
+    return names
 
 
 def _utf8(blob: np.ndarray, field: str) -> str:

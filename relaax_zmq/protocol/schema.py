@@ -86,7 +86,7 @@ TYPE_RULES: dict[int, TypeRule] = {
     ),
     MessageType.RESET: TypeRule(0, _NONE, _NONE, 1),
     MessageType.DONE: TypeRule(Flag.RESTART, _NONE, _NONE, 0),
-    MessageType.METRICS: TypeRule(0, _METRICS, _NONE, 0),
+    MessageType.METRICS: TypeRule(0, _METRICS, _NONE, 1),
     MessageType.CLOSE: TypeRule(0, _NONE, _NONE, 0),
     MessageType.HEARTBEAT: TypeRule(0, _NONE, _NONE, 0),
     MessageType.ERROR: TypeRule(

@@ -1,21 +1,9 @@
 """Read and write the RLX test-vector file (relaax_zmq/protocol/testdata/).
 
-The file is line based so that a C test can read it as easily as Python:
-
-    vector NAME                  a valid message
-    header version=1 type=3 flags=0x0 sequence=7 session_id=99 session_count=2
-    tensor role=1 dtype=11 shape=2 values=1.5,-2.0    (one line per tensor, wire order)
-    frame 524c5850...            (one line per ZeroMQ frame, lowercase hex)
-    end
-
-    invalid NAME                 frames every decoder must refuse
-    error field=header.magic     the field the ProtocolError names
-    frame ...
-    end
-
-``shape=`` (empty) is a scalar; ``values=`` (empty) an empty tensor. Values are
-decimal: integers, bools as 0/1, floats as Python's repr (nan, inf, -inf).
-Lines starting with ``#`` are comments.
+The format is specified in docs/protocol.md, section 7: line based, so that a C
+test reads it as easily as Python. ``vector`` entries are valid messages,
+``invalid`` entries frames to refuse (``error field=... code=...``: the field the
+ProtocolError names and the error code a server answers).
 """
 
 from __future__ import annotations
@@ -39,6 +27,8 @@ class Vector:
     frames: list[bytes] = field(default_factory=list)
     message: Message | None = None
     error_field: str | None = None
+    #: the ErrorCode a server answers the refused frames with (invalid entries)
+    error_code: int | None = None
     comment: str = ""
 
 
@@ -66,7 +56,9 @@ def load_vectors(path: Path = VECTOR_FILE) -> list[Vector]:
         elif word == "tensor":
             current.message.tensors.update([_tensor(_pairs(rest))])  # type: ignore[union-attr]
         elif word == "error":
-            current.error_field = _pairs(rest)["field"]
+            pairs = _pairs(rest)
+            current.error_field = pairs["field"]
+            current.error_code = int(pairs["code"]) if "code" in pairs else None
         elif word == "frame":
             current.frames.append(bytes.fromhex(rest))
         elif word == "end":
@@ -83,7 +75,8 @@ def format_vectors(vectors: list[Vector]) -> str:
     for vector in vectors:
         out += [f"# {line}" for line in vector.comment.splitlines()]
         if vector.message is None:
-            out += [f"invalid {vector.name}", f"error field={vector.error_field}"]
+            code = "" if vector.error_code is None else f" code={vector.error_code}"
+            out += [f"invalid {vector.name}", f"error field={vector.error_field}{code}"]
         else:
             m = vector.message
             out.append(f"vector {vector.name}")

@@ -55,7 +55,7 @@ static const type_rule TYPE_RULES[11] = {
     {0,
      ROLE(RLX_ROLE_METRIC_NAMES) | ROLE(RLX_ROLE_METRIC_VALUES) | ROLE(RLX_ROLE_HISTOGRAM_NAMES) |
          ROLE(RLX_ROLE_HISTOGRAM_LENGTHS) | ROLE(RLX_ROLE_HISTOGRAM_VALUES),
-     0, 0},                                                                       /* metrics */
+     0, 1},                                                                       /* metrics */
     {0, 0, 0, 0},                                                                 /* close */
     {0, 0, 0, 0},                                                                 /* heartbeat */
     {RLX_FLAG_RESTART,
@@ -466,18 +466,9 @@ int rlx_decode(const rlx_frame *frames, size_t count, const rlx_limits *limits, 
     if (frames[0].size != RLX_HEADER_SIZE)
         return fail(err, "header", "expected 32 bytes, got %zu bytes", frames[0].size);
     h = frames[0].data;
-    if (memcmp(h, "RLXP", 4) != 0) {
-        /* the bytes as Python writes them: b'RLXQ', b'\x00LXP' */
-        char got[24];
-        size_t used = 0;
-        int k;
-        for (k = 0; k < 4; k++) {
-            if (h[k] >= 0x20 && h[k] < 0x7F && h[k] != '\'' && h[k] != '\\') got[used++] = (char)h[k];
-            else used += (size_t)snprintf(got + used, sizeof got - used, "\\x%02x", h[k]);
-        }
-        got[used] = '\0';
-        return fail(err, "header.magic", "expected b'RLXP', got b'%s'", got);
-    }
+    if (memcmp(h, "RLXP", 4) != 0)
+        return fail(err, "header.magic", "expected 52 4c 58 50 (RLXP), got %02x %02x %02x %02x", h[0], h[1],
+                    h[2], h[3]);
     m->version = h[4];
     m->type = h[5];
     m->flags = rd16(h + 6);

@@ -372,7 +372,7 @@ static void targeted(void) {
     unsigned v, type, bit, dtype, role;
     char what[96];
     static const uint16_t allowed_flags[11] = {0, 1, 1, 6, 8, 0, 8, 0, 0, 0, 8};
-    static const uint8_t min_sessions[11] = {0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0};
+    static const uint8_t min_sessions[11] = {0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0};
 
     memset(payload, 0, sizeof payload);
     data[0] = h;
@@ -477,7 +477,7 @@ static void targeted(void) {
         descriptor(table, RLX_ROLE_ERROR_CODE, RLX_UINT16, 1, shape);
         sizes[2] = 2;
         expect("error code of shape (1,)", data, sizes, 3, &limits, "tensor[0].shape");
-        header_frame(h, 1, RLX_MSG_METRICS, 0, 0, 1);
+        header_frame(h, 1, RLX_MSG_METRICS, 0, 1, 1);
         descriptor(table, RLX_ROLE_METRIC_NAMES, RLX_UINT8, 2, two);
         sizes[2] = 8;
         expect("names of 2 dimensions", data, sizes, 3, &limits, "tensor[0].shape");
