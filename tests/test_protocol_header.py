@@ -53,7 +53,10 @@ def test_pack_and_unpack_round_trip_the_spec_example() -> None:
 @pytest.mark.parametrize(
     ("head", "text"),
     [
-        (Header(1, 3, 0, 0, 1, 1, 0, magic=b"RLXQ"), "header.magic: expected 52 4c 58 50 (RLXP), got 52 4c 58 51"),
+        (
+            Header(1, 3, 0, 0, 1, 1, 0, magic=b"RLXQ"),
+            "header.magic: expected 52 4c 58 50 (RLXP), got 52 4c 58 51",
+        ),
         (Header(2, 3, 0, 0, 1, 1, 0), "header.version: expected one of [1], got 2"),
         (Header(1, 11, 0, 0, 1, 1, 0), "header.type: expected a message type 1..10, got 11"),
         (Header(1, 3, 0x10, 0, 1, 1, 0), "header.flags: expected only bits 0xf, got 0x10"),
@@ -89,7 +92,8 @@ def test_unpack_refuses_what_is_not_a_header(frame: object, text: str) -> None:
 
 
 def test_pack_refuses_ids_beyond_64_bits() -> None:
-    with pytest.raises(ProtocolError, match=r"header.session_id: expected 0..2\*\*64-1"):
+    text = "header.session_id: expected 0..18446744073709551615, got 18446744073709551616"
+    with pytest.raises(ProtocolError, match=text):
         header.pack(Header(1, 3, 0, 0, 2**64, 1, 0))
 
 

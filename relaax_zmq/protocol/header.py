@@ -75,7 +75,7 @@ def pack(head: Header) -> bytes:
         for name in ("sequence", "session_id"):
             value = getattr(head, name)
             if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
-                raise ProtocolError(f"header.{name}", "0..2**64-1", value) from None
+                raise ProtocolError(f"header.{name}", f"0..{0xFFFFFFFFFFFFFFFF}", value) from None
         raise
 
 

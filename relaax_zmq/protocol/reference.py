@@ -59,7 +59,7 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> list[Frame]:
         if arr.ndim > MAX_NDIM:
             raise ProtocolError(f"tensor[{i}].ndim", f"at most {MAX_NDIM}", arr.ndim)
         if any(dim > 0xFFFFFFFF for dim in arr.shape):
-            raise ProtocolError(f"tensor[{i}].shape", "dimensions below 2**32", arr.shape)
+            raise ProtocolError(f"tensor[{i}].shape", f"dimensions below {1 << 32}", arr.shape)
         code = DTYPE_CODES[(arr.dtype.kind, arr.dtype.itemsize)]
         shape = arr.shape + (0,) * (MAX_NDIM - arr.ndim)
         _check_tensor(i, role, code, arr.ndim, shape, rule, n, limits, ())
