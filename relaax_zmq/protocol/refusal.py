@@ -3,8 +3,9 @@
 Broker and worker answer refused messages the same way: UNSUPPORTED_VERSION
 with the spoken versions for a version they do not speak (docs/protocol.md,
 section 4), TOO_LARGE for a configured limit, MALFORMED for the rest; the text
-is the ``ProtocolError``'s, and the reply echoes the header's sequence and
-block when frame 0 looks like a header.
+is the ``ProtocolError``'s, and the reply echoes the request's sequence,
+session_id and session_count whenever frame 0 holds their bytes
+(``header.salvage``; docs/protocol.md, sections 3.3 and 3.4).
 """
 
 from __future__ import annotations
