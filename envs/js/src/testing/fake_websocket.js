@@ -95,8 +95,8 @@ export class FakeSocket {
     if (item.close !== undefined) this.serverClose(item.close, item.reason ?? '');
     else if (item.raw !== undefined) this.emit('message', { data: item.raw });
     else {
-      if (item.sequence === 0n) item.sequence = request.sequence;
-      this.emit('message', { data: packEnvelope(encode(item)) });
+      const reply = item.sequence === 0n ? Object.assign(Object.create(Object.getPrototypeOf(item)), item, { sequence: request.sequence }) : item;
+      this.emit('message', { data: packEnvelope(encode(reply)) });
     }
   }
 
