@@ -109,7 +109,9 @@ export class WebSocketTransport {
     socket.binaryType = 'arraybuffer';
     return new Promise((resolve, reject) => {
       let opened = false;
+      let failed = false;
       const timer = setTimeout(() => {
+        failed = true;
         reject(new ConnectionClosed(1006, `no handshake within ${this.openTimeout} s`, 'open'));
         socket.close();
       }, this.openTimeout * 1000);
@@ -124,6 +126,15 @@ export class WebSocketTransport {
         this.socket = socket;
         this.generation += 1;
         resolve();
+      });
+      // Node 20's WebSocket fires only 'error' (no 'close') when a connection fails: treat it as one
+      socket.addEventListener('error', () => {
+        clearTimeout(timer);
+        if (!opened && !failed) {
+          failed = true;
+          reject(new ConnectionClosed(1006, 'connection failed', 'open'));
+          if (socket.readyState < 2) socket.close();
+        } else if (opened && this.socket === socket) this.drop(socket, 1006, 'connection error');
       });
       socket.addEventListener('close', (event) => {
         clearTimeout(timer);
