@@ -90,6 +90,8 @@ setup(
         "relaax_zmq.protocol.testdata": ["*.txt"],
         # the bundled presets (relaax-zmq config -l, new): links to conf/ files in the tree
         "relaax_zmq.presets": ["*.yaml"],
+        # the JavaScript client, which the gateway serves at /client/
+        "relaax_zmq.envs": ["js/src/*.js", "js/package.json"],
     },
     ext_modules=cythonize(
         [

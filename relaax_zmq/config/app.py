@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from relaax_zmq.config.convert import option
+from relaax_zmq.config.gateway import GatewayConfig
 from relaax_zmq.config.parameter_servers import ParameterServersConfig
 from relaax_zmq.config.sections import (
     AlgorithmConfig,
@@ -40,6 +41,7 @@ class AppConfig:
     metrics: MetricsConfig = option(factory=MetricsConfig, doc="metrics")
     algorithm: AlgorithmConfig = option(doc="algorithm (required)")
     protocol: ProtocolConfig = option(factory=ProtocolConfig, doc="protocol limits")
+    gateway: GatewayConfig = option(factory=GatewayConfig, doc="WebSocket gateway")
     security: SecurityConfig = option(factory=SecurityConfig, doc="security")
     app_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
     source: str = field(default="<mapping>", metadata={"internal": True})

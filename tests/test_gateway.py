@@ -1,0 +1,230 @@
+"""The WebSocket gateway with a real broker and worker: sessions through it, and every
+refusal (origin, token, subprotocol, path, sizes, malformed envelopes, text, floods,
+slow readers) closing or slowing the offender alone."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from exchange_support import status, wait_until
+from gateway_support import TOKEN, GatewayApp, open_ws, request, running_gateway, step
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from relaax_zmq.gateway import pack
+from relaax_zmq.protocol import ErrorCode, MessageType, encode, messages
+from relaax_zmq.protocol.messages import read_error
+
+MAX_BYTES = 64 << 10
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayApp]:
+    folder = tmp_path_factory.mktemp("gateway")
+    static = folder / "site"
+    static.mkdir()
+    (static / "index.html").write_text("<title>cartpole</title>")
+    (folder / "secret.txt").write_text("outside the site")
+    settings = {
+        "token": TOKEN,
+        "static_dir": str(static),
+        "max_message_bytes": MAX_BYTES,
+        "origins": ["https://games.example"],
+        "rate_limit": 2000.0,
+        "rate_burst": 200,
+        "send_timeout": 1.0,
+    }
+    with running_gateway(folder, **settings) as running:
+        yield running
+
+
+def test_a_session_steps_through_the_gateway_like_any_client(app: GatewayApp) -> None:
+    with open_ws(app.url) as ws:
+        assert ws.subprotocol == "rlx.v1"
+        ready = request(ws, messages.init(sequence=7, session_count=2))
+        assert (ready.type, ready.sequence, ready.session_count) == (MessageType.READY, 7, 2)
+        states = np.zeros((2, 4), np.float32)
+        reply = request(ws, messages.update(ready.session_id, state=states, sequence=8))
+        assert reply.type == MessageType.ACTION and reply.sequence == 8
+        assert reply.tensors[4].shape == (2,)  # one action per session of the block
+        blocks = status(app.exchange.admin)["sessions"]
+        assert blocks["sessions"] >= 2
+    # the connection's blocks are closed at the broker when it goes away
+    wait_until(
+        lambda: status(app.exchange.admin)["sessions"]["sessions"] == 0, 5, "its block closed"
+    )
+    assert app.counters()["blocks_closed"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"token": None}, 401),
+        ({"token": "wrong-token-0123456789"}, 401),
+        ({"origin": "https://evil.example"}, 403),
+    ],
+)
+def test_the_handshake_refuses_a_missing_token_and_a_foreign_origin(
+    app: GatewayApp, kwargs: dict, code: int
+) -> None:
+    token = kwargs.pop("token", TOKEN)
+    with pytest.raises(InvalidStatus) as caught:
+        open_ws(app.url, token, **kwargs)
+    assert caught.value.response.status_code == code
+
+
+def test_allowed_origins_and_the_gateways_own_pages_connect(app: GatewayApp) -> None:
+    for origin in ("https://games.example", f"http://127.0.0.1:{app.port}"):
+        with open_ws(app.url, origin=origin) as ws:
+            assert (
+                request(ws, messages.simple(MessageType.HEARTBEAT, 0, 0, sequence=3)).sequence == 3
+            )
+
+
+def test_a_wrong_path_or_subprotocol_is_refused(app: GatewayApp) -> None:
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as caught:
+        open_ws(app.url.replace("/rlx", "/other"))
+    assert caught.value.response.status_code == 404
+    with pytest.raises(InvalidStatus) as caught:
+        connect(app.url, subprotocols=[f"rlx-token.{TOKEN}"])
+    assert caught.value.response.status_code == 400
+    refused = app.counters()["refused"]
+    assert refused["path"] >= 1 and refused["subprotocol"] >= 1
+
+
+def test_too_large_is_answered_and_twice_the_limit_closes_the_connection(app: GatewayApp) -> None:
+    with open_ws(app.url) as ws:
+        ready = request(ws, messages.init(sequence=1))
+        big = np.zeros((1, MAX_BYTES // 4 + 16), np.float32)
+        reply = request(ws, messages.update(ready.session_id, state=big, sequence=2))
+        code, text, _ = read_error(reply)
+        assert (code, reply.sequence) == (ErrorCode.TOO_LARGE, 2)
+        assert f"expected at most {MAX_BYTES} bytes" in text
+        assert step(ws, ready.session_id, 3).type == MessageType.ACTION  # still open
+        huge = np.zeros((1, MAX_BYTES // 2 + 256), np.float32)  # 2x the limit + 1 KiB
+        ws.send(pack(encode(messages.update(ready.session_id, state=huge, sequence=4))))
+        with pytest.raises(ConnectionClosed) as caught:
+            ws.recv(5)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "reason"),
+    [
+        (struct.pack("<II", 1, 40) + b"\0" * 8, 1002, "envelope.size"),
+        ("init", 1003, "text message"),
+    ],
+)
+def test_a_malformed_envelope_or_text_closes_that_connection_alone(
+    app: GatewayApp, payload: bytes | str, code: int, reason: str
+) -> None:
+    with open_ws(app.url) as bystander, open_ws(app.url) as ws:
+        session = request(bystander, messages.init(sequence=1)).session_id
+        ws.send(payload)
+        with pytest.raises(ConnectionClosed) as caught:
+            ws.recv(5)
+        assert caught.value.rcvd.code == code and reason in caught.value.rcvd.reason
+        assert step(bystander, session, 2).type == MessageType.ACTION
+
+
+def test_a_flood_is_slowed_to_its_budget_while_others_keep_stepping(app: GatewayApp) -> None:
+    """A connection sending without reading: the gateway stops reading it at the in-flight
+    limit and the rate limit, so its sends block; another session steps meanwhile."""
+    stop = threading.Event()
+    sent = [0]
+
+    def flood() -> None:
+        sock = socket.create_connection(("127.0.0.1", app.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        with open_ws(app.url, sock=sock) as ws:
+            session = request(ws, messages.init(sequence=1)).session_id
+            data = pack(encode(messages.update(session, state=np.zeros((1, 4), np.float32))))
+            ws.socket.settimeout(0.5)
+            while not stop.is_set():
+                try:
+                    ws.send(data)
+                except (TimeoutError, OSError):
+                    continue
+                sent[0] += 1
+
+    thread = threading.Thread(target=flood, daemon=True)
+    before = app.counters()
+    thread.start()
+    try:
+        with open_ws(app.url) as ws:
+            session = request(ws, messages.init(sequence=1)).session_id
+            time.sleep(1.0)
+            started = time.monotonic()
+            for i in range(200):
+                assert step(ws, session, i + 2).type == MessageType.ACTION
+            stepping = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(10)
+    after = app.counters()
+    assert stepping < 10, f"200 steps took {stepping:.1f} s beside the flood"
+    assert after["throttled_s"] > before["throttled_s"] or (
+        after["in_flight_waits"] > before["in_flight_waits"]
+    )
+    assert after["requests"] - before["requests"] < 2000 * 3 + 200 + 400  # its rate, no more
+
+
+def test_a_client_that_reads_no_replies_is_closed(app: GatewayApp) -> None:
+    sock = socket.create_connection(("127.0.0.1", app.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    before = app.counters()["closed"].get("slow_reader", 0)
+    ended = threading.Event()
+
+    def send_without_reading() -> None:
+        # heartbeats, answered by the broker; their replies are never read
+        data = pack(encode(messages.simple(MessageType.HEARTBEAT, 0, 0)))
+        try:
+            while True:
+                ws.send(data)
+        except (ConnectionClosed, OSError):
+            ended.set()
+
+    with open_ws(app.url, sock=sock) as ws:
+        threading.Thread(target=send_without_reading, daemon=True).start()
+        wait_until(
+            lambda: app.counters()["closed"].get("slow_reader", 0) > before, 20, "the slow reader"
+        )
+        assert ended.wait(10), "the connection stayed open"
+    assert app.gateway.proc.poll() is None
+
+
+def test_files_are_served_and_nothing_outside_the_folder(app: GatewayApp) -> None:
+    base = f"http://127.0.0.1:{app.port}"
+    with urllib.request.urlopen(f"{base}/") as page:
+        assert page.read() == b"<title>cartpole</title>"
+    with urllib.request.urlopen(f"{base}/client/index.js") as module:
+        assert module.headers["Content-Type"] == "text/javascript"
+        assert b"AgentProxy" in module.read()
+    for path in ("/../secret.txt", "/%2e%2e/secret.txt", "/missing.html"):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(base + path)
+        assert caught.value.code == 404
+
+
+def test_sigterm_closes_connections_going_away_and_exits_zero(tmp_path: Path) -> None:
+    with running_gateway(tmp_path) as app:
+        ws = open_ws(app.url, token=None)
+        session = request(ws, messages.init(sequence=1)).session_id
+        assert step(ws, session, 2).type == MessageType.ACTION
+        assert app.gateway.stop() == 0
+        with pytest.raises(ConnectionClosed) as caught:
+            ws.recv(5)
+        assert caught.value.rcvd.code == 1001
+        wait_until(
+            lambda: status(app.exchange.admin)["sessions"]["sessions"] == 0, 5, "blocks closed"
+        )
