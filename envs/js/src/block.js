@@ -188,6 +188,7 @@ export class BlockProxy {
     if (states instanceof Tensor) tensor = batched ? states : new Tensor(states.dtype, [1, ...states.shape], states.data);
     else {
       const data = ArrayBuffer.isView(states) ? states : Float32Array.from(states, Number);
+      if (batched && data.length % this.n) throw new RangeError(`expected n = ${this.n} rows of states, got ${data.length} values`);
       tensor = Tensor.of(data, batched ? [this.n, data.length / this.n] : [1, data.length]);
     }
     if (tensor.ndim === 0 || tensor.shape[0] !== this.n) {

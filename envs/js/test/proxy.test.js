@@ -15,7 +15,6 @@ import {
   Flag,
   MessageType,
   ProtocolError,
-  RequestTimeout,
   Role,
   Tensor,
   WebSocketTransport,
