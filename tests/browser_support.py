@@ -74,6 +74,20 @@ class ExampleApp:
 
         return global_step(self.stack.config)
 
+    def settled_global_step(self, quiet: float = 1.5, timeout: float = 15.0) -> int:
+        """The global step once it stayed the same for ``quiet`` seconds (gradients in flight
+        landed; workers report it with their heartbeats, every second)."""
+        deadline = time.monotonic() + timeout
+        step, since = self.global_step(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = self.global_step()
+            if now != step:
+                step, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return step
+        raise AssertionError(f"the global step still moved after {timeout} s")
+
 
 @contextmanager
 def running_example(folder: Path, **gateway: Any) -> Iterator[ExampleApp]:
