@@ -44,6 +44,7 @@ def write_example_app(folder: Path, **gateway: Any) -> Path:
     ps["max_global_step"] = None
     ps["checkpoint"] = {"dir": str(folder / "checkpoints"), "every_seconds": None}
     app["metrics"]["logdir"] = str(folder / "tb")
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "app.yaml"
     path.write_text(yaml.safe_dump(app))
     return path

@@ -3,7 +3,7 @@
  * block of sessions through the gateway this page came from (ws(s)://host/rlx), as fast as the
  * round trips allow (train) or at 50 steps a second with the trained policy (exploit).
  *
- * Query: n (environments, 16), token (the gateway's access token), exploit (1: start in exploit
+ * Query: n (environments, 32), token (the gateway's access token), exploit (1: start in exploit
  * mode), seed (environment i is seeded with seed + i), fps (exploit speed, 50), path (/rlx).
  *
  * `window.relaax` holds the live figures (README.md): mode, state, n, steps, stepsPerSecond,
@@ -25,7 +25,7 @@ const yes = (value) => value !== null && !['0', 'false', 'no', 'off'].includes(v
 const wsScheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
 
 const settings = {
-  n: integer('n', 16, 1, 1024),
+  n: integer('n', 32, 1, 1024),
   token: query.get('token') || null,
   seed: query.has('seed') ? integer('seed', 0, 0, 2 ** 31) : null,
   fps: integer('fps', 50, 1, 1000),
