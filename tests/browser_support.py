@@ -32,6 +32,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 #: A uniformly random CartPole policy's mean episode reward is about 22.
 RANDOM_MEAN = 22.0
+#: The gateway's access token in the tests (the page takes it from its query, Node from --token).
+TOKEN = "browser-test-token_0123456789"
 
 
 def write_example_app(folder: Path, **gateway: Any) -> Path:
@@ -200,8 +202,11 @@ def node_missing() -> str | None:
     return None if shutil.which("node") else "node is not installed (Node 20+ runs envs/js)"
 
 
-def cartpole_node(url: str, *args: str, timeout: float = 120) -> list[dict[str, Any]]:
-    """Run envs/js/examples/cartpole-node.mjs against ``url``; its JSON lines (exit 0 asserted)."""
+def cartpole_node(
+    url: str, *args: str, timeout: float = 120, status: int = 0
+) -> list[dict[str, Any]]:
+    """Run envs/js/examples/cartpole-node.mjs against ``url``: its JSON lines, stdout's then
+    stderr's (the exit status ``status`` asserted)."""
     node = shutil.which("node")
     assert node is not None
     result = subprocess.run(
@@ -211,5 +216,6 @@ def cartpole_node(url: str, *args: str, timeout: float = 120) -> list[dict[str, 
         timeout=timeout,
         env={**os.environ, "NODE_NO_WARNINGS": "1"},
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert result.returncode == status, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout.splitlines() + result.stderr.splitlines()
+    return [json.loads(line) for line in out if line.startswith("{")]

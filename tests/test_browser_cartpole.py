@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from browser_support import (
     RANDOM_MEAN,
+    TOKEN,
     ExampleApp,
     chromium,
     chromium_missing,
@@ -41,7 +42,7 @@ FPS = 50
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleApp]:
-    with running_example(tmp_path_factory.mktemp("browser-cartpole")) as app:
+    with running_example(tmp_path_factory.mktemp("browser-cartpole"), token=TOKEN) as app:
         yield app
 
 
@@ -53,7 +54,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def open_page(browser: Any, example: ExampleApp) -> None:
     if not browser.current_url.startswith(example.page):
-        browser.get(f"{example.page}?n={ENVS}&seed=1")
+        browser.get(f"{example.page}?n={ENVS}&seed=1&token={TOKEN}")
 
 
 def test_the_page_trains_cartpole_through_the_gateway_past_a_random_policy(
@@ -76,7 +77,7 @@ def test_the_page_trains_cartpole_through_the_gateway_past_a_random_policy(
     assert trained["state"] == "running" and trained["error"] is None
     assert trained["restarts"] == 0 and trained["connections"] == 1
     counters = example.status()["counters"]
-    assert counters["connections_open"] == 1 and counters["refused"] == {}
+    assert counters["connections_open"] == 1 and counters["refused"] == {}  # the token passed
     assert counters["requests"] * ENVS >= trained["steps"]  # one message per step of the block
     assert example.global_step() > 0, "the shard learned from the page's steps"
     save_screenshot(browser, tmp_path / "train.png")

@@ -11,7 +11,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from browser_support import RANDOM_MEAN, ExampleApp, cartpole_node, node_missing, running_example
+from browser_support import (
+    RANDOM_MEAN,
+    TOKEN,
+    ExampleApp,
+    cartpole_node,
+    node_missing,
+    running_example,
+)
 
 pytestmark = pytest.mark.skipif(node_missing() is not None, reason=str(node_missing()))
 
@@ -20,13 +27,15 @@ ENVS = 16
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleApp]:
-    with running_example(tmp_path_factory.mktemp("node-cartpole")) as app:
+    with running_example(tmp_path_factory.mktemp("node-cartpole"), token=TOKEN) as app:
         yield app
 
 
 def test_the_node_cartpole_trains_past_a_random_policy(example: ExampleApp) -> None:
     lines = cartpole_node(
-        example.ws_url, "--envs", str(ENVS), "--seconds", "8", "--seed", "3", "--interval", "0.5"
+        example.ws_url,
+        *("--token", TOKEN, "--envs", str(ENVS), "--seconds", "8", "--seed", "3"),
+        *("--interval", "0.5"),
     )
     final = lines[-1]
     assert final["final"] is True and final["restarts"] == 0, lines
@@ -43,8 +52,17 @@ def test_the_node_cartpole_trains_past_a_random_policy(example: ExampleApp) -> N
 
 def test_an_exploit_run_acts_without_training(example: ExampleApp) -> None:
     step = example.settled_global_step()
-    lines = cartpole_node(example.ws_url, "--envs", "4", "--seconds", "2", "--exploit")
+    lines = cartpole_node(
+        example.ws_url, "--token", TOKEN, "--envs", "4", "--seconds", "2", "--exploit"
+    )
     final = lines[-1]
     assert final["steps"] > 400 and final["restarts"] == 0, lines
     time.sleep(1.2)  # a gradient would be reported with the workers' next heartbeat
     assert example.global_step() == step, "exploit mode sends no experience"
+
+
+def test_without_the_token_the_gateway_lets_no_node_client_in(example: ExampleApp) -> None:
+    refused = example.status()["counters"]["refused"].get("token", 0)
+    (error,) = cartpole_node(example.ws_url, "--seconds", "1", status=1)
+    assert "ConnectionClosed" in error["error"], error  # a refused handshake: it never opened
+    assert example.status()["counters"]["refused"].get("token", 0) > refused
