@@ -40,7 +40,7 @@ const MAX_THUMB_ROWS = 8;
 /** The live figures (module doc); also read by tests/test_browser_cartpole.py. */
 const figures = {
   mode: yes(query.get('exploit')) ? 'exploit' : 'train',
-  state: 'starting', // connecting, running, retrying (after an error), stopped
+  state: 'starting', // connecting, running, reconnecting, retrying (after an error), stopped
   n: settings.n,
   steps: 0,
   stepsPerSecond: 0,
@@ -98,7 +98,12 @@ async function start(mode) {
   figures.meanReward = null;
   figures.lastReward = null;
   const env = new VectorCartPole({ n: settings.n, seed: settings.seed });
-  const proxy = new BlockProxy({ url: settings.url, n: settings.n, token: settings.token, retryDeadline: 30 });
+  const reconnecting = (text) => {
+    figures.state = 'reconnecting';
+    figures.error = text;
+  };
+  const logger = { warn: reconnecting, info: reconnecting }; // a lost block, a refused init
+  const proxy = new BlockProxy({ url: settings.url, n: settings.n, token: settings.token, retryDeadline: 30, logger });
   const base = { steps: figures.steps, episodes: figures.episodes, restarts: figures.restarts };
   const interval = mode === 'exploit' ? 1 / settings.fps : 0;
   let runner = null;
