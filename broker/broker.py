@@ -12,7 +12,9 @@ This module owns the sockets and the event loop; the work is done by
 - ``clients.ClientSide``: the frontend (init, heartbeat, close; forwarding);
 - ``worker_link.WorkerLink``: the backend (REG, HB, BYE, REP; liveness, re-homing);
 - ``placement.Placement``: loads, ASSIGN/RELEASE, moves and idle release;
-- ``outbox.Outbox``: every send, counted and dropped when it cannot go.
+- ``outbox.Outbox``: every send, counted and dropped when it cannot go;
+- ``fairness.PeerBudget`` and ``cutoff.Cutoff``: a client connection whose messages are
+  refused faster than its budget allows gets one ``BUSY`` and is closed.
 
 Nothing a peer sends stops the loop: every message is handled inside a guard
 that answers or drops it and logs; every send is non-blocking and a reply that
@@ -33,12 +35,15 @@ import psutil
 import zmq
 
 from relaax_zmq.config import AppConfig
+from relaax_zmq.protocol import ErrorCode, header
 from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.security import PeerGate, peer_gate
 
 from . import admin
 from .clients import ClientSide
+from .cutoff import Cutoff
+from .fairness import PeerBudget, budget_text
 from .memory import Trimmer
 from .outbox import Outbox
 from .placement import Placement, worker_label
@@ -53,6 +58,9 @@ log = logging.getLogger(__name__)
 
 #: Messages read from one socket before looking at the others (fairness).
 RECV_BATCH = 256
+#: Refused client messages handled before the other sockets are looked at: a flood the
+#: broker refuses (each costs a decode and an error reply) cannot hold a worker's reply back.
+REFUSED_BATCH = 4
 #: Longest poll wait (ms), so that a stop request is seen quickly.
 MAX_POLL_MS = 100
 #: Seconds between checks for dead workers (between heartbeats too): a dead worker is
@@ -62,6 +70,7 @@ REAP_INTERVAL = MAX_POLL_MS / 1000
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+_SRCFD = int(zmq.SRCFD)
 
 
 def available_memory() -> int:
@@ -112,6 +121,11 @@ class Broker:
         )
         self.link = WorkerLink(self.workers, self.sessions, self.counters, self.out, self.placement)
         self.trimmer = Trimmer()
+        self.budget = PeerBudget(b.peer_refusal_rate, b.peer_refusal_burst)
+        self.cutoff = Cutoff()
+        self._held = self.cutoff.held
+        self._budget_text = budget_text(b.peer_refusal_rate, b.peer_refusal_burst)
+        self._on_client = self.clients.on_message
 
     # ------------------------------------------------------------------ loop
 
@@ -139,7 +153,7 @@ class Broker:
     ) -> None:
         poller = zmq.Poller()
         handlers: dict[zmq.Socket, Callable[[list[Any]], None]] = {
-            frontend: self.clients.on_message,
+            frontend: self._on_frontend,
             backend: self.link.on_message,
             admin_sock: self._on_admin,
         }
@@ -166,6 +180,8 @@ class Broker:
                 if sock in ready:
                     self._drain(sock, handler, gates.get(sock))
             now = time.monotonic()
+            if self._held:
+                self._guard(self.cutoff.tick, now)
             if now >= next_tick:
                 self._guard(self._tick, now)
                 next_tick, next_reap = now + interval, now + REAP_INTERVAL
@@ -179,6 +195,8 @@ class Broker:
         handler: Callable[[list[Any]], None],
         gate: tuple[PeerGate, Callable[[list[Any], str], None]] | None = None,
     ) -> None:
+        counters = self.counters
+        refused_until = counters.error_replies + counters.cut_dropped + REFUSED_BATCH
         for _ in range(RECV_BATCH):
             try:
                 frames = _recv(sock)
@@ -194,6 +212,8 @@ class Broker:
                 self.counters.refused_messages += 1
                 self.out.throttle.warn("%s: a message refused: %s", gate[0].domain.decode(), why)
                 self._guard(gate[1], frames, why)
+            if counters.error_replies + counters.cut_dropped >= refused_until:
+                return  # the others' turn: more is read on the next round
             if not sock.getsockopt(_EVENTS) & _POLLIN:  # cheaper than a zmq.Again
                 return
 
@@ -209,6 +229,39 @@ class Broker:
         self.link.tick(now)
         self.placement.release_idle(now)
         self.trimmer.tick(now, self.sessions.removed)
+        self.budget.sweep(now)
+
+    # ------------------------------------------------------------ frontend
+
+    def _on_frontend(self, frames: list[Any]) -> None:
+        """A client message: handled, and charged to its connection when it was refused."""
+        counters = self.counters
+        if self._held and frames[0].bytes in self._held:
+            counters.cut_dropped += 1  # a connection being closed: not read
+            return
+        before = counters.error_replies
+        self._on_client(frames)
+        if counters.error_replies != before:
+            now = time.monotonic()
+            if not self.budget.charge(frames[0].bytes, now):
+                self._cut(frames, now)
+
+    def _cut(self, frames: list[Any], now: float) -> None:
+        """``frames``' connection spent its budget: one BUSY saying so, then it is closed."""
+        identity = frames[0].bytes
+        sequence, session_id, count = header.salvage(frames[1:], self.out.limits.max_sessions)
+        self.out.error(
+            identity,
+            ErrorCode.BUSY,
+            self._budget_text,
+            sequence=sequence,
+            session_id=session_id,
+            session_count=count,
+        )
+        self.counters.cut_peers += 1
+        self.budget.forget(identity)
+        self.cutoff.cut(identity, _source_fd(frames[-1]), now)
+        self.out.throttle.warn("client %r closed: %s", identity[:32], self._budget_text)
 
     # --------------------------------------------------------------- admin
 
@@ -284,6 +337,14 @@ class Broker:
         log.info("block %d dropped (admin)", block.id)
         self.placement.release(block, "dropped by admin")
         return None
+
+
+def _source_fd(frame: Any) -> int:
+    """The descriptor of the connection ``frame`` came from; -1 when there is none."""
+    try:
+        return int(frame.get(_SRCFD))
+    except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+        return -1
 
 
 def _recv(sock: zmq.Socket) -> list[Any]:

@@ -62,9 +62,13 @@ class Counters:
     refused_inits: int = 0
     resumed_blocks: int = 0
     refused_messages: int = 0  # from keys revoked (or no longer allowed) since their handshake
+    error_replies: int = 0  # error replies to clients (each is charged to its connection)
+    cut_peers: int = 0  # client connections closed for spending their budget (fairness)
+    cut_dropped: int = 0  # messages of a connection being closed, dropped unread
     errors: Counter[str] = field(default_factory=Counter)
 
     def error(self, code: int) -> None:
+        self.error_replies += 1
         try:
             self.errors[ErrorCode(code).name] += 1
         except ValueError:

@@ -45,6 +45,11 @@ from relaax_zmq.security.curve import CurveSpec, apply_curve
 FRAME_LIMIT_FACTOR = 2
 #: Messages queued per peer before ZeroMQ blocks or drops (0 would mean unlimited).
 DEFAULT_HWM = 10_000
+#: Messages the broker's frontend queues from one client before ZeroMQ stops reading that
+#: client's connection: more than the requests one block may have in flight
+#: (``broker.sessions.MAX_IN_FLIGHT``), few enough that a flooding client meets TCP's
+#: backpressure instead of filling the broker's memory (docs/security.md, "Per-peer budget").
+FRONTEND_RCVHWM = 128
 #: Control and admin messages are small; anything above this is a misbehaving peer.
 ADMIN_MAX_MESSAGE_BYTES = 1 << 20
 #: Largest metrics batch a sender sends (it drops larger ones) and a collector reads.
@@ -82,6 +87,9 @@ class SocketSpec:
     #: the largest legal message; ZeroMQ drops a peer whose frame exceeds ``frame_limit``
     max_message_bytes: int
     hwm: int = DEFAULT_HWM
+    #: messages queued from each peer before ZeroMQ stops reading its connection (TCP then
+    #: slows the peer down); None: ``hwm``
+    rcv_hwm: int | None = None
     linger_ms: int = 0
     #: a ROUTER hands a known identity over to its newest connection (a worker that reconnects)
     handover: bool = False
@@ -101,7 +109,7 @@ def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSp
     b = config.broker
     limit = b.max_message_bytes or config.protocol.max_message_bytes
     specs = [
-        SocketSpec("broker.frontend", zmq.ROUTER, b.frontend, True, limit),
+        SocketSpec("broker.frontend", zmq.ROUTER, b.frontend, True, limit, rcv_hwm=FRONTEND_RCVHWM),
         SocketSpec("broker.backend", zmq.ROUTER, b.backend, True, limit, handover=True),
         SocketSpec("broker.admin", zmq.ROUTER, b.admin, True, ADMIN_MAX_MESSAGE_BYTES),
         SocketSpec("worker.backend", zmq.DEALER, b.backend, False, limit),
@@ -210,7 +218,7 @@ def open_socket(
     try:
         sock.setsockopt(zmq.LINGER, spec.linger_ms)
         sock.setsockopt(zmq.SNDHWM, spec.hwm)
-        sock.setsockopt(zmq.RCVHWM, spec.hwm)
+        sock.setsockopt(zmq.RCVHWM, spec.hwm if spec.rcv_hwm is None else spec.rcv_hwm)
         sock.setsockopt(zmq.MAXMSGSIZE, spec.frame_limit)
         if identity is not None:
             sock.setsockopt(zmq.IDENTITY, identity)
