@@ -90,6 +90,12 @@ class BrokerConfig:
     client_request_timeout: float = option(10.0, gt=0, doc="client waits this long, retries")
     retry_backoff_initial: float = option(0.1, gt=0, doc="first client retry delay")
     retry_backoff_max: float = option(10.0, gt=0, doc="longest client retry delay")
+    peer_refusal_rate: float = option(
+        20.0, gt=0, doc="refused messages a client connection may send per second"
+    )
+    peer_refusal_burst: int = option(
+        4, ge=1, doc="refused messages at once; one more closes the connection"
+    )
 
     def validate_config(self, path: str) -> None:
         seen: dict[str, str] = {}
