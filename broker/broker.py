@@ -36,6 +36,7 @@ import zmq
 
 from relaax_zmq.config import AppConfig
 from relaax_zmq.protocol import ErrorCode, header
+from relaax_zmq.protocol.envelope import message_bytes
 from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.security import PeerGate, peer_gate
@@ -61,6 +62,9 @@ RECV_BATCH = 256
 #: Refused client messages handled before the other sockets are looked at: a flood the
 #: broker refuses (each costs a decode and an error reply) cannot hold a worker's reply back.
 REFUSED_BATCH = 4
+#: Bytes of a refused message that cost one more token of its connection's budget: a
+#: refused frame at the size limit costs far more (I/O, memory, a decode) than a bad header.
+REFUSED_BYTES_PER_TOKEN = 32 << 10
 #: Longest poll wait (ms), so that a stop request is seen quickly.
 MAX_POLL_MS = 100
 #: Seconds between checks for dead workers (between heartbeats too): a dead worker is
@@ -243,7 +247,8 @@ class Broker:
         self._on_client(frames)
         if counters.error_replies != before:
             now = time.monotonic()
-            if not self.budget.charge(frames[0].bytes, now):
+            cost = 1.0 + message_bytes(frames) / REFUSED_BYTES_PER_TOKEN
+            if not self.budget.charge(frames[0].bytes, now, cost):
                 self._cut(frames, now)
 
     def _cut(self, frames: list[Any], now: float) -> None:

@@ -91,10 +91,10 @@ class BrokerConfig:
     retry_backoff_initial: float = option(0.1, gt=0, doc="first client retry delay")
     retry_backoff_max: float = option(10.0, gt=0, doc="longest client retry delay")
     peer_refusal_rate: float = option(
-        20.0, gt=0, doc="refused messages a client connection may send per second"
+        20.0, gt=0, doc="refusals a client connection may earn per second (budget refill)"
     )
     peer_refusal_burst: int = option(
-        4, ge=1, doc="refused messages at once; one more closes the connection"
+        16, ge=1, doc="refusals at once, each 1 + its size / 32 KiB; one more closes it"
     )
 
     def validate_config(self, path: str) -> None:
