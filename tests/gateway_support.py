@@ -43,11 +43,15 @@ class GatewayApp:
 
 
 @contextmanager
-def running_gateway(folder: Path, **gateway: Any) -> Iterator[GatewayApp]:
-    """Broker, one worker and a gateway daemon on free loopback ports; all stopped after."""
+def running_gateway(
+    folder: Path, workers: int = 1, sessions: int = 256, **gateway: Any
+) -> Iterator[GatewayApp]:
+    """Broker, ``workers`` workers (``sessions`` each) and a gateway daemon on free loopback
+    ports; all stopped after."""
     port = free_port()
     settings = {"enabled": True, "port": port, **gateway}
-    with running_exchange(folder, worker_count=1, gateway=settings) as ex:
+    hosts = {"max_sessions": sessions}
+    with running_exchange(folder, worker_count=workers, gateway=settings, workers=hosts) as ex:
         daemon = start_daemon("gateway", "relaax_zmq.gateway", ex.config)
         app = GatewayApp(ex, daemon, port)
         try:

@@ -1,12 +1,12 @@
-"""The same seeded run in serial mode, through the in-process path and through the broker
-is identical."""
+"""The same seeded run in serial mode, through the in-process path, through the broker and
+through the WebSocket gateway is identical."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from exchange_support import running_exchange
+from gateway_support import running_gateway
 
 from relaax_zmq.client import AgentProxy, VectorAgentProxy
 from relaax_zmq.config.sections import AlgorithmConfig
@@ -72,19 +72,24 @@ def _same(a: list[tuple[np.ndarray, int, float]], b: list[tuple[np.ndarray, int,
     )
 
 
-def test_serial_in_process_and_broker_runs_are_identical(tmp_path) -> None:
+def test_serial_in_process_broker_and_gateway_runs_are_identical(tmp_path) -> None:
     serial_vector, serial_envs = _vector(AgentBlock(_agent(), 6), seed=5)
     local_rewards, local_env = _single(AgentProxy.in_process(_host()), seed=11)
     local_vector, local_envs = _vector(VectorAgentProxy.in_process(_host(), 6), seed=5)
-    with running_exchange(tmp_path, worker_count=2) as ex:
-        remote_rewards, remote_env = _single(AgentProxy(ex.frontend), seed=11)
-        remote_vector, remote_envs = _vector(VectorAgentProxy(ex.frontend, 6), seed=5)
+    with running_gateway(tmp_path, workers=2) as app:
+        frontend = app.exchange.frontend
+        remote_rewards, remote_env = _single(AgentProxy(frontend), seed=11)
+        remote_vector, remote_envs = _vector(VectorAgentProxy(frontend, 6), seed=5)
+        web_rewards, web_env = _single(AgentProxy(app.url), seed=11)
+        web_vector, web_envs = _vector(VectorAgentProxy(app.url, 6), seed=5)
     assert len(local_env.steps) > 20
-    assert local_rewards == remote_rewards
+    assert local_rewards == remote_rewards == web_rewards
     assert _same(local_env.steps, remote_env.steps), "step-for-step identical trajectories"
-    assert serial_vector == local_vector == remote_vector
-    assert all(_same(a.steps, b.steps) for a, b in zip(local_envs, remote_envs, strict=True))
-    assert all(_same(a.steps, b.steps) for a, b in zip(serial_envs, remote_envs, strict=True))
+    assert _same(local_env.steps, web_env.steps)
+    assert serial_vector == local_vector == remote_vector == web_vector
+    for envs in (remote_envs, web_envs):
+        assert all(_same(a.steps, b.steps) for a, b in zip(local_envs, envs, strict=True))
+        assert all(_same(a.steps, b.steps) for a, b in zip(serial_envs, envs, strict=True))
 
 
 def test_a_different_seed_gives_a_different_trajectory() -> None:

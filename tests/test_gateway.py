@@ -4,6 +4,8 @@ slow readers) closing or slowing the offender alone."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import socket
 import struct
 import threading
@@ -15,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from exchange_support import status, wait_until
+from exchange_support import start_daemon, status, wait_until
 from gateway_support import TOKEN, GatewayApp, open_ws, request, running_gateway, step
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from relaax_zmq.client import AgentProxy, VectorAgentProxy
+from relaax_zmq.errors import AgentError, EpisodeRestart
 from relaax_zmq.gateway import pack
 from relaax_zmq.protocol import ErrorCode, MessageType, encode, messages
 from relaax_zmq.protocol.messages import read_error
@@ -180,27 +184,45 @@ def test_a_flood_is_slowed_to_its_budget_while_others_keep_stepping(app: Gateway
 
 
 def test_a_client_that_reads_no_replies_is_closed(app: GatewayApp) -> None:
-    sock = socket.create_connection(("127.0.0.1", app.port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    before = app.counters()["closed"].get("slow_reader", 0)
-    ended = threading.Event()
+    """Updates of a 64-session block whose actions (512 B each) are never read: the
+    buffers fill, the gateway's write waits, and after send_timeout it drops the client."""
+    before = app.counters()
+    stop = threading.Event()
+    ws = open_ws(app.url)
+    ready = request(ws, messages.init(sequence=1, session_count=64))
+    assert ready.type == MessageType.READY
+    session = ready.session_id
+    states = np.zeros((64, 4), np.float32)
 
     def send_without_reading() -> None:
-        # heartbeats, answered by the broker; their replies are never read
-        data = pack(encode(messages.simple(MessageType.HEARTBEAT, 0, 0)))
-        try:
-            while True:
-                ws.send(data)
-        except (ConnectionClosed, OSError):
-            ended.set()
+        with contextlib.suppress(ConnectionClosed, OSError):
+            for sequence in itertools.count(2):
+                if stop.is_set():
+                    return
+                update = messages.update(session, state=states, sequence=sequence)
+                ws.send(pack(encode(update)))
 
-    with open_ws(app.url, sock=sock) as ws:
-        threading.Thread(target=send_without_reading, daemon=True).start()
+    threading.Thread(target=send_without_reading, daemon=True).start()
+    try:
+        slow = before["closed"].get("slow_reader", 0)
+        wait_until(lambda: app.counters()["closed"].get("slow_reader", 0) > slow, 20, "the close")
         wait_until(
-            lambda: app.counters()["closed"].get("slow_reader", 0) > before, 20, "the slow reader"
+            lambda: app.counters()["connections_open"] <= before["connections_open"], 10, "its end"
         )
-        assert ended.wait(10), "the connection stayed open"
+    finally:
+        stop.set()
+        ws.socket.close()
     assert app.gateway.proc.poll() is None
+
+
+def test_python_clients_take_the_gateway_url_and_its_token(app: GatewayApp) -> None:
+    with VectorAgentProxy(app.url, 3, token=TOKEN) as block:
+        block.init()
+        actions = block.update(None, np.zeros((3, 4), np.float32))
+        assert actions.shape == (3,) and set(actions) <= {0, 1}
+    with pytest.raises(AgentError) as caught:
+        AgentProxy(app.url, token="wrong-token-0123456789").init()
+    assert caught.value.code == ErrorCode.AUTH and "401" in str(caught.value)
 
 
 def test_files_are_served_and_nothing_outside_the_folder(app: GatewayApp) -> None:
@@ -216,11 +238,15 @@ def test_files_are_served_and_nothing_outside_the_folder(app: GatewayApp) -> Non
         assert caught.value.code == 404
 
 
-def test_sigterm_closes_connections_going_away_and_exits_zero(tmp_path: Path) -> None:
+def test_sigterm_closes_connections_and_clients_resume_after_a_restart(tmp_path: Path) -> None:
     with running_gateway(tmp_path) as app:
         ws = open_ws(app.url, token=None)
         session = request(ws, messages.init(sequence=1)).session_id
         assert step(ws, session, 2).type == MessageType.ACTION
+        proxy = AgentProxy(app.url, request_timeout=2.0, backoff_initial=0.05)
+        proxy.init()
+        state = np.zeros(4, np.float32)
+        proxy.update(state=state)
         assert app.gateway.stop() == 0
         with pytest.raises(ConnectionClosed) as caught:
             ws.recv(5)
@@ -228,3 +254,8 @@ def test_sigterm_closes_connections_going_away_and_exits_zero(tmp_path: Path) ->
         wait_until(
             lambda: status(app.exchange.admin)["sessions"]["sessions"] == 0, 5, "blocks closed"
         )
+        app.gateway = start_daemon("gateway", "relaax_zmq.gateway", app.exchange.config)
+        with pytest.raises(EpisodeRestart):  # its block was closed: a new one, a new episode
+            proxy.update(reward=1.0, state=state)
+        assert proxy.update(state=state) in (0, 1)
+        proxy.disconnect()

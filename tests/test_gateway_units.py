@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from relaax_zmq.config import parse_config
 from relaax_zmq.errors import ConfigError, ProtocolError
 from relaax_zmq.gateway import ConnectionBudget, TokenBucket, pack, unpack
-from relaax_zmq.gateway.envelope import packed_size
 from relaax_zmq.protocol import encode, messages
+from relaax_zmq.protocol.websocket import packed_size
 
 MAX_FRAMES = 66
 APP = {"algorithm": {"name": "da3c"}, "environment": {"name": "CartPole-v1"}}

@@ -22,6 +22,10 @@ def bound_endpoints(config: AppConfig, roles: Sequence[str], shards: int) -> dic
         for shard in range(shards):
             found[f"parameter_servers[{shard}].gradients"] = ps.gradients_endpoint(shard)
             found[f"parameter_servers[{shard}].weights"] = ps.weights_endpoint(shard)
+    gateway = config.gateway
+    if "gateway" in roles and gateway.enabled and gateway.port:
+        host = f"[{gateway.host}]" if ":" in gateway.host else gateway.host
+        found["gateway.port"] = f"tcp://{host}:{gateway.port}"
     return {k: v for k, v in found.items() if v.startswith("tcp://")}
 
 

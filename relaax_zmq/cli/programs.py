@@ -1,10 +1,11 @@
 """The supervisord programs of an app, by role: which daemons ``run ROLE`` starts.
 
 Roles, in start order (supervisord priority): ``metrics`` (the collector), ``ps`` (the
-parameter-server shards), ``broker``, ``workers``, ``envs`` (the environment clients),
-``tensorboard``. ``servers`` is the first four, ``all`` adds ``envs``. Daemons stop in
-the reverse order, which loses nothing: clients, workers (BYE), the broker, the shards
-(a final checkpoint), the collector (a final flush).
+parameter-server shards), ``broker``, ``workers``, ``gateway`` (the WebSocket gateway,
+when ``gateway.enabled``), ``envs`` (the environment clients), ``tensorboard``.
+``servers`` is the first five, ``all`` adds ``envs``. Daemons stop in the reverse order,
+which loses nothing: clients, the gateway (its connections' blocks closed), workers (BYE),
+the broker, the shards (a final checkpoint), the collector (a final flush).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ ROLES: dict[str, tuple[int, int]] = {
     "ps": (200, 60),  # a final checkpoint on SIGTERM
     "broker": (300, 10),
     "workers": (400, 15),
+    "gateway": (450, 10),
     "envs": (500, 15),
     "tensorboard": (600, 5),
 }
 ALIASES = {
-    "servers": ("metrics", "ps", "broker", "workers"),
-    "all": ("metrics", "ps", "broker", "workers", "envs"),
+    "servers": ("metrics", "ps", "broker", "workers", "gateway"),
+    "all": ("metrics", "ps", "broker", "workers", "gateway", "envs"),
 }
 CHOICES = (*ALIASES, *ROLES)
 TENSORBOARD_PORT = 6006

@@ -137,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
         )
     overrides = parse_set(args.set)
     config = load_app(args.config, overrides)
+    if "gateway" in args.roles and not config.gateway.enabled:
+        raise CliError(
+            f"run gateway: {args.config} does not enable it; set gateway.enabled: true "
+            "there (or --set gateway.enabled=true)",
+            code=2,
+        )
     folder = RunFolder.of(args.config)
     supervisor = Supervisor(folder)
     started_here = not supervisor.running()

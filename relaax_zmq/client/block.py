@@ -37,6 +37,7 @@ from relaax_zmq.client.connection import (
     client_spec,
 )
 from relaax_zmq.client.metrics import MetricsBuffer
+from relaax_zmq.client.websocket import WebSocketConnection, is_websocket_url
 from relaax_zmq.errors import AgentError, EpisodeRestart, ProtocolError
 from relaax_zmq.metrics.names import ACTION_LATENCY_CLIENT_MS
 from relaax_zmq.protocol import messages
@@ -78,7 +79,8 @@ class BlockProxy:
     """Client of one block of ``n`` sessions (see the module docstring).
 
     Args:
-        endpoint: the broker's frontend (``broker.frontend``).
+        endpoint: the broker's frontend (``broker.frontend``), or the gateway's URL
+            (``ws://host:7800/rlx``, ``wss://...``: ``websocket.WebSocketConnection``).
         n: sessions in the block.
         request_timeout: seconds to wait for a reply before reconnecting.
         backoff_initial, backoff_max: retry delays of a refused (BUSY) init.
@@ -90,6 +92,7 @@ class BlockProxy:
         backoff: a ready ``Backoff`` (tests inject one with a fake rng and sleep).
         connection: a ready channel instead of a socket to ``endpoint`` (the
             in-process path, ``relaax_zmq.client.inprocess``).
+        token: the gateway's access token (``gateway.token``; WebSocket URLs only).
     """
 
     def __init__(
@@ -106,12 +109,21 @@ class BlockProxy:
         limits: Limits = DEFAULT_LIMITS,
         curve: CurveSpec | None = None,
         backoff: Backoff | None = None,
-        connection: Connection | InProcessConnection | None = None,
+        connection: Connection | InProcessConnection | WebSocketConnection | None = None,
+        token: str | None = None,
     ) -> None:
         if n < 1:
             raise ValueError(f"a block has at least one session, got {n}")
         self.n = n
         self.retry_deadline = retry_deadline
+        if connection is None and is_websocket_url(endpoint):
+            connection = WebSocketConnection(
+                endpoint,
+                token=token,
+                timeout=request_timeout,
+                limits=limits,
+                max_message_bytes=max_message_bytes,
+            )
         self.connection = connection or Connection(
             client_spec(endpoint, max_message_bytes, curve),
             timeout=request_timeout,

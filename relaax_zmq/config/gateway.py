@@ -12,7 +12,7 @@ from relaax_zmq.config.describe import key_path
 from relaax_zmq.errors import ConfigError
 
 #: Characters a token may hold: it travels as a WebSocket subprotocol (an HTTP token).
-TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
 
@@ -58,7 +58,7 @@ class GatewayConfig:
         if self.token is not None and not TOKEN_PATTERN.match(self.token):
             raise ConfigError(
                 key_path(path, "token"),
-                "expected 16-256 characters of A-Z a-z 0-9 . _ ~ - "
+                "expected 16-256 characters of A-Z a-z 0-9 _ - "
                 f"(secrets.token_urlsafe() makes one), got {len(self.token)} characters",
             )
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -84,7 +84,7 @@ class GatewayConfig:
         if not TOKEN_PATTERN.match(token):
             raise ConfigError(
                 "gateway.token_file",
-                f"expected 16-256 characters of A-Z a-z 0-9 . _ ~ -, got {len(token)} characters",
+                f"expected 16-256 characters of A-Z a-z 0-9 _ -, got {len(token)} characters",
             )
         return token
 

@@ -5,8 +5,9 @@ for WebSocket connections and bridges each to the broker's frontend as an ordina
 client; docs/protocol.md, section 8, specifies what travels on the WebSocket.
 """
 
+from relaax_zmq.protocol.websocket import pack, unpack
+
 from .budget import ConnectionBudget, TokenBucket
-from .envelope import pack, unpack
 from .server import Gateway, GatewayCounters
 
 __all__ = ["ConnectionBudget", "Gateway", "GatewayCounters", "TokenBucket", "pack", "unpack"]

@@ -35,15 +35,17 @@ from websockets.exceptions import ConnectionClosed
 
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import ErrorCode, MessageType, encode, messages
+from relaax_zmq.protocol.websocket import pack, unpack
 
 from .budget import ConnectionBudget
-from .envelope import pack, unpack
 
 log = logging.getLogger(__name__)
 
 #: magic, version, type, flags, sequence, session_id, session_count (the header's start)
 _HEAD = struct.Struct("<4sBBHQQI")
 _READY = int(MessageType.READY)
+#: Messages at least this large are handed to ZeroMQ without a copy.
+ZERO_COPY_BYTES = 1 << 16
 _CLOSE = int(MessageType.CLOSE)
 
 
@@ -80,61 +82,78 @@ class Bridge:
         self._replied = asyncio.Event()
         #: blocks granted to this connection and not closed: first session id -> count
         self.blocks: dict[int, int] = {}
+        self.last_request = time.monotonic()
 
     async def run(self) -> None:
-        """Forward both ways until the WebSocket closes or a limit closes it."""
-        replies = asyncio.create_task(self._replies())
+        """Forward both ways until the WebSocket closes or a limit closes it: whichever
+        direction ends first (a close, the slow-reader watchdog) ends the other."""
+        tasks = [asyncio.create_task(self._requests()), asyncio.create_task(self._replies())]
         try:
-            await self._requests()
-        except ConnectionClosed:
-            pass
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                error = task.exception()
+                if error is not None and not isinstance(error, ConnectionClosed):
+                    raise error
         finally:
-            replies.cancel()
-            await asyncio.gather(replies, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._close_blocks()
 
     # ---------------------------------------------------------------- requests
 
     async def _requests(self) -> None:
         limits = self.limits
-        while True:
-            try:
-                data = await asyncio.wait_for(self.ws.recv(), limits.idle_timeout)
-            except TimeoutError:
-                self.counters.closed["idle"] += 1
-                await self.ws.close(1001, f"idle for {limits.idle_timeout:g} s")
-                return
-            if isinstance(data, str):
-                self.counters.closed["text"] += 1
-                await self.ws.close(1003, "expected binary RLX envelopes, got a text message")
-                return
-            try:
-                frames = unpack(data, limits.max_frames)
-            except ProtocolError as exc:
-                self.counters.closed["malformed"] += 1
-                await self.ws.close(1002, str(exc)[:120])
-                return
-            self.counters.requests += 1
-            self.counters.bytes_in += len(data)
-            size = sum(f.nbytes for f in frames)
-            if size > limits.max_message_bytes:
-                await self._too_large(frames[0], size)
-            else:
-                await self._forward(frames)
-            delay = self.budget.delay(len(data), time.monotonic())
-            if delay > 0:  # over budget: read nothing more for a while (TCP backpressure)
-                self.counters.throttled_s += delay
-                await asyncio.sleep(delay)
-            await self._wait_for_room()
+        idle = asyncio.create_task(self._close_when_idle())
+        try:
+            while True:
+                data = await self.ws.recv()
+                self.last_request = time.monotonic()
+                if isinstance(data, str):
+                    self.counters.closed["text"] += 1
+                    await self.ws.close(1003, "expected binary RLX envelopes, got a text message")
+                    return
+                try:
+                    frames = unpack(data, limits.max_frames)
+                except ProtocolError as exc:
+                    self.counters.closed["malformed"] += 1
+                    await self.ws.close(1002, str(exc)[:120])
+                    return
+                self.counters.requests += 1
+                self.counters.bytes_in += len(data)
+                size = sum(f.nbytes for f in frames)
+                if size > limits.max_message_bytes:
+                    await self._too_large(frames[0], size)
+                else:
+                    await self._forward(frames, size)
+                delay = self.budget.delay(len(data), self.last_request)
+                if delay > 0:  # over budget: read nothing more for a while (TCP backpressure)
+                    self.counters.throttled_s += delay
+                    await asyncio.sleep(delay)
+                await self._wait_for_room()
+        finally:
+            idle.cancel()
 
-    async def _forward(self, frames: list[memoryview]) -> None:
+    async def _close_when_idle(self) -> None:
+        """Close the connection once it has sent nothing for ``idle_timeout``."""
+        timeout = self.limits.idle_timeout
+        while True:
+            left = self.last_request + timeout - time.monotonic()
+            if left <= 0:
+                self.counters.closed["idle"] += 1
+                await self.ws.close(1001, f"idle for {timeout:g} s")
+                return
+            await asyncio.sleep(left)
+
+    async def _forward(self, frames: list[memoryview], size: int) -> None:
         head = frames[0]
         if head.nbytes >= _HEAD.size:
             _, _, mtype, _, _, session, _ = _HEAD.unpack_from(head)
             if mtype == _CLOSE:
                 self.blocks.pop(session, None)
         self.in_flight.append(time.monotonic())
-        await self.dealer.send_multipart(frames, copy=False)
+        # small messages are cheaper copied than wrapped in zero-copy frames
+        await self.dealer.send_multipart(frames, copy=size < ZERO_COPY_BYTES)
 
     async def _too_large(self, head: memoryview, size: int) -> None:
         """A TOO_LARGE error echoing the request's ids, never forwarded to the broker."""

@@ -24,12 +24,12 @@ import zmq.asyncio
 from websockets.asyncio.server import ServerConnection, serve
 
 from relaax_zmq.config import AppConfig
+from relaax_zmq.protocol.websocket import packed_size
 from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 
 from .bridge import Bridge, BridgeLimits
 from .budget import ConnectionBudget
-from .envelope import packed_size
 from .handshake import Handshake, select_subprotocol
 
 log = logging.getLogger(__name__)

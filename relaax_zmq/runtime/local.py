@@ -68,7 +68,8 @@ class DaemonSpec:
 
 
 def app_daemons(config: AppConfig, *, collector: bool = True) -> list[DaemonSpec]:
-    """The daemons of the app in start order: collector, shards, broker, workers."""
+    """The daemons of the app in start order: collector, shards, broker, workers and the
+    gateway when ``gateway.enabled``."""
     found = [DaemonSpec("collector", "metrics", "relaax_zmq.metrics")] if collector else []
     found += [
         DaemonSpec(f"shard-{i}", "ps", "relaax_zmq.ps", ("--shard", str(i)))
@@ -79,6 +80,8 @@ def app_daemons(config: AppConfig, *, collector: bool = True) -> list[DaemonSpec
         DaemonSpec(f"worker-{i}", "workers", "relaax_zmq.worker", ("--name", f"worker-{i}"))
         for i in range(config.workers.count)
     ]
+    if config.gateway.enabled:
+        found.append(DaemonSpec("gateway", "gateway", "relaax_zmq.gateway"))
     return found
 
 
@@ -152,7 +155,7 @@ class LocalStack:
 
     def stop(self, timeout: float = 15.0) -> dict[str, int]:
         """Stop everything in a safe order (module docstring); exit codes by daemon."""
-        order = ("worker", "broker", "shard", "collector")
+        order = ("gateway", "worker", "broker", "shard", "collector")
         codes: dict[str, int] = {}
         for kind in order:
             for daemon in [d for d in self.daemons if d.name.startswith(kind)]:

@@ -1,4 +1,4 @@
-"""The WebSocket envelope: one RLX multipart message in one binary WebSocket message.
+"""The WebSocket transport's envelope: one RLX multipart message in one binary WebSocket message.
 
 docs/protocol.md, section 8, is the contract. Little-endian::
 
