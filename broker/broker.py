@@ -44,7 +44,7 @@ from relaax_zmq.security import PeerGate, peer_gate
 from . import admin
 from .clients import ClientSide
 from .cutoff import Cutoff
-from .fairness import PeerBudget, budget_text
+from .fairness import PeerBudget, budget_text, refusal_cost
 from .memory import Trimmer
 from .outbox import Outbox
 from .placement import Placement, worker_label
@@ -62,9 +62,6 @@ RECV_BATCH = 256
 #: Refused client messages handled before the other sockets are looked at: a flood the
 #: broker refuses (each costs a decode and an error reply) cannot hold a worker's reply back.
 REFUSED_BATCH = 4
-#: Bytes of a refused message that cost one more token of its connection's budget: a
-#: refused frame at the size limit costs far more (I/O, memory, a decode) than a bad header.
-REFUSED_BYTES_PER_TOKEN = 32 << 10
 #: Longest poll wait (ms), so that a stop request is seen quickly.
 MAX_POLL_MS = 100
 #: Seconds between checks for dead workers (between heartbeats too): a dead worker is
@@ -247,7 +244,7 @@ class Broker:
         self._on_client(frames)
         if counters.error_replies != before:
             now = time.monotonic()
-            cost = 1.0 + message_bytes(frames) / REFUSED_BYTES_PER_TOKEN
+            cost = refusal_cost(message_bytes(frames))
             if not self.budget.charge(frames[0].bytes, now, cost):
                 self._cut(frames, now)
 

@@ -2,26 +2,28 @@
 
 A pure core, no sockets (like ``balance``): the broker's frontend charges every message it
 refused (an error reply: ``TOO_LARGE``, ``MALFORMED``, ``BUSY`` ...) to the connection that
-sent it; a connection whose budget is spent is *cut*: its next message gets one ``BUSY``
-reply naming the budget, then the broker closes the connection (docs/security.md, "Per-peer
-budget"). Legal traffic is never charged, so a well-behaved client never meets the budget.
+sent it, 1 + its size / 32 KiB tokens; a connection whose budget is overdrawn is *cut*: one
+``BUSY`` naming the budget, then the broker closes the connection (docs/security.md,
+"Per-peer budget"). Legal traffic is never charged, so a well-behaved client never meets it.
 
 Why refusals, and why cut rather than drop: measured with ``python -m bench.oversize`` on
 2 cores, a peer flooding frames at the size limit costs the machine far more outside the
 broker's Python loop (its own process and ZeroMQ's I/O threads moving 1.3 GB/s) than in it;
-answering or dropping its messages faster changes little, only stopping its bytes does. A
-ROUTER cannot stop reading one peer, but it can lose one (the peer reconnects after its
-reconnect interval, with an empty budget of its own: a full one).
+refusing faster would not help, only stopping its bytes does. A ROUTER cannot stop reading
+one peer, but it can lose one (the peer reconnects after its reconnect interval, as a new
+connection with a full budget).
 
 Reuse (the WebSocket gateway applies the same rule per connection)::
 
-    budget = PeerBudget(rate=100.0, burst=200.0)
+    budget = PeerBudget(rate=20.0, burst=16.0)     # broker.peer_refusal_rate / _burst
     ...
-    if refused:                             # this connection's message was refused
-        if not budget.charge(peer_id, time.monotonic()):
-            close(peer_id)                  # spent: send the BUSY text, then close
+    if refused:                                    # this connection's message was refused
+        cost = refusal_cost(size)                  # bigger refusals cost more
+        if not budget.charge(peer_id, time.monotonic(), cost):
+            close(peer_id, budget_text(20.0, 16))  # overdrawn: say why, then close
     ...
-    budget.forget(peer_id)                  # the connection ended
+    budget.forget(peer_id)                         # the connection ended
+    budget.sweep(time.monotonic())                 # now and then: forget settled peers
 
 ``TokenBucket`` is the single-bucket form, for a caller that keeps one per connection.
 """
@@ -30,7 +32,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PeerBudget", "TokenBucket", "budget_text"]
+__all__ = ["BYTES_PER_TOKEN", "PeerBudget", "TokenBucket", "budget_text", "refusal_cost"]
+
+#: Bytes of a refused message that cost one more token: a refused frame at the size limit
+#: costs far more (I/O, memory, a decode) than a bad header.
+BYTES_PER_TOKEN = 32 << 10
+
+
+def refusal_cost(size: int) -> float:
+    """Tokens a refused message of ``size`` bytes costs: 1 + size / ``BYTES_PER_TOKEN``."""
+    return 1.0 + size / BYTES_PER_TOKEN
 
 
 @dataclass
@@ -117,6 +128,7 @@ class PeerBudget:
 def budget_text(rate: float, burst: float) -> str:
     """The ``BUSY`` text a peer gets when its budget is spent, before it is cut off."""
     return (
-        f"peer budget spent: more than {burst:g} refused messages at once, or "
-        f"{rate:g} a second; this connection is closed (reconnect and send legal requests)"
+        f"peer budget spent: refused messages worth more than {burst:g} at once (each 1 + "
+        f"its size / {BYTES_PER_TOKEN >> 10} KiB), or {rate:g} a second; this connection is "
+        "closed (reconnect and send legal requests)"
     )

@@ -18,7 +18,7 @@ import zmq
 from exchange_support import running_exchange, status
 
 from broker.cutoff import HOLD, Cutoff, shut_reading
-from broker.fairness import PeerBudget, TokenBucket, budget_text
+from broker.fairness import PeerBudget, TokenBucket, budget_text, refusal_cost
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.config import load_config, parse_config
 from relaax_zmq.errors import ConfigError
@@ -67,9 +67,11 @@ def test_peer_budgets_stay_bounded() -> None:
     assert budget.sweep(1.0) == 3 and len(budget) == 0  # refilled: nothing to remember
 
 
-def test_the_busy_text_names_the_budget() -> None:
-    text = budget_text(20.0, 8)
-    assert "8 refused messages" in text and "20 a second" in text and "closed" in text
+def test_the_busy_text_names_the_budget_and_a_refusal_costs_by_its_size() -> None:
+    text = budget_text(20.0, 16)
+    assert "more than 16 at once" in text and "20 a second" in text and "closed" in text
+    assert "32 KiB" in text
+    assert refusal_cost(0) == 1.0 and refusal_cost(128 << 10) == 5.0
 
 
 def test_a_cut_peer_is_ignored_for_the_hold_then_forgotten() -> None:
