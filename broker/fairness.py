@@ -73,6 +73,13 @@ class TokenBucket:
             self.updated = now
         return self.tokens
 
+    def pace(self, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens even into debt; the seconds to wait until the debt is paid
+        (0: none). A sender that waits that long before going on spends ``rate`` a second
+        at most (the gateway's per-connection rate limits)."""
+        self.tokens = self.refill(now) - cost
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
     def take(self, now: float, cost: float = 1.0) -> bool:
         """Spend ``cost`` tokens if held (True); else spend nothing (False)."""
         if self.refill(now) >= cost:

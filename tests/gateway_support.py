@@ -80,10 +80,15 @@ def open_ws(url: str, token: str | None = TOKEN, **options: Any) -> ClientConnec
     return connect(url, subprotocols=protocols, compression=None, **options)
 
 
+def decode_reply(data: bytes) -> Message:
+    """An RLX message out of its WebSocket envelope."""
+    return decode(unpack(data, MAX_FRAMES))
+
+
 def request(ws: ClientConnection, message: Message, timeout: float = 10.0) -> Message:
     """Send one RLX message and decode the next reply."""
     ws.send(pack(encode(message)))
-    return decode(unpack(ws.recv(timeout), MAX_FRAMES))
+    return decode_reply(ws.recv(timeout))
 
 
 def step(ws: ClientConnection, session: int, sequence: int) -> Message:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from exchange_support import start_daemon, status, wait_until
-from gateway_support import TOKEN, GatewayApp, open_ws, request, running_gateway, step
+from gateway_support import TOKEN, GatewayApp, decode_reply, open_ws, request, running_gateway, step
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from relaax_zmq.client import AgentProxy, VectorAgentProxy
@@ -120,6 +120,21 @@ def test_too_large_is_answered_and_twice_the_limit_closes_the_connection(app: Ga
         with pytest.raises(ConnectionClosed) as caught:
             ws.recv(5)
         assert caught.value.rcvd is not None and caught.value.rcvd.code == 1009
+
+
+def test_a_connection_that_keeps_sending_too_much_is_closed(app: GatewayApp) -> None:
+    """Each refusal costs it as the broker charges its peers; once spent: closed (1008)."""
+    with open_ws(app.url) as ws:
+        big = np.zeros((1, MAX_BYTES // 4 + 16), np.float32)
+        answers = 0
+        with pytest.raises(ConnectionClosed) as caught:
+            for sequence in range(1, 40):
+                ws.send(pack(encode(messages.update(7, state=big, sequence=sequence))))
+                assert read_error(decode_reply(ws.recv(5)))[0] == ErrorCode.TOO_LARGE
+                answers += 1
+        assert caught.value.rcvd.code == 1008 and "refusal budget" in caught.value.rcvd.reason
+        assert 3 <= answers < 20
+    assert app.counters()["closed"]["refusals"] >= 1
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relaax_zmq.broker.fairness import TokenBucket
 from relaax_zmq.config import parse_config
 from relaax_zmq.errors import ConfigError, ProtocolError
-from relaax_zmq.gateway import ConnectionBudget, TokenBucket, pack, unpack
+from relaax_zmq.gateway import ConnectionBudget, pack, unpack
 from relaax_zmq.protocol import encode, messages
 from relaax_zmq.protocol.websocket import packed_size
 
@@ -67,24 +68,38 @@ def test_a_malformed_envelope_is_refused_naming_its_field(data: bytes, field: st
     assert "expected" in str(caught.value)
 
 
-def test_a_token_bucket_spends_its_burst_then_paces() -> None:
-    bucket = TokenBucket(rate=100.0, burst=10)
-    assert [bucket.delay(1, 0.0) for _ in range(10)] == [0.0] * 10
-    assert bucket.delay(1, 0.0) == pytest.approx(0.01)  # one token of debt: 1/100 s
-    assert bucket.delay(1, 0.02) == 0.0  # 2 tokens came back, 1 paid the debt
-    assert bucket.delay(5, 1000.0) == 0.0  # refilled, never above the burst
+def test_pacing_spends_the_burst_then_waits_out_the_debt() -> None:
+    bucket = TokenBucket.full(rate=100.0, burst=10, now=0.0)
+    assert [bucket.pace(0.0) for _ in range(10)] == [0.0] * 10
+    assert bucket.pace(0.0) == pytest.approx(0.01)  # one token of debt: 1/100 s
+    assert bucket.pace(0.02) == 0.0  # 2 tokens came back, 1 paid the debt
+    assert bucket.pace(1000.0, 5) == 0.0  # refilled, never above the burst
     assert bucket.tokens == 5
 
 
+def _budget() -> ConnectionBudget:
+    return ConnectionBudget.of(
+        rate=1000.0,
+        burst=100,
+        byte_rate=1000.0,
+        byte_burst=1000,
+        refusal_rate=1.0,
+        refusal_burst=2.0,
+        now=0.0,
+    )
+
+
 def test_a_connection_budget_waits_for_the_scarcer_of_messages_and_bytes() -> None:
-    budget = ConnectionBudget.of(rate=1000.0, burst=100, byte_rate=1000.0, byte_burst=1000)
+    budget = _budget()
     assert budget.delay(1000, 0.0) == 0.0
     assert budget.delay(500, 0.0) == pytest.approx(0.5)  # bytes are short, messages are not
 
 
-def test_token_bucket_refuses_a_useless_rate() -> None:
-    with pytest.raises(ValueError, match="rate and burst > 0"):
-        TokenBucket(rate=0.0, burst=1)
+def test_refusals_spend_the_broker_rule_then_the_connection_goes() -> None:
+    budget = _budget()
+    assert budget.refused(0, 0.0)  # 1 token of 2
+    assert not budget.refused(32 << 10, 0.0)  # 2 tokens: more than the 1 left
+    assert budget.refused(0, 1.0)  # one came back
 
 
 def test_the_gateway_section_has_safe_defaults() -> None:

@@ -7,7 +7,7 @@ client; docs/protocol.md, section 8, specifies what travels on the WebSocket.
 
 from relaax_zmq.protocol.websocket import pack, unpack
 
-from .budget import ConnectionBudget, TokenBucket
+from .budget import ConnectionBudget
 from .server import Gateway, GatewayCounters
 
-__all__ = ["ConnectionBudget", "Gateway", "GatewayCounters", "TokenBucket", "pack", "unpack"]
+__all__ = ["ConnectionBudget", "Gateway", "GatewayCounters", "pack", "unpack"]

@@ -5,7 +5,8 @@ RLX frames); replies come back the same way. The broker sees an ordinary client:
 identity is the DEALER's, so affinity, re-homing, RESTART, BUSY and admission work as
 over ZeroMQ. What the bridge adds is the care a browser-facing port needs:
 
-- a message above ``max_message_bytes`` is answered TOO_LARGE here, never forwarded;
+- a message above ``max_message_bytes`` is answered TOO_LARGE here, never forwarded, and
+  charged to the connection's refusal budget: once spent, the connection is closed (1008);
 - the connection's budget (``budget.ConnectionBudget``) and its requests in flight
   (``max_in_flight``) are enforced by waiting before the next read: TCP then slows a
   flooding sender down, and the gateway holds at most one of its messages;
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import zmq
-import zmq.asyncio
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import ErrorCode, MessageType, encode, messages
@@ -67,7 +68,7 @@ class Bridge:
     def __init__(
         self,
         ws: ServerConnection,
-        dealer: zmq.asyncio.Socket,
+        dealer: zmq.Socket,
         limits: BridgeLimits,
         budget: ConnectionBudget,
         counters: Any,
@@ -83,22 +84,25 @@ class Bridge:
         #: blocks granted to this connection and not closed: first session id -> count
         self.blocks: dict[int, int] = {}
         self.last_request = time.monotonic()
+        #: a reply waiting for the client to read (the transport is full), and its writer
+        self._backlog: bytes | None = None
+        self._writer: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._fd = dealer.getsockopt(zmq.FD)
 
     async def run(self) -> None:
-        """Forward both ways until the WebSocket closes or a limit closes it: whichever
-        direction ends first (a close, the slow-reader watchdog) ends the other."""
-        tasks = [asyncio.create_task(self._requests()), asyncio.create_task(self._replies())]
+        """Forward both ways until the WebSocket closes or a limit closes it (the reply
+        side's end, the slow-reader watchdog's abort, closes the WebSocket too)."""
+        self._loop.add_reader(self._fd, self._on_readable)
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                error = task.exception()
-                if error is not None and not isinstance(error, ConnectionClosed):
-                    raise error
+            await self._requests()
+        except ConnectionClosed:
+            pass
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._close_blocks()
+            self._loop.remove_reader(self._fd)
+            if self._writer is not None:
+                self._writer.cancel()
+            self._close_blocks()
 
     # ---------------------------------------------------------------- requests
 
@@ -108,6 +112,8 @@ class Bridge:
         try:
             while True:
                 data = await self.ws.recv()
+                if self.ws.state is not State.OPEN:  # closing: what it still queued is dropped
+                    return
                 self.last_request = time.monotonic()
                 if isinstance(data, str):
                     self.counters.closed["text"] += 1
@@ -124,6 +130,10 @@ class Bridge:
                 size = sum(f.nbytes for f in frames)
                 if size > limits.max_message_bytes:
                     await self._too_large(frames[0], size)
+                    if not self.budget.refused(size, self.last_request):
+                        self.counters.closed["refusals"] += 1
+                        await self.ws.close(1008, "refusal budget spent (too many refused)")
+                        return
                 else:
                     await self._forward(frames, size)
                 delay = self.budget.delay(len(data), self.last_request)
@@ -152,8 +162,17 @@ class Bridge:
             if mtype == _CLOSE:
                 self.blocks.pop(session, None)
         self.in_flight.append(time.monotonic())
-        # small messages are cheaper copied than wrapped in zero-copy frames
-        await self.dealer.send_multipart(frames, copy=size < ZERO_COPY_BYTES)
+        deadline = time.monotonic() + self.limits.request_timeout
+        while True:
+            try:  # small messages are cheaper copied than wrapped in zero-copy frames
+                self.dealer.send_multipart(frames, zmq.NOBLOCK, copy=size < ZERO_COPY_BYTES)
+                break
+            except zmq.Again:  # the broker reads nothing: wait (the client waits with us)
+                if time.monotonic() > deadline:
+                    self.counters.dropped += 1
+                    break
+                await asyncio.sleep(0.001)
+        self._on_readable()  # ZeroMQ's descriptor is edge-triggered: a send can hide a reply
 
     async def _too_large(self, head: memoryview, size: int) -> None:
         """A TOO_LARGE error echoing the request's ids, never forwarded to the broker."""
@@ -171,7 +190,7 @@ class Bridge:
         """Until fewer than ``max_in_flight`` requests await replies (unanswered ones
         older than the request timeout no longer count)."""
         limits, in_flight = self.limits, self.in_flight
-        while len(in_flight) >= limits.max_in_flight:
+        while len(in_flight) >= limits.max_in_flight and self.ws.state is State.OPEN:
             expired = time.monotonic() - limits.request_timeout
             while in_flight and in_flight[0] < expired:
                 in_flight.popleft()
@@ -186,26 +205,50 @@ class Bridge:
 
     # ----------------------------------------------------------------- replies
 
-    async def _replies(self) -> None:
-        while True:
-            frames = await self.dealer.recv_multipart(copy=False)
-            if self.in_flight:
-                self.in_flight.popleft()
-                self._replied.set()
-            head = frames[0].buffer
-            if len(head) >= _HEAD.size:
-                _, _, mtype, _, _, session, count = _HEAD.unpack_from(head)
-                if mtype == _READY:
-                    self.blocks[session] = count
-            self.counters.replies += 1
-            if not await self._send(pack(frames)):
-                return
+    def _on_readable(self) -> None:
+        """Every reply ZeroMQ holds, written to the WebSocket at once; when the transport
+        takes no more, the rest waits in ZeroMQ while ``_write_when_drained`` waits."""
+        if self._backlog is not None:
+            return
+        dealer, ws = self.dealer, self.ws
+        try:
+            while dealer.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                frames = dealer.recv_multipart(zmq.NOBLOCK, copy=False)
+                if self.in_flight:
+                    self.in_flight.popleft()
+                    self._replied.set()
+                head = frames[0].buffer
+                if len(head) >= _HEAD.size:
+                    _, _, mtype, _, _, session, count = _HEAD.unpack_from(head)
+                    if mtype == _READY:
+                        self.blocks[session] = count
+                self.counters.replies += 1
+                data = pack(frames)
+                if ws.paused or ws.protocol.state is not State.OPEN:
+                    self._backlog = data  # no more reading replies until it is written
+                    self._loop.remove_reader(self._fd)
+                    self._writer = asyncio.ensure_future(self._write_when_drained())
+                    return
+                ws.protocol.send_binary(data)
+                ws.send_data()
+                self.counters.bytes_out += len(data)
+        except Exception:  # one connection's fault must not reach the event loop
+            log.exception("%s: forwarding a reply failed; connection closed", self._peer())
+            ws.transport.abort()
+
+    async def _write_when_drained(self) -> None:
+        """Write the held reply once the client reads again; a client that does not read
+        for ``send_timeout`` is closed (the watchdog aborts the transport, dropping what
+        it did not read)."""
+        assert self._backlog is not None
+        if await self._send(self._backlog):
+            self._backlog = None
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._on_readable()
 
     async def _send(self, data: bytes) -> bool:
-        """Write one message; a client that does not read for ``send_timeout`` is closed.
-
-        A watchdog aborts the transport when the write is still waiting then: the
-        waiting ``send`` ends with the connection, and its unread bytes are dropped."""
+        """Write one message, waiting while the client does not read (at most
+        ``send_timeout``, then the connection is aborted)."""
         watchdog = asyncio.get_running_loop().call_later(self.limits.send_timeout, self._abort)
         try:
             await self.ws.send(data)
@@ -220,15 +263,16 @@ class Bridge:
         self.counters.closed["slow_reader"] += 1
         log.warning("closing %s: it read no reply for %g s", self._peer(), self.limits.send_timeout)
         self.ws.transport.abort()
+        self._replied.set()  # the request side stops waiting for room
 
-    async def _close_blocks(self) -> None:
+    def _close_blocks(self) -> None:
         """Tell the broker that this connection's blocks are gone (their sessions free)."""
         for session, count in self.blocks.items():
             close = messages.simple(MessageType.CLOSE, session, count)
             try:
-                await asyncio.wait_for(self.dealer.send_multipart(encode(close)), 1.0)
+                self.dealer.send_multipart(encode(close), zmq.NOBLOCK)
                 self.counters.blocks_closed += 1
-            except (TimeoutError, zmq.ZMQError):
+            except zmq.ZMQError:
                 log.warning("%s: could not close block %d at the broker", self._peer(), session)
         self.blocks.clear()
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
-import zmq.asyncio
 from websockets.asyncio.server import ServerConnection, serve
 
 from relaax_zmq.config import AppConfig
@@ -55,6 +54,8 @@ class GatewayCounters:
     in_flight_waits: int = 0
     throttled_s: float = 0.0
     blocks_closed: int = 0
+    #: requests the broker did not take within the request timeout (its queue full)
+    dropped: int = 0
     #: handshakes refused, by reason (path, origin, subprotocol, token, full)
     refused: dict[str, int] = field(default_factory=dict)
     #: connections closed by the gateway, by reason (idle, text, malformed, slow_reader,
@@ -74,15 +75,15 @@ class Gateway:
 
     Args:
         config: the app config.
-        context: the ZeroMQ context (default: a new asyncio context).
+        context: the ZeroMQ context (default: a new one).
     """
 
-    def __init__(self, config: AppConfig, *, context: zmq.asyncio.Context | None = None) -> None:
+    def __init__(self, config: AppConfig, *, context: zmq.Context | None = None) -> None:
         g = config.gateway
         self.config = config
         self.counters = GatewayCounters()
         self.started = time.monotonic()
-        self._context = context if context is not None else zmq.asyncio.Context()
+        self._context = context if context is not None else zmq.Context()
         self._spec = socket_map(config)["client.frontend"]
         self._token = g.access_token()
         limits = config.protocol.limits()
@@ -165,8 +166,15 @@ class Gateway:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         dealer = open_socket(self._context, self._spec)
         g = self.config.gateway
+        b = self.config.broker
         budget = ConnectionBudget.of(
-            g.rate_limit, g.rate_burst, g.byte_rate_limit, 2 * g.max_message_bytes
+            rate=g.rate_limit,
+            burst=g.rate_burst,
+            byte_rate=g.byte_rate_limit,
+            byte_burst=2 * g.max_message_bytes,
+            refusal_rate=b.peer_refusal_rate,
+            refusal_burst=b.peer_refusal_burst,
+            now=time.monotonic(),
         )
         try:
             await Bridge(ws, dealer, self.limits, budget, counters).run()
