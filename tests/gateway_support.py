@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,13 +30,17 @@ class GatewayApp:
     exchange: Exchange
     gateway: Daemon
     port: int
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/rlx"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/rlx"
 
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=5) as reply:
+        scheme = "https" if self.tls else "http"
+        context = ssl._create_unverified_context() if self.tls else None  # a test's own cert
+        url = f"{scheme}://127.0.0.1:{self.port}/status"
+        with urllib.request.urlopen(url, timeout=5, context=context) as reply:
             return json.loads(reply.read())
 
     def counters(self) -> dict[str, Any]:
@@ -53,7 +58,7 @@ def running_gateway(
     hosts = {"max_sessions": sessions}
     with running_exchange(folder, worker_count=workers, gateway=settings, workers=hosts) as ex:
         daemon = start_daemon("gateway", "relaax_zmq.gateway", ex.config)
-        app = GatewayApp(ex, daemon, port)
+        app = GatewayApp(ex, daemon, port, tls="tls_cert" in gateway)
         try:
             wait_until(lambda: _answers(app), 30, "the gateway to listen")
             yield app

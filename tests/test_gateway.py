@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 import urllib.error
@@ -22,6 +24,7 @@ from gateway_support import TOKEN, GatewayApp, decode_reply, open_ws, request, r
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from relaax_zmq.client import AgentProxy, VectorAgentProxy
+from relaax_zmq.client.websocket import WebSocketConnection
 from relaax_zmq.errors import AgentError, EpisodeRestart
 from relaax_zmq.gateway import pack
 from relaax_zmq.protocol import ErrorCode, MessageType, encode, messages
@@ -274,3 +277,24 @@ def test_sigterm_closes_connections_and_clients_resume_after_a_restart(tmp_path:
             proxy.update(reward=1.0, state=state)
         assert proxy.update(state=state) in (0, 1)
         proxy.disconnect()
+
+
+def test_wss_serves_tls_directly(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    with running_gateway(tmp_path, tls_cert=str(cert), tls_key=str(key)) as app:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        url = app.url
+        assert url.startswith("wss://")
+        connection = WebSocketConnection(url, ssl_context=trusted)
+        with AgentProxy(url, connection=connection) as agent:
+            agent.init()
+            assert agent.update(state=np.zeros(4, np.float32)) in (0, 1)
+        with pytest.raises(AgentError, match="CERTIFICATE_VERIFY_FAILED"):  # not trusted
+            AgentProxy(url, retry_deadline=0.5).init()

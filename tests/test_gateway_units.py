@@ -135,3 +135,13 @@ def test_a_token_file_is_read_and_checked(tmp_path) -> None:
     (tmp_path / "token").write_text("no")
     with pytest.raises(ConfigError, match="gateway.token_file"):
         g.access_token()
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_unpack_or_are_refused_with_a_protocol_error(data: bytes) -> None:
+    try:
+        frames = unpack(data, MAX_FRAMES)
+    except ProtocolError as exc:
+        assert exc.field.startswith("envelope")
+    else:
+        assert pack([bytes(f) for f in frames]) == data  # only the canonical form passes

@@ -111,7 +111,12 @@ class WebSocketConnection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if uri.secure:
             context = self.ssl_context or ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=uri.host)
+            try:
+                sock = context.wrap_socket(sock, server_hostname=uri.host)
+            except ssl.SSLError as exc:  # an untrusted certificate: retrying cannot help
+                sock.close()
+                text = f"TLS with {uri.host}:{uri.port} failed: {exc}"
+                raise AgentError(ErrorCode.AUTH, text) from None
         offered = [SUBPROTOCOL] + ([TOKEN_PREFIX + self.token] if self.token else [])
         proto = ClientProtocol(uri, subprotocols=offered, max_size=2 * self.max_message_bytes)
         proto.send_request(proto.connect())
