@@ -58,7 +58,13 @@ MAPPED = {
 
 #: Folders of data files only, listed as (namespace) packages so that setuptools ships them
 #: without its "Package would be ignored" warning.
-DATA_PACKAGES = ["relaax_zmq.protocol.testdata"]
+DATA_PACKAGES = [
+    "relaax_zmq.protocol.testdata",
+    # the JavaScript client, which the gateway serves at /client/
+    "relaax_zmq.envs.js",
+    "relaax_zmq.envs.js.src",
+    "relaax_zmq.envs.js.src.testing",
+]
 
 
 def _packages() -> list[str]:
@@ -90,8 +96,9 @@ setup(
         "relaax_zmq.protocol.testdata": ["*.txt"],
         # the bundled presets (relaax-zmq config -l, new): links to conf/ files in the tree
         "relaax_zmq.presets": ["*.yaml"],
-        # the JavaScript client, which the gateway serves at /client/
-        "relaax_zmq.envs": ["js/src/*.js", "js/package.json"],
+        "relaax_zmq.envs.js": ["package.json"],
+        "relaax_zmq.envs.js.src": ["*.js"],
+        "relaax_zmq.envs.js.src.testing": ["*.js"],
     },
     ext_modules=cythonize(
         [

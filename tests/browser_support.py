@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from exchange_support import wait_until
 
 from relaax_zmq.runtime.local import LocalStack
 from relaax_zmq.runtime.ports import free_port, on_free_ports
@@ -98,7 +99,7 @@ def running_example(folder: Path, **gateway: Any) -> Iterator[ExampleApp]:
     stack = LocalStack(write_example_app(folder, **gateway), ready_timeout=120).start()
     app = ExampleApp(stack, stack.config.gateway.port)
     try:
-        _wait(lambda: _answers(app), 30, "the gateway to answer")
+        wait_until(lambda: _answers(app), 30, "the gateway to answer")
         yield app
     except BaseException:
         print(stack.logs())
@@ -116,16 +117,6 @@ def _answers(app: ExampleApp) -> bool:
     except OSError:
         return False
     return True
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def chromium_missing() -> str | None:

@@ -66,7 +66,7 @@ def running_gateway(
             print(f"--- gateway\n{daemon.output()[-4000:]}")
             raise
         finally:
-            daemon.stop()
+            app.gateway.stop()  # the test may have replaced it (a restart)
 
 
 def _answers(app: GatewayApp) -> bool:

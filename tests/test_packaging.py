@@ -149,3 +149,12 @@ def test_the_built_in_algorithms_are_entry_points_and_examples_stay_out(wheel) -
         assert f"{name} = relaax_zmq.algorithms.{name}:ALGORITHM" in text
     assert "relaax_zmq/runtime/sockets.py" in wheel.namelist()
     assert not [n for n in wheel.namelist() if "examples" in n]
+
+
+def test_the_javascript_client_is_in_the_wheel_for_the_gateway(wheel) -> None:
+    names = set(wheel.namelist())
+    shipped = {n.rpartition("/")[2] for n in names if n.startswith("relaax_zmq/envs/js/src/")}
+    sources = {p.name for p in (ROOT / "envs" / "js" / "src").rglob("*.js")}
+    assert sources and sources <= shipped
+    assert "relaax_zmq/envs/js/package.json" in names
+    assert not [n for n in names if n.startswith("relaax_zmq/envs/js/test/")]
