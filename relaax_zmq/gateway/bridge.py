@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 #: magic, version, type, flags, sequence, session_id, session_count (the header's start)
 _HEAD = struct.Struct("<4sBBHQQI")
 _READY = int(MessageType.READY)
+# plain ints: pyzmq's flag enums cost microseconds per frame on the hot path
+_NOBLOCK = int(zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 #: Messages at least this large are handed to ZeroMQ without a copy.
 ZERO_COPY_BYTES = 1 << 16
 _CLOSE = int(MessageType.CLOSE)
@@ -165,7 +169,7 @@ class Bridge:
         deadline = time.monotonic() + self.limits.request_timeout
         while True:
             try:  # small messages are cheaper copied than wrapped in zero-copy frames
-                self.dealer.send_multipart(frames, zmq.NOBLOCK, copy=size < ZERO_COPY_BYTES)
+                self.dealer.send_multipart(frames, _NOBLOCK, copy=size < ZERO_COPY_BYTES)
                 break
             except zmq.Again:  # the broker reads nothing: wait (the client waits with us)
                 if time.monotonic() > deadline:
@@ -212,8 +216,8 @@ class Bridge:
             return
         dealer, ws = self.dealer, self.ws
         try:
-            while dealer.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                frames = dealer.recv_multipart(zmq.NOBLOCK, copy=False)
+            while dealer.getsockopt(_EVENTS) & _POLLIN:
+                frames = dealer.recv_multipart(_NOBLOCK, copy=False)
                 if self.in_flight:
                     self.in_flight.popleft()
                     self._replied.set()
