@@ -168,7 +168,7 @@ def test_a_flood_is_slowed_to_its_budget_while_others_keep_stepping(app: Gateway
     def flood() -> None:
         sock = socket.create_connection(("127.0.0.1", app.port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-        with open_ws(app.url, sock=sock) as ws:
+        with contextlib.suppress(ConnectionClosed), open_ws(app.url, sock=sock) as ws:
             session = request(ws, messages.init(sequence=1)).session_id
             data = pack(encode(messages.update(session, state=np.zeros((1, 4), np.float32))))
             ws.socket.settimeout(0.5)
@@ -206,30 +206,33 @@ def test_a_client_that_reads_no_replies_is_closed(app: GatewayApp) -> None:
     buffers fill, the gateway's write waits, and after send_timeout it drops the client."""
     before = app.counters()
     stop = threading.Event()
-    ws = open_ws(app.url)
-    ready = request(ws, messages.init(sequence=1, session_count=64))
-    assert ready.type == MessageType.READY
-    session = ready.session_id
-    states = np.zeros((64, 4), np.float32)
+    with open_ws(app.url) as ws:
+        ready = request(ws, messages.init(sequence=1, session_count=64))
+        assert ready.type == MessageType.READY
+        states = np.zeros((64, 4), np.float32)
 
-    def send_without_reading() -> None:
-        with contextlib.suppress(ConnectionClosed, OSError):
-            for sequence in itertools.count(2):
-                if stop.is_set():
-                    return
-                update = messages.update(session, state=states, sequence=sequence)
-                ws.send(pack(encode(update)))
+        def send_without_reading() -> None:
+            with contextlib.suppress(ConnectionClosed, OSError):
+                for sequence in itertools.count(2):
+                    if stop.is_set():
+                        return
+                    update = messages.update(ready.session_id, state=states, sequence=sequence)
+                    ws.send(pack(encode(update)))
 
-    threading.Thread(target=send_without_reading, daemon=True).start()
-    try:
-        slow = before["closed"].get("slow_reader", 0)
-        wait_until(lambda: app.counters()["closed"].get("slow_reader", 0) > slow, 20, "the close")
-        wait_until(
-            lambda: app.counters()["connections_open"] <= before["connections_open"], 10, "its end"
-        )
-    finally:
-        stop.set()
-        ws.socket.close()
+        threading.Thread(target=send_without_reading, daemon=True).start()
+        try:
+            slow = before["closed"].get("slow_reader", 0)
+            wait_until(
+                lambda: app.counters()["closed"].get("slow_reader", 0) > slow, 20, "the close"
+            )
+            wait_until(
+                lambda: app.counters()["connections_open"] <= before["connections_open"],
+                10,
+                "its end",
+            )
+        finally:
+            stop.set()
+            ws.socket.close()
     assert app.gateway.proc.poll() is None
 
 
@@ -257,8 +260,7 @@ def test_files_are_served_and_nothing_outside_the_folder(app: GatewayApp) -> Non
 
 
 def test_sigterm_closes_connections_and_clients_resume_after_a_restart(tmp_path: Path) -> None:
-    with running_gateway(tmp_path) as app:
-        ws = open_ws(app.url, token=None)
+    with running_gateway(tmp_path) as app, open_ws(app.url, token=None) as ws:
         session = request(ws, messages.init(sequence=1)).session_id
         assert step(ws, session, 2).type == MessageType.ACTION
         proxy = AgentProxy(app.url, request_timeout=2.0, backoff_initial=0.05)
@@ -277,6 +279,14 @@ def test_sigterm_closes_connections_and_clients_resume_after_a_restart(tmp_path:
             proxy.update(reward=1.0, state=state)
         assert proxy.update(state=state) in (0, 1)
         proxy.disconnect()
+
+
+def test_a_silent_connection_is_closed_going_away(tmp_path: Path) -> None:
+    with running_gateway(tmp_path, idle_timeout=0.5) as app, open_ws(app.url, token=None) as ws:
+        with pytest.raises(ConnectionClosed) as caught:
+            ws.recv(5)
+        assert caught.value.rcvd.code == 1001 and "idle" in caught.value.rcvd.reason
+        assert app.counters()["closed"]["idle"] == 1
 
 
 def test_wss_serves_tls_directly(tmp_path: Path) -> None:

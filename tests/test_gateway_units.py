@@ -145,3 +145,18 @@ def test_any_bytes_unpack_or_are_refused_with_a_protocol_error(data: bytes) -> N
         assert exc.field.startswith("envelope")
     else:
         assert pack([bytes(f) for f in frames]) == data  # only the canonical form passes
+
+
+def test_the_descriptor_limit_is_raised_for_max_connections() -> None:
+    import resource
+
+    from relaax_zmq.gateway.server import raise_descriptor_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        wanted = min(1000, hard - 64)
+        assert raise_descriptor_limit(wanted) >= wanted
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -9,9 +9,10 @@ over ZeroMQ. What the bridge adds is the care a browser-facing port needs:
   charged to the connection's refusal budget: once spent, the connection is closed (1008);
 - the connection's budget (``budget.ConnectionBudget``) and its requests in flight
   (``max_in_flight``) are enforced by waiting before the next read: TCP then slows a
-  flooding sender down, and the gateway holds at most one of its messages;
-- a client that stops reading replies is closed after ``send_timeout`` (a reply that
-  cannot be written blocks the reply loop, the DEALER's queue fills, the broker drops);
+  flooding sender down, and the gateway holds only websockets' few queued messages;
+- replies go from the DEALER to the transport in one reader callback; when the transport
+  takes no more (the client does not read), one reply is held, the rest wait in ZeroMQ,
+  and after ``send_timeout`` of that the connection is dropped;
 - a silent connection is closed after ``idle_timeout``;
 - the blocks a connection opened are closed at the broker when it goes away.
 

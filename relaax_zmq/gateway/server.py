@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 import ssl
 import threading
@@ -38,6 +39,28 @@ STOP_POLL = 0.1
 #: Kernel send buffer of each connection: replies are small (actions), and a client that
 #: does not read fills this much, then the write buffer, then is closed (``send_timeout``).
 SEND_BUFFER_BYTES = 64 << 10
+#: File descriptors one connection holds: its TCP socket, its DEALER's connection and the
+#: DEALER's mailbox (and some room).
+DESCRIPTORS_PER_CONNECTION = 4
+
+
+def raise_descriptor_limit(wanted: int) -> int:
+    """Raise this process's soft limit of open files towards ``wanted`` (up to the hard
+    limit); the limit now. A limit below ``wanted`` is logged: connections beyond it fail
+    alone (1011), the gateway goes on."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted + 64 if hard == resource.RLIM_INFINITY else min(wanted + 64, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < wanted:
+        log.warning(
+            "open-file limit %d is below the %d that gateway.max_connections needs; raise "
+            "the hard limit (ulimit -Hn, systemd LimitNOFILE) or lower max_connections",
+            soft,
+            wanted,
+        )
+    return soft
 
 
 @dataclass
@@ -109,11 +132,12 @@ class Gateway:
         self.port: int | None = None
 
     def run(self, stop: StopFlag) -> None:
-        """Serve until ``stop`` is set.
+        """Serve until ``stop`` is set (with room for ``max_connections`` descriptors).
 
         asyncio's own event loop: uvloop (0.23) stopped reading a connection for good once
         its flow control had paused it beside a full write buffer (the slow-reader test).
         """
+        raise_descriptor_limit(DESCRIPTORS_PER_CONNECTION * self.config.gateway.max_connections)
         asyncio.run(self.serve(stop))
 
     async def serve(self, stop: StopFlag) -> None:
@@ -164,9 +188,7 @@ class Gateway:
         sock = ws.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        dealer = open_socket(self._context, self._spec)
-        g = self.config.gateway
-        b = self.config.broker
+        g, b = self.config.gateway, self.config.broker
         budget = ConnectionBudget.of(
             rate=g.rate_limit,
             burst=g.rate_burst,
@@ -176,14 +198,17 @@ class Gateway:
             refusal_burst=b.peer_refusal_burst,
             now=time.monotonic(),
         )
-        try:
+        dealer = None
+        try:  # a fault on one connection (no descriptor left, a bug) closes it alone
+            dealer = open_socket(self._context, self._spec)
             await Bridge(ws, dealer, self.limits, budget, counters).run()
-        except Exception:  # a bug on one connection must not reach the server
+        except Exception:
             counters.closed["error"] += 1
             log.exception("connection from %s failed; closed", ws.remote_address)
             await ws.close(1011, "internal error")
         finally:
-            dealer.close(linger=1000)
+            if dealer is not None:
+                dealer.close(linger=1000)
             counters.connections_open -= 1
             if ws.close_code == 1009:
                 counters.closed["too_big"] += 1
