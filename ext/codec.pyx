@@ -148,18 +148,19 @@ cdef inline bint _shape_ok(int rule, int ndim, const uint32_t* dims, uint32_t n)
 
 
 cdef inline bint _elements(int ndim, const uint32_t* dims, uint64_t limit, uint64_t* out) noexcept:
-    """Element count of ``dims`` into ``out``; False when it exceeds ``limit``."""
+    """Element count of ``dims`` into ``out``; False when it exceeds ``limit``, or when the
+    product of the non-zero dimensions does (an empty tensor's other dimensions are bounded)."""
     cdef uint64_t total = 1
+    cdef bint empty = False
     cdef int d
     for d in range(ndim):
         if dims[d] == 0:
-            out[0] = 0
-            return True
-    for d in range(ndim):
+            empty = True
+            continue
         total *= dims[d]
         if total > limit:
             return False
-    out[0] = total
+    out[0] = 0 if empty else total
     return True
 
 

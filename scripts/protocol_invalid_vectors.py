@@ -160,6 +160,12 @@ def invalid_cases() -> list[tuple[str, str, str, list[bytes]]]:
             [one, _descriptor(Role.STATE, DType.UINT8, (1, 2**31, 2**31)), b""],
         ),
         (
+            "empty_tensor_huge_dims",
+            "an empty state whose other dimensions multiply to 2**62 (found by fuzzing)",
+            "tensor[0].elements",
+            [one, _descriptor(Role.STATE, DType.FLOAT32, (1, 2**31, 2**31, 0)), b""],
+        ),
+        (
             "shape_not_sessions",
             "a reward of 2 for 1 session",
             "tensor[0].shape",

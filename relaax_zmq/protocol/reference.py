@@ -128,9 +128,17 @@ def _check_tensor(i, role, code, ndim, shape, rule, n, limits, seen) -> int:  # 
         raise ProtocolError(f"{field}.ndim", f"at most {MAX_NDIM}", ndim)
     if any(shape[ndim:]):
         raise ProtocolError(f"{field}.shape", "unused dimensions 0", list(shape))
-    elements = math.prod(shape[:ndim])
+    dims = shape[:ndim]
+    elements = math.prod(dims)
     if elements > limits.max_elements:
         raise ProtocolError(f"{field}.elements", f"at most {limits.max_elements}", elements)
+    span = math.prod(d for d in dims if d)  # an empty tensor's other dimensions are bounded too
+    if span > limits.max_elements:
+        raise ProtocolError(
+            f"{field}.elements",
+            f"non-zero dimensions whose product is at most {limits.max_elements}",
+            span,
+        )
     _check_shape(field, role_rule.shape, tuple(shape[:ndim]), n)
     return elements
 

@@ -31,6 +31,12 @@ def _pad(size: int) -> int:
     return -size % ALIGN
 
 
+def _bytes_view(frame: Any) -> memoryview:
+    """``frame``'s bytes as a flat view (an empty tensor of any shape: no bytes)."""
+    view = memoryview(frame)
+    return view.cast("B") if view.nbytes else memoryview(b"")
+
+
 def packed_size(lengths: Sequence[int]) -> int:
     """Bytes of the envelope holding frames of ``lengths``."""
     table = 4 + 4 * len(lengths)
@@ -39,7 +45,7 @@ def packed_size(lengths: Sequence[int]) -> int:
 
 def pack(frames: Sequence[Any]) -> bytes:
     """The envelope holding ``frames`` (bytes-like objects, zmq Frames included)."""
-    views = [memoryview(f.buffer if hasattr(f, "buffer") else f).cast("B") for f in frames]
+    views = [_bytes_view(f.buffer if hasattr(f, "buffer") else f) for f in frames]
     lengths = [v.nbytes for v in views]
     table = struct.pack(f"<{len(lengths) + 1}I", len(lengths), *lengths)
     parts: list[Any] = [table, _ZEROS[: _pad(len(table))]]

@@ -11,7 +11,9 @@ Targets (one module each, ``test_one_input(data)`` raises on a finding):
 - ``codec``: the RLX decoders (reference, compiled, ``envelope.peek``) on arbitrary frames;
 - ``broker``: the broker's client-frontend and worker-backend handlers on message sequences;
 - ``shard``: a parameter-server shard's message handling and publishing;
-- ``metrics``: the metrics collector's batch decoder.
+- ``metrics``: the metrics collector's batch decoder;
+- ``gateway``: the WebSocket envelope and the RLX message in it, as the gateway and its
+  clients decode them.
 
 This package imports nothing from relaax_zmq at import time, so that the engine can
 instrument every module a target loads. Its modules import each other relatively: the
@@ -24,6 +26,7 @@ TARGETS = {
     "broker": "broker_target",
     "shard": "shard_target",
     "metrics": "metrics_target",
+    "gateway": "gateway_target",
 }
 
 __all__ = ["TARGETS"]

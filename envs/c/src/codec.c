@@ -231,7 +231,7 @@ static int check_tensor(unsigned i, unsigned role, unsigned dtype, unsigned ndim
     char field[32], text[160], got[120];
     const role_rule *rr;
     uint64_t count = 1;
-    int overflow = 0;
+    int overflow = 0, empty = 0;
     unsigned d;
 
     tensor_field(field, sizeof field, i, "role");
@@ -263,11 +263,11 @@ static int check_tensor(unsigned i, unsigned role, unsigned dtype, unsigned ndim
             return fail(err, field, "expected unused dimensions 0, got %s", got);
         }
     }
+    /* the product of the non-zero dimensions is bounded even when one is 0 (an empty tensor) */
     for (d = 0; d < ndim; d++) {
         if (shape[d] == 0) {
-            count = 0;
-            overflow = 0;
-            break;
+            empty = 1;
+            continue;
         }
         if (!overflow && count > UINT64_MAX / shape[d]) overflow = 1;
         if (!overflow) count *= shape[d];
@@ -279,6 +279,7 @@ static int check_tensor(unsigned i, unsigned role, unsigned dtype, unsigned ndim
                         limits->max_elements);
         return fail(err, field, "expected at most %" PRIu64 ", got %" PRIu64, limits->max_elements, count);
     }
+    if (empty) count = 0;
     {
         int ok;
         char want[48];

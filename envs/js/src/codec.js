@@ -120,6 +120,16 @@ function checkTensor(i, role, dtype, ndim, shape, rule, n, limits, seen) {
     const exact = dims.reduce((a, b) => a * BigInt(b), 1n);
     throw new ProtocolError(`${field}.elements`, `at most ${limits.maxElements}`, exact);
   }
+  // an empty tensor's other dimensions are bounded too
+  const nonZero = dims.filter((d) => d !== 0);
+  if (nonZero.reduce((a, b) => a * b, 1) > limits.maxElements) {
+    const span = nonZero.reduce((a, b) => a * BigInt(b), 1n);
+    throw new ProtocolError(
+      `${field}.elements`,
+      `non-zero dimensions whose product is at most ${limits.maxElements}`,
+      span,
+    );
+  }
   checkShape(field, roleRule.shape, dims, n);
   return elements;
 }
