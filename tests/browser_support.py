@@ -8,6 +8,7 @@ runs the JavaScript client's Node example against a gateway.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -181,10 +182,8 @@ def save_screenshot(driver: Any, path: Path, copy_to: Path | None = None) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(path)), "chromium took no screenshot"
     if copy_to is not None:
-        try:
+        with contextlib.suppress(OSError):  # another user's file: the test's own is enough
             shutil.copyfile(path, copy_to)
-        except OSError:  # another user's file: the one in the test's folder is enough
-            pass
     return path
 
 

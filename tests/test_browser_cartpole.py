@@ -143,7 +143,7 @@ def test_a_page_of_a_foreign_origin_gets_no_websocket(
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        """No access log on the test's stderr."""
 
 
 @pytest.mark.slow

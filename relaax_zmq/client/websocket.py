@@ -10,6 +10,7 @@ Messages travel in the envelope of docs/protocol.md, section 8.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
@@ -28,12 +29,10 @@ from relaax_zmq.errors import AgentError
 from relaax_zmq.protocol.constants import ErrorCode
 from relaax_zmq.protocol.limits import DEFAULT_LIMITS, Limits
 from relaax_zmq.protocol.message import Message
-from relaax_zmq.protocol.websocket import pack, unpack
+from relaax_zmq.protocol.websocket import SUBPROTOCOL, TOKEN_PREFIX, pack, unpack
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = "rlx.v1"
-TOKEN_PREFIX = "rlx-token."
 _READ = 1 << 16
 
 
@@ -144,12 +143,10 @@ class WebSocketConnection:
         if self._socket is None:
             return
         if linger > 0 and self._protocol is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._protocol.send_close(1000)
                 self._socket.settimeout(linger)
                 self._flush()
-            except OSError:
-                pass
         self._socket.close()
         self._socket = self._protocol = None
 

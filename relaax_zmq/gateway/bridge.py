@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,15 +36,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from relaax_zmq.errors import ProtocolError
-from relaax_zmq.protocol import ErrorCode, MessageType, encode, messages
+from relaax_zmq.protocol import ErrorCode, MessageType, encode, header, messages
 from relaax_zmq.protocol.websocket import pack, unpack
 
 from .budget import ConnectionBudget
+from .handshake import peer_name
 
 log = logging.getLogger(__name__)
 
-#: magic, version, type, flags, sequence, session_id, session_count (the header's start)
-_HEAD = struct.Struct("<4sBBHQQI")
+_HEAD = header.LAYOUT  # the spec's header; frame 0 of a valid message is exactly its size
 _READY = int(MessageType.READY)
 # plain ints: pyzmq's flag enums cost microseconds per frame on the hot path
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -61,6 +61,7 @@ class BridgeLimits:
 
     max_message_bytes: int
     max_frames: int
+    max_sessions: int
     max_in_flight: int
     request_timeout: float
     idle_timeout: float
@@ -100,9 +101,8 @@ class Bridge:
         side's end, the slow-reader watchdog's abort, closes the WebSocket too)."""
         self._loop.add_reader(self._fd, self._on_readable)
         try:
-            await self._requests()
-        except ConnectionClosed:
-            pass
+            with contextlib.suppress(ConnectionClosed):
+                await self._requests()
         finally:
             self._loop.remove_reader(self._fd)
             if self._writer is not None:
@@ -132,9 +132,12 @@ class Bridge:
                     return
                 self.counters.requests += 1
                 self.counters.bytes_in += len(data)
-                size = sum(f.nbytes for f in frames)
+                # the envelope is never smaller than its frames: most messages need no sum
+                size = len(data)
                 if size > limits.max_message_bytes:
-                    await self._too_large(frames[0], size)
+                    size = sum(f.nbytes for f in frames)
+                if size > limits.max_message_bytes:
+                    await self._too_large(frames, size)
                     if not self.budget.refused(size, self.last_request):
                         self.counters.closed["refusals"] += 1
                         await self.ws.close(1008, "refusal budget spent (too many refused)")
@@ -162,12 +165,13 @@ class Bridge:
 
     async def _forward(self, frames: list[memoryview], size: int) -> None:
         head = frames[0]
-        if head.nbytes >= _HEAD.size:
-            _, _, mtype, _, _, session, _ = _HEAD.unpack_from(head)
+        if head.nbytes == _HEAD.size:
+            _, _, mtype, _, _, session, *_ = _HEAD.unpack_from(head)
             if mtype == _CLOSE:
                 self.blocks.pop(session, None)
-        self.in_flight.append(time.monotonic())
-        deadline = time.monotonic() + self.limits.request_timeout
+        now = self.last_request
+        self.in_flight.append(now)
+        deadline = now + self.limits.request_timeout
         while True:
             try:  # small messages are cheaper copied than wrapped in zero-copy frames
                 self.dealer.send_multipart(frames, _NOBLOCK, copy=size < ZERO_COPY_BYTES)
@@ -179,12 +183,11 @@ class Bridge:
                 await asyncio.sleep(0.001)
         self._on_readable()  # ZeroMQ's descriptor is edge-triggered: a send can hide a reply
 
-    async def _too_large(self, head: memoryview, size: int) -> None:
-        """A TOO_LARGE error echoing the request's ids, never forwarded to the broker."""
+    async def _too_large(self, frames: list[memoryview], size: int) -> None:
+        """A TOO_LARGE error echoing the request's ids (the spec's echo rule), never
+        forwarded to the broker."""
         self.counters.too_large += 1
-        sequence = session = count = 0
-        if head.nbytes >= _HEAD.size:
-            _, _, _, _, sequence, session, count = _HEAD.unpack_from(head)
+        sequence, session, count = header.salvage(frames, self.limits.max_sessions)
         text = f"message: expected at most {self.limits.max_message_bytes} bytes, got {size}"
         error = messages.error(
             ErrorCode.TOO_LARGE, text, sequence=sequence, session_id=session, session_count=count
@@ -203,10 +206,8 @@ class Bridge:
                 return
             self.counters.in_flight_waits += 1
             self._replied.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._replied.wait(), limits.request_timeout)
-            except TimeoutError:
-                pass
 
     # ----------------------------------------------------------------- replies
 
@@ -223,8 +224,8 @@ class Bridge:
                     self.in_flight.popleft()
                     self._replied.set()
                 head = frames[0].buffer
-                if len(head) >= _HEAD.size:
-                    _, _, mtype, _, _, session, count = _HEAD.unpack_from(head)
+                if len(head) == _HEAD.size:
+                    _, _, mtype, _, _, session, count, *_ = _HEAD.unpack_from(head)
                     if mtype == _READY:
                         self.blocks[session] = count
                 self.counters.replies += 1
@@ -238,7 +239,7 @@ class Bridge:
                 ws.send_data()
                 self.counters.bytes_out += len(data)
         except Exception:  # one connection's fault must not reach the event loop
-            log.exception("%s: forwarding a reply failed; connection closed", self._peer())
+            log.exception("%s: forwarding a reply failed; connection closed", peer_name(self.ws))
             ws.transport.abort()
 
     async def _write_when_drained(self) -> None:
@@ -266,7 +267,9 @@ class Bridge:
 
     def _abort(self) -> None:
         self.counters.closed["slow_reader"] += 1
-        log.warning("closing %s: it read no reply for %g s", self._peer(), self.limits.send_timeout)
+        log.warning(
+            "closing %s: it read no reply for %g s", peer_name(self.ws), self.limits.send_timeout
+        )
         self.ws.transport.abort()
         self._replied.set()  # the request side stops waiting for room
 
@@ -278,9 +281,7 @@ class Bridge:
                 self.dealer.send_multipart(encode(close), zmq.NOBLOCK)
                 self.counters.blocks_closed += 1
             except zmq.ZMQError:
-                log.warning("%s: could not close block %d at the broker", self._peer(), session)
+                log.warning(
+                    "%s: could not close block %d at the broker", peer_name(self.ws), session
+                )
         self.blocks.clear()
-
-    def _peer(self) -> str:
-        address = self.ws.remote_address
-        return f"{address[0]}:{address[1]}" if address else "?"

@@ -27,12 +27,13 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
+
+from relaax_zmq.protocol.websocket import SUBPROTOCOL, TOKEN_PREFIX
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = "rlx.v1"
-TOKEN_PREFIX = "rlx-token."
 CLIENT_PREFIX = "/client/"
 
 
@@ -45,10 +46,11 @@ def client_dir() -> Path:
 
 def offered_subprotocols(headers: Headers) -> list[str]:
     """The subprotocols a WebSocket request offers, in order."""
-    found: list[str] = []
-    for value in headers.get_all("Sec-WebSocket-Protocol"):
-        found += [item.strip() for item in value.split(",") if item.strip()]
-    return found
+    return [
+        item
+        for value in headers.get_all("Sec-WebSocket-Protocol")
+        for item in parse_subprotocol(value)
+    ]
 
 
 def select_subprotocol(connection: ServerConnection, offered: Any) -> str | None:
@@ -135,7 +137,7 @@ class Handshake:
         self, connection: ServerConnection, status: HTTPStatus, reason: str, text: str
     ) -> Response:
         self.counters.refused[reason] = self.counters.refused.get(reason, 0) + 1
-        log.warning("refused a connection from %s: %s: %s", _peer(connection), reason, text)
+        log.warning("refused a connection from %s: %s: %s", peer_name(connection), reason, text)
         return connection.respond(status, f"{reason}: {text}\n")
 
     # -------------------------------------------------------------- plain HTTP
@@ -176,7 +178,8 @@ def _file_response(body: bytes, kind: str) -> Response:
     return Response(HTTPStatus.OK.value, "OK", headers, body)
 
 
-def _peer(connection: ServerConnection) -> str:
+def peer_name(connection: ServerConnection) -> str:
+    """``host:port`` of the connection's peer, for log lines."""
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else "?"
 

@@ -113,6 +113,7 @@ class Gateway:
         self.limits = BridgeLimits(
             max_message_bytes=g.max_message_bytes,
             max_frames=2 + limits.max_tensors,
+            max_sessions=limits.max_sessions,
             max_in_flight=g.max_in_flight,
             request_timeout=config.broker.client_request_timeout,
             idle_timeout=g.idle_timeout,
@@ -145,7 +146,7 @@ class Gateway:
         # twice the largest legal message, in an envelope of the most frames: above it the
         # connection closes (1009) before the message is buffered
         frames = self.limits.max_frames
-        max_size = packed_size([2 * g.max_message_bytes] + [0] * (frames - 1)) + 8 * frames
+        max_size = packed_size([g.frame_limit] + [0] * (frames - 1)) + 8 * frames
         async with serve(
             self._connection,
             g.host,
@@ -193,7 +194,7 @@ class Gateway:
             rate=g.rate_limit,
             burst=g.rate_burst,
             byte_rate=g.byte_rate_limit,
-            byte_burst=2 * g.max_message_bytes,
+            byte_burst=g.frame_limit,
             refusal_rate=b.peer_refusal_rate,
             refusal_burst=b.peer_refusal_burst,
             now=time.monotonic(),

@@ -20,8 +20,12 @@ from typing import Any
 
 from relaax_zmq.errors import ProtocolError
 
-__all__ = ["ALIGN", "pack", "packed_size", "unpack"]
+__all__ = ["ALIGN", "SUBPROTOCOL", "TOKEN_PREFIX", "pack", "packed_size", "unpack"]
 
+#: The subprotocol a client offers and the gateway selects.
+SUBPROTOCOL = "rlx.v1"
+#: An access token travels as a second offered subprotocol: ``rlx-token.<TOKEN>``.
+TOKEN_PREFIX = "rlx-token."
 #: Alignment of every frame in the message.
 ALIGN = 8
 _ZEROS = bytes(ALIGN)
