@@ -8,6 +8,7 @@ from typing import Literal
 
 from relaax_zmq.config.convert import option
 from relaax_zmq.config.gateway import GatewayConfig
+from relaax_zmq.config.operations import AutoscaleConfig, PrometheusConfig
 from relaax_zmq.config.parameter_servers import ParameterServersConfig
 from relaax_zmq.config.sections import (
     AlgorithmConfig,
@@ -42,6 +43,10 @@ class AppConfig:
     algorithm: AlgorithmConfig = option(doc="algorithm (required)")
     protocol: ProtocolConfig = option(factory=ProtocolConfig, doc="protocol limits")
     gateway: GatewayConfig = option(factory=GatewayConfig, doc="WebSocket gateway")
+    prometheus: PrometheusConfig = option(
+        factory=PrometheusConfig, doc="Prometheus /metrics per daemon"
+    )
+    autoscale: AutoscaleConfig = option(factory=AutoscaleConfig, doc="worker autoscaler")
     security: SecurityConfig = option(factory=SecurityConfig, doc="security")
     app_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
     source: str = field(default="<mapping>", metadata={"internal": True})
