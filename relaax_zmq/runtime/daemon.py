@@ -41,11 +41,22 @@ class StopFlag:
 def parse_daemon_args(
     prog: str, description: str, argv: Sequence[str] | None, *, with_name: bool = False
 ) -> argparse.Namespace:
-    """``--config FILE`` (required) and, for workers, ``--name NAME``."""
+    """``--config FILE`` (required) and, for workers, ``--name NAME`` and ``--index I``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", required=True, type=Path, help="app YAML file")
     if with_name:
-        parser.add_argument("--name", default=None, help="unique name (default: host-pid)")
+        parser.add_argument(
+            "--name",
+            default=None,
+            help="name on this host, made unique in the cluster as HOST/NAME "
+            "(default: HOST/worker-PID)",
+        )
+        parser.add_argument(
+            "--index",
+            type=int,
+            default=0,
+            help="the worker's number on its host (its Prometheus port: prometheus.workers + I)",
+        )
     return parser.parse_args(argv)
 
 

@@ -77,7 +77,12 @@ def app_daemons(config: AppConfig, *, collector: bool = True) -> list[DaemonSpec
     ]
     found.append(DaemonSpec("broker", "broker", "relaax_zmq.broker"))
     found += [
-        DaemonSpec(f"worker-{i}", "workers", "relaax_zmq.worker", ("--name", f"worker-{i}"))
+        DaemonSpec(
+            f"worker-{i}",
+            "workers",
+            "relaax_zmq.worker",
+            ("--name", f"worker-{i}", "--index", str(i)),
+        )
         for i in range(config.workers.count)
     ]
     if config.gateway.enabled:

@@ -1,4 +1,6 @@
-"""``python -m relaax_zmq.worker --config app.yaml [--name NAME]``: run one worker.
+"""``python -m relaax_zmq.worker --config app.yaml [--name NAME] [--index I]``: run one worker.
+
+Its name in the cluster is ``HOST/NAME`` (``runtime.identity``).
 
 Stops on SIGTERM or SIGINT (sends BYE to the broker) and exits 0.
 """
@@ -9,6 +11,7 @@ from collections.abc import Sequence
 
 from relaax_zmq.errors import AuthError, ConfigError
 from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
+from relaax_zmq.runtime.identity import cluster_name
 from relaax_zmq.worker.worker import Worker
 
 PROG = "relaax-zmq-worker"
@@ -20,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_daemon_config(args.config, PROG)
     stop = StopFlag().install()
     try:
-        Worker(config, name=args.name).run(stop)
+        name = cluster_name(args.name) if args.name else None
+        Worker(config, name=name).run(stop)
     except (ConfigError, AuthError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
     return 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket as socket_module
 import sys
 import time
 from dataclasses import asdict
@@ -41,6 +40,7 @@ from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.ps.client import ParameterClient
 from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.identity import cluster_name
 from relaax_zmq.runtime.registry import load_agent
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.worker.batcher import Batcher
@@ -66,8 +66,8 @@ _REQUEST = Command.REQUEST.value
 
 
 def default_name() -> str:
-    """``<host>-<pid>``: a worker's name (and DEALER identity) when none is given."""
-    return f"{socket_module.gethostname()}-{os.getpid()}"
+    """``<host>/worker-<pid>``: a worker's name when none is given."""
+    return cluster_name(f"worker-{os.getpid()}")
 
 
 class Worker:
