@@ -47,13 +47,13 @@ from .cutoff import Cutoff
 from .fairness import PeerBudget, budget_text, refusal_cost
 from .memory import Trimmer
 from .outbox import Outbox
-from .placement import Placement, worker_label
+from .placement import Placement
 from .sessions import SessionTable
 from .stats import Counters, RateWindow
 from .worker_link import WorkerLink
 from .workers import WorkerRegistry
 
-__all__ = ["MAX_POLL_MS", "RECV_BATCH", "Broker", "available_memory", "worker_label"]
+__all__ = ["MAX_POLL_MS", "RECV_BATCH", "Broker", "available_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +293,8 @@ class Broker:
             blocks, sessions, in_flight = self.sessions.worker_load(worker.identity)
             workers.append(
                 {
-                    "name": worker.label,
-                    "announced_name": worker.name,
+                    "name": worker.name,
+                    "instance": worker.instance,
                     "pid": worker.pid,
                     "alive": self.workers.alive(worker, now),
                     "draining": worker.draining,

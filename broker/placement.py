@@ -23,11 +23,6 @@ from .workers import WorkerRegistry
 log = logging.getLogger(__name__)
 
 
-def worker_label(identity: bytes) -> str:
-    """A worker identity as text; ``label.encode('utf-8', 'surrogateescape')`` gives it back."""
-    return identity.decode("utf-8", "surrogateescape")
-
-
 class Placement:
     """Puts blocks on workers, moves them between workers and takes them off."""
 
@@ -50,7 +45,7 @@ class Placement:
         loads, names = [], {}
         for worker in self.workers:
             _, sessions, in_flight = self.sessions.worker_load(worker.identity)
-            label = worker_label(worker.identity)
+            label = worker.label  # names are unique among registered workers (``holder``)
             names[label] = worker.identity
             alive = self.workers.alive(worker, now)
             loads.append(Load(label, sessions, worker.capacity, in_flight, alive, worker.draining))
@@ -103,7 +98,7 @@ class Placement:
         self.sessions.attach(block, names[target], now)
         self.assign(block, restart=False)
         self.counters.moved_blocks += 1
-        log.info("block %d moved from %s to %s", block.id, worker_label(old), target)
+        log.info("block %d moved from %s to %s", block.id, current.label, target)
 
     def release_idle(self, now: float) -> None:
         """Release the blocks no one used for the idle timeout, unless a request of theirs

@@ -60,6 +60,7 @@ class Counters:
     moved_blocks: int = 0  # rebalance and drain moves
     idle_released: int = 0
     refused_inits: int = 0
+    refused_workers: int = 0  # registrations refused: the name is held by a live worker
     resumed_blocks: int = 0
     refused_messages: int = 0  # from keys revoked (or no longer allowed) since their handshake
     error_replies: int = 0  # error replies to clients (each is charged to its connection)

@@ -17,6 +17,7 @@ from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import ErrorCode, link
 from relaax_zmq.protocol.envelope import Envelope, peek
 from relaax_zmq.protocol.link import Command
+from relaax_zmq.runtime.identity import HOST_ENV
 
 from .balance import least_loaded
 from .outbox import Outbox
@@ -154,6 +155,19 @@ class WorkerLink:
             raise ProtocolError(
                 "link.register.link_version", link.LINK_VERSION, body["link_version"]
             )
+        holder = self.workers.holder(body["worker"], identity)
+        if holder is not None:
+            if self.workers.alive(holder, now):
+                self._refuse(identity, body, holder, now)
+                return
+            log.warning(
+                "worker %s (pid %d) takes over the name of a silent worker (pid %d): "
+                "re-homing its blocks",
+                holder.name,
+                body["pid"],
+                holder.pid,
+            )
+            self._forget(holder, now)
         old = self.workers.get(identity)
         orphans = self.sessions.on_worker(identity) if old is not None else []
         worker = self.workers.register(identity, body, now)
@@ -167,6 +181,23 @@ class WorkerLink:
         if old is not None:
             worker.draining = old.draining
             self._rehome(orphans, now)
+
+    def _refuse(self, identity: bytes, body: dict[str, Any], holder: Worker, now: float) -> None:
+        """A second live worker named like ``holder``: REFUSE it; ``holder`` keeps its blocks."""
+        self.counters.refused_workers += 1
+        reason = (
+            f"the worker name {holder.name!r} is held by a live worker (pid {holder.pid}, "
+            f"instance {holder.instance}, heard {now - holder.last_seen:.1f} s ago); give each "
+            f"worker its own name (--name), each host its own host name or ${HOST_ENV}"
+        )
+        log.warning(
+            "worker %s (pid %d, instance %s) refused: %s",
+            body["worker"],
+            body["pid"],
+            body["instance"],
+            reason,
+        )
+        self._send_backend(identity, link.control(Command.REFUSE, reason=reason))
 
     def _forget(self, worker: Worker, now: float) -> None:
         self.workers.remove(worker.identity)

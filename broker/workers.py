@@ -9,10 +9,12 @@ from typing import Any
 
 @dataclass
 class Worker:
-    """One registered worker; ``identity`` is its DEALER identity (its name)."""
+    """One registered worker: ``identity`` is its DEALER identity (``name#instance``),
+    ``name`` its cluster-unique name (``host/worker-0``), ``instance`` its process's token."""
 
     identity: bytes
     name: str
+    instance: str
     pid: int
     capacity: int
     registered: float
@@ -22,8 +24,8 @@ class Worker:
 
     @property
     def label(self) -> str:
-        """The identity as text (for logs and status)."""
-        return self.identity.decode("utf-8", "replace")
+        """The worker's name (for logs, status and admin commands)."""
+        return self.name
 
 
 class WorkerRegistry:
@@ -48,12 +50,19 @@ class WorkerRegistry:
         return self._workers.get(identity)
 
     def by_label(self, name: str) -> Worker | None:
-        """The worker called ``name`` (its identity as text, or its announced name)."""
-        for worker in self._workers.values():
-            if worker.label == name:
-                return worker
+        """The worker called ``name`` (its name, or its socket identity as text)."""
         for worker in self._workers.values():
             if worker.name == name:
+                return worker
+        for worker in self._workers.values():
+            if worker.identity.decode("utf-8", "replace") == name:
+                return worker
+        return None
+
+    def holder(self, name: str, identity: bytes) -> Worker | None:
+        """The registered worker, other than ``identity``, that holds the name ``name``."""
+        for worker in self._workers.values():
+            if worker.name == name and worker.identity != identity:
                 return worker
         return None
 
@@ -62,7 +71,8 @@ class WorkerRegistry:
         capacity = int(body["capacity"])
         if self.max_sessions is not None:
             capacity = min(capacity, self.max_sessions)
-        worker = Worker(identity, str(body["worker"]), int(body["pid"]), capacity, now, now)
+        name, instance = str(body["worker"]), str(body["instance"])
+        worker = Worker(identity, name, instance, int(body["pid"]), capacity, now, now)
         self._workers[identity] = worker
         return worker
 

@@ -19,6 +19,11 @@ from relaax_zmq.runtime.ports import free_port
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 
 
+def local_name(name: str) -> str:
+    """A worker's name on its host: ``w0`` for the cluster name ``w0@vm`` the broker shows."""
+    return name.partition("@")[0]
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -183,7 +183,7 @@ def test_worker_index_attach_detach_and_loads() -> None:
 
 def test_registry_caps_capacity_and_tracks_liveness() -> None:
     reg = WorkerRegistry(interval=0.5, liveness=3, max_sessions=10)
-    body = {"worker": "w", "pid": 42, "capacity": 64, "link_version": 1}
+    body = {"worker": "w@a", "instance": "i1", "pid": 42, "capacity": 64, "link_version": 2}
     worker = reg.register(b"w", body, now=0.0)
     assert worker.capacity == 10 and worker.pid == 42
     assert reg.dead(1.5) == []
@@ -191,13 +191,15 @@ def test_registry_caps_capacity_and_tracks_liveness() -> None:
     reg.seen(b"w", 1.6)
     assert reg.dead(3.0) == []
     assert reg.seen(b"unknown", 1.0) is None
-    assert reg.by_label("w") is worker and reg.by_label("nope") is None
+    assert reg.by_label("w@a") is worker and reg.by_label("w") is worker  # name, identity
+    assert reg.by_label("nope") is None
+    assert reg.holder("w@a", b"w") is None and reg.holder("w@a", b"other") is worker
     assert reg.remove(b"w") is worker and len(reg) == 0
 
 
 def test_registry_without_cap_uses_announced_capacity() -> None:
     reg = WorkerRegistry(interval=1.0, liveness=1, max_sessions=None)
-    body = {"worker": "x", "pid": 1, "capacity": 7, "link_version": 1}
+    body = {"worker": "x", "instance": "i", "pid": 1, "capacity": 7, "link_version": 2}
     assert reg.register(b"id", body, 0.0).capacity == 7
 
 

@@ -85,8 +85,12 @@ class FakeWorker:
         number: int = 0,
         auto: bool = True,
         register: bool = True,
+        instance: str | None = None,
     ) -> None:
         self.name, self.capacity, self.number, self.auto = name, capacity, number, auto
+        #: with an instance the socket identity is ``name#instance``, as a real worker's
+        self.instance = instance or "fake"
+        self.identity = (name if instance is None else f"{name}#{instance}").encode()
         self.inbox: queue.Queue[list[bytes]] = queue.Queue()
         self.outbox: queue.Queue[list[bytes]] = queue.Queue()
         self.silent = threading.Event()
@@ -101,7 +105,7 @@ class FakeWorker:
     def _run(self, ctx: zmq.Context, endpoint: str, register: bool) -> None:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IDENTITY, self.name.encode())
+        sock.setsockopt(zmq.IDENTITY, self.identity)
         sock.connect(endpoint)
         if register:
             sock.send_multipart(self.reg_frames())
@@ -132,6 +136,7 @@ class FakeWorker:
         return link.control(
             Command.REGISTER,
             worker=self.name,
+            instance=self.instance,
             pid=os.getpid(),
             capacity=self.capacity,
             link_version=link.LINK_VERSION,
@@ -729,6 +734,30 @@ def test_worker_reconnecting_under_its_name_takes_over(ex: Exchange) -> None:
     assert int(reply.tensors[4][0]) == 2 and reply.flags & Flag.RESTART
 
 
+def test_a_second_live_worker_under_the_same_name_is_refused(ex: Exchange) -> None:
+    ex.start()
+    first = ex.worker("w@host-a", number=1, instance="aaaa")
+    client = ex.client()
+    client.init(1)
+    first.expect(Command.ASSIGN)
+    twin = ex.worker("w@host-a", number=2, instance="bbbb", wait=False)
+    reason = body(twin.expect(Command.REFUSE))["reason"]
+    assert "'w@host-a' is held by a live worker" in reason and "instance aaaa" in reason
+    status = ex.status()
+    assert [(w["name"], w["instance"]) for w in status["workers"]] == [("w@host-a", "aaaa")]
+    assert status["counters"]["refused_workers"] == 1
+    assert int(client.update().tensors[4][0]) == 1  # the holder keeps its block, no restart
+    # the holder dies (declared dead after heartbeat_interval 0.1 x liveness 3): the twin's
+    # next registration is accepted under the name
+    first.silent.set()
+    ex.wait_for(lambda s: not s["workers"])
+    twin.send(twin.reg_frames())
+    ex.wait_for(
+        lambda s: [(w["name"], w["instance"]) for w in s["workers"]] == [("w@host-a", "bbbb")]
+    )
+    assert ex.status()["counters"]["refused_workers"] == 1
+
+
 # ------------------------------------------------------- idle, move, admin
 
 
@@ -849,7 +878,9 @@ def test_garbage_from_workers_dropped_and_service_continues(ex: Exchange) -> Non
         [Command.REGISTER.value, b'{"worker": "w"}'],
         [
             Command.REGISTER.value,
-            json.dumps({"worker": "w", "pid": 1, "capacity": 4, "link_version": 99}).encode(),
+            json.dumps(
+                {"worker": "w", "instance": "1", "pid": 1, "capacity": 4, "link_version": 99}
+            ).encode(),
         ],  # fmt: skip
         [Command.ASSIGN.value, b"{}"],
         [Command.REPLY.value],

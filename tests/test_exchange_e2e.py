@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import zmq
-from exchange_support import live_workers, running_exchange, status, wait_until
+from exchange_support import live_workers, local_name, running_exchange, status, wait_until
 
 from relaax_zmq.client import AgentProxy, VectorAgentProxy
 from relaax_zmq.errors import AgentError, EpisodeRestart
@@ -80,7 +80,7 @@ def cartpole_clients(frontend: str, count: int) -> Iterator[list[CartPoleClient]
 
 
 def _sessions_by_worker(admin: str) -> dict[str, int]:
-    return {w["name"]: w["sessions"] for w in live_workers(admin)}
+    return {local_name(w["name"]): w["sessions"] for w in live_workers(admin)}
 
 
 def test_sessions_spread_over_two_workers_and_actions_flow(tmp_path) -> None:

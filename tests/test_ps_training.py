@@ -17,7 +17,7 @@ from contextlib import ExitStack
 
 import numpy as np
 import pytest
-from exchange_support import free_port, running_exchange, status, wait_until
+from exchange_support import free_port, local_name, running_exchange, status, wait_until
 from test_metrics_collector import events, running
 from test_ps_processes import start_shard
 from test_ps_shards import ps_section
@@ -25,6 +25,7 @@ from test_ps_shards import ps_section
 from relaax_zmq.checkpoint.hdf5 import decode
 from relaax_zmq.client import AgentProxy
 from relaax_zmq.config import load_config
+from relaax_zmq.runtime.identity import host_name
 from relaax_zmq.testing import LINEAR_PG_PATH
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,7 +42,7 @@ SESSIONS, EPISODES, EPISODE_LENGTH = 4, 2, 150
 
 
 def _workers(admin: str) -> dict[str, dict]:
-    return {w["name"]: w for w in status(admin)["workers"] if w["alive"]}
+    return {local_name(w["name"]): w for w in status(admin)["workers"] if w["alive"]}
 
 
 def test_two_workers_learn_the_bandit_together_through_two_shards(tmp_path) -> None:
@@ -115,7 +116,8 @@ def test_two_workers_learn_the_bandit_together_through_two_shards(tmp_path) -> N
         # acted on before the first weights, and the last few waiting for a full batch)
         assert SESSIONS * EPISODES * EPISODE_LENGTH * 0.75 <= global_step <= steps
         for shard in shards:
-            assert "workers [w0:" in shard.output() and " w1:" in shard.output()
+            host = host_name()  # shards count each worker under its cluster name
+            assert f"workers [w0@{host}:" in shard.output() and f" w1@{host}:" in shard.output()
     _check_event_files(collector.run_dir)
     _check_final_checkpoints(tmp_path / "ckpt")
 

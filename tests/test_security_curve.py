@@ -27,6 +27,7 @@ from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, MessageType
 from relaax_zmq.runtime.admin_client import AdminError, admin_curve, broker_status, live_workers
 from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.identity import host_name
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.security import generate, load_key_pair, load_public_key, revoke
 
@@ -298,7 +299,7 @@ def test_keys_revoked_while_connected_are_refused_from_their_next_message(tmp_pa
         proxy.disconnect()
         assert broker.proc.poll() is None
         log = broker.output()
-        assert "worker w0 refused (revoked key" in log, log[-3000:]
+        assert f"worker w0@{host_name()} refused (revoked key" in log, log[-3000:]
 
 
 def test_a_shard_and_the_collector_refuse_keys_revoked_while_connected(

@@ -10,7 +10,7 @@ import pytest
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.protocol import messages
 from relaax_zmq.protocol.constants import MessageType
-from relaax_zmq.protocol.link import Command, control
+from relaax_zmq.protocol.link import LINK_VERSION, Command, control
 from relaax_zmq.testing.linear_policy.agent import LinearPolicyAgent
 from relaax_zmq.worker.batcher import Batcher
 from relaax_zmq.worker.blocks import Block
@@ -65,14 +65,15 @@ def test_the_fence_margin_is_at_least_a_second():
 
 
 def test_registration_and_control_reading():
-    reg = json.loads(registration("w9", 16)[1])
-    assert reg["worker"] == "w9" and reg["capacity"] == 16 and reg["link_version"] == 1
+    reg = json.loads(registration("w9@vm", "a1b2", 16)[1])
+    assert reg["worker"] == "w9@vm" and reg["instance"] == "a1b2" and reg["capacity"] == 16
+    assert reg["link_version"] == LINK_VERSION == 2
     body = read_control(Command.RELEASE, control(Command.RELEASE, session_id=5))
     assert body == {"session_id": 5}
     with pytest.raises(ProtocolError, match="2 frames"):
         read_control(Command.RELEASE, [Command.RELEASE.value])
     with pytest.raises(ProtocolError, match="broker -> worker"):
-        read_control(Command.REGISTER, registration("w9", 16))
+        read_control(Command.REGISTER, registration("w9@vm", "a1b2", 16))
 
 
 def test_batcher_is_full_at_max_batch_sessions_of_updates_and_answers_in_order():

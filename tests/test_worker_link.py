@@ -23,6 +23,7 @@ from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role
 from relaax_zmq.protocol.link import LINK_VERSION, Command, control, forward
 from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.identity import host_name
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.worker import Worker
 
@@ -142,10 +143,16 @@ def start_worker(broker: FakeBroker, tmp_path: Path) -> Iterator[Any]:
 
 
 def test_registers_with_capacity_and_heartbeats_with_stats(broker, start_worker):
-    _, reg = start_worker(name="alpha")
-    assert broker.identity == b"alpha"
-    assert reg == {"worker": "alpha", "pid": os.getpid(), "capacity": 32, "link_version": 1}
-    assert reg["link_version"] == LINK_VERSION
+    worker, reg = start_worker(name="alpha")
+    assert broker.identity == f"alpha#{worker.instance}".encode()  # unique per process
+    assert len(worker.instance) == 16
+    assert reg == {
+        "worker": "alpha",
+        "instance": worker.instance,
+        "pid": os.getpid(),
+        "capacity": 32,
+        "link_version": LINK_VERSION,
+    }
     beats = [json.loads(broker.expect(Command.HEARTBEAT, skip=())[0]) for _ in range(3)]
     assert all(b["sessions"] == 0 and "batches" in b and "agent" in b for b in beats)
 
@@ -276,7 +283,7 @@ def test_daemon_serves_and_exits_0_on_sigterm(broker, tmp_path):
     )
     try:
         reg = json.loads(broker.expect(Command.REGISTER, timeout=20)[0])
-        assert reg["worker"] == "daemon-1" and reg["pid"] == proc.pid
+        assert reg["worker"] == f"daemon-1@{host_name()}" and reg["pid"] == proc.pid
         broker.assign(3, 2)
         broker.request(b"cl", messages.update(3, state=obs(2), sequence=8))
         client, reply = broker.reply()
@@ -285,6 +292,37 @@ def test_daemon_serves_and_exits_0_on_sigterm(broker, tmp_path):
         broker.expect(Command.BYE)
         _, stderr = proc.communicate(timeout=10)
         assert proc.returncode == 0, stderr.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_refused_worker_waits_out_a_dead_holder_and_serves_once_accepted(broker, start_worker):
+    worker, first = start_worker(**{"broker.heartbeat_liveness": 3})
+    broker.send(*control(Command.REFUSE, reason="the worker name 'w1' is held by a live worker"))
+    again = json.loads(broker.expect(Command.REGISTER, timeout=3, skip=())[0])  # no HB between
+    assert again["instance"] == first["instance"] and worker.counters.refused == 1
+    broker.send(*control(Command.HEARTBEAT))  # accepted: the holder was declared dead
+    broker.assign(7, 1)
+    broker.request(b"c", messages.update(7, state=obs(1), sequence=3))
+    assert broker.reply()[1].type == MessageType.ACTION
+
+
+def test_a_daemon_refused_twice_exits_1_naming_the_holder(broker, tmp_path):
+    config = write_config(tmp_path, broker.port, **{"broker.heartbeat_liveness": 3})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "relaax_zmq.worker", "--config", str(config)]
+    proc = subprocess.Popen([*command, "--name", "twin"], env=env, stderr=subprocess.PIPE)
+    try:
+        reason = "the worker name 'twin@vm' is held by a live worker (pid 99)"
+        for _ in range(2):
+            broker.expect(Command.REGISTER, timeout=20, skip=())
+            broker.send(*control(Command.REFUSE, reason=reason))
+        _, stderr = proc.communicate(timeout=10)
+        assert proc.returncode == 1
+        assert f"refused this worker again: {reason}" in stderr.decode()
+        assert not broker.socket.poll(200)  # no BYE from a worker that never registered
     finally:
         if proc.poll() is None:
             proc.kill()

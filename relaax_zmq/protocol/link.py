@@ -17,8 +17,9 @@ from typing import Any
 
 from relaax_zmq.errors import ProtocolError
 
-#: Version of the link conversation; a worker announces it in REGISTER.
-LINK_VERSION = 1
+#: Version of the link conversation; a worker announces it in REGISTER. Version 2: REGISTER
+#: carries the process's ``instance`` token and the broker may answer REFUSE.
+LINK_VERSION = 2
 #: Largest control body accepted (bytes); control bodies are tiny.
 MAX_CONTROL_BYTES = 64 * 1024
 
@@ -26,7 +27,8 @@ MAX_CONTROL_BYTES = 64 * 1024
 class Command(bytes, Enum):
     """First frame of every link message."""
 
-    REGISTER = b"REG"  # worker -> broker: {worker, pid, capacity, link_version}
+    REGISTER = b"REG"  # worker -> broker: {worker, instance, pid, capacity, link_version}
+    REFUSE = b"REFUSE"  # broker -> worker: {reason} the name is held by a live worker
     HEARTBEAT = b"HB"  # both ways: {} from the broker; worker stats from a worker
     BYE = b"BYE"  # worker -> broker: {} the worker is stopping; re-home its sessions now
     ASSIGN = b"ASSIGN"  # broker -> worker: {session_id, count, exploit, restart}
@@ -38,7 +40,14 @@ class Command(bytes, Enum):
 
 #: Required body fields and their JSON types, per control command.
 CONTROL_FIELDS: dict[Command, dict[str, type | tuple[type, ...]]] = {
-    Command.REGISTER: {"worker": str, "pid": int, "capacity": int, "link_version": int},
+    Command.REGISTER: {
+        "worker": str,
+        "instance": str,
+        "pid": int,
+        "capacity": int,
+        "link_version": int,
+    },
+    Command.REFUSE: {"reason": str},
     Command.HEARTBEAT: {},
     Command.BYE: {},
     Command.ASSIGN: {"session_id": int, "count": int, "exploit": bool, "restart": bool},

@@ -48,8 +48,8 @@ def parse_daemon_args(
         parser.add_argument(
             "--name",
             default=None,
-            help="name on this host, made unique in the cluster as HOST/NAME "
-            "(default: HOST/worker-PID)",
+            help="name on this host, made unique in the cluster as NAME@HOST "
+            "(default: worker-PID@HOST)",
         )
         parser.add_argument(
             "--index",

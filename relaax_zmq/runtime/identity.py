@@ -1,8 +1,9 @@
 """Cluster-unique names for the daemons of many hosts, without configuration.
 
-A daemon's name is ``<host>/<local name>``: the host's name (``socket.gethostname()``,
-which on Kubernetes is the pod's name; ``RELAAX_ZMQ_HOST`` overrides it) before the
-name the app gives it on that host (``worker-0``). Each process also draws an instance
+A daemon's name is ``<local name>@<host>``: the name the app gives it on its host
+(``worker-0``) at the host's name (``socket.gethostname()``, which on Kubernetes is the
+pod's name; ``RELAAX_ZMQ_HOST`` overrides it), such as ``worker-0@node-7``. It is a
+valid metrics source and parameter-server worker name as it stands. Each process also draws an instance
 token when it starts, so that two processes that claim the same name can be told apart
 (the broker refuses the second one while the first is alive; docs/exchange.md, "Link").
 """
@@ -25,10 +26,10 @@ def host_name() -> str:
 
 
 def cluster_name(name: str) -> str:
-    """``name`` qualified by the host (``vm/worker-0``); a name holding ``/`` is kept."""
+    """``name`` qualified by the host (``worker-0@vm``); a name holding ``@`` is kept."""
     if not name or name.strip() != name:
         raise ValueError(f"expected a non-empty name without surrounding spaces, got {name!r}")
-    return name if "/" in name else f"{host_name()}/{name}"
+    return name if "@" in name else f"{name}@{host_name()}"
 
 
 def instance_token() -> str:

@@ -1,8 +1,9 @@
 """``python -m relaax_zmq.worker --config app.yaml [--name NAME] [--index I]``: run one worker.
 
-Its name in the cluster is ``HOST/NAME`` (``runtime.identity``).
+Its name in the cluster is ``NAME@HOST`` (``runtime.identity``).
 
-Stops on SIGTERM or SIGINT (sends BYE to the broker) and exits 0.
+Stops on SIGTERM or SIGINT (sends BYE to the broker) and exits 0; exits 1 naming the holder
+when the broker keeps refusing the name (another live worker holds it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from relaax_zmq.errors import AuthError, ConfigError
 from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
 from relaax_zmq.runtime.identity import cluster_name
+from relaax_zmq.worker.broker_link import WorkerRefused
 from relaax_zmq.worker.worker import Worker
 
 PROG = "relaax-zmq-worker"
@@ -25,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         name = cluster_name(args.name) if args.name else None
         Worker(config, name=name).run(stop)
-    except (ConfigError, AuthError) as exc:
+    except (ConfigError, AuthError, WorkerRefused) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
     return 0
 

@@ -52,6 +52,7 @@ class LinkCounters:
     ignored: int = 0  # link messages from the broker that were not understood
     fenced: int = 0  # times the worker knew itself declared dead
     fenced_requests: int = 0  # requests those fences dropped unanswered
+    refused: int = 0  # registrations the broker refused (the name held by a live worker)
 
 
 class LinkClock:
@@ -114,11 +115,44 @@ class LinkClock:
         return due
 
 
-def registration(name: str, capacity: int) -> list[bytes]:
-    """The REG message of worker ``name`` hosting up to ``capacity`` sessions."""
+class WorkerRefused(RuntimeError):
+    """The broker keeps refusing this worker's name: another live worker holds it."""
+
+
+class Refusals:
+    """The broker's REFUSEs of this worker's registrations, as a rule: the first is waited
+    out (the name's holder may be this worker's own crashed predecessor, which the broker
+    declares dead within its liveness timeout; the link's silence rule then registers again),
+    a refusal ``patience`` seconds or more after the first means the holder is alive."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self.first: float | None = None
+
+    def refused(self, reason: str, now: float) -> None:
+        """A REFUSE came; ``WorkerRefused`` when the holder has outlived ``patience``."""
+        if self.first is None:
+            self.first = now
+            log.error(
+                "the broker refused this worker: %s; registering again in %.1f s",
+                reason,
+                self.patience,
+            )
+        elif now - self.first >= self.patience:
+            raise WorkerRefused(f"the broker refused this worker again: {reason}")
+
+    def accepted(self) -> None:
+        """The broker talks to this worker as a registered one: refusals are over."""
+        self.first = None
+
+
+def registration(name: str, instance: str, capacity: int) -> list[bytes]:
+    """The REG message of worker ``name`` (process ``instance``) hosting up to ``capacity``
+    sessions."""
     return control(
         Command.REGISTER,
         worker=name,
+        instance=instance,
         pid=os.getpid(),
         capacity=capacity,
         link_version=LINK_VERSION,
@@ -126,8 +160,9 @@ def registration(name: str, capacity: int) -> list[bytes]:
 
 
 def read_control(command: Command, frames: list[Any]) -> dict[str, Any]:
-    """The checked body of a block command (``BLOCK_COMMANDS``); ProtocolError else."""
-    if command not in BLOCK_COMMANDS:
+    """The checked body of a block command (``BLOCK_COMMANDS``) or REFUSE; ProtocolError
+    else."""
+    if command not in BLOCK_COMMANDS and command is not Command.REFUSE:
         raise ProtocolError("link.command", "a broker -> worker command", command.name)
     if len(frames) != 2:
         raise ProtocolError(f"link.{command.name.lower()}", "2 frames", len(frames))

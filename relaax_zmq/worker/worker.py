@@ -40,7 +40,7 @@ from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.ps.client import ParameterClient
 from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.runtime.daemon import StopFlag
-from relaax_zmq.runtime.identity import cluster_name
+from relaax_zmq.runtime.identity import cluster_name, instance_token
 from relaax_zmq.runtime.registry import load_agent
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.worker.batcher import Batcher
@@ -48,6 +48,7 @@ from relaax_zmq.worker.broker_link import (
     Due,
     LinkClock,
     LinkCounters,
+    Refusals,
     apply_control,
     read_control,
     registration,
@@ -66,7 +67,7 @@ _REQUEST = Command.REQUEST.value
 
 
 def default_name() -> str:
-    """``<host>/worker-<pid>``: a worker's name when none is given."""
+    """``worker-<pid>@<host>``: a worker's name when none is given."""
     return cluster_name(f"worker-{os.getpid()}")
 
 
@@ -75,7 +76,8 @@ class Worker:
 
     Args:
         config: the app config (broker endpoints and liveness, workers, algorithm, protocol).
-        name: unique worker name and socket identity (default ``<host>-<pid>``).
+        name: the worker's cluster-unique name (default ``worker-<pid>@<host>``); its socket
+            identity is ``<name>#<instance>``, the instance a token drawn for this process.
         inproc: connect over ``inproc://`` (components as threads of one process; needs
             ``context`` shared with the broker).
         context: ZeroMQ context to use; default: a private one, terminated by ``run``.
@@ -93,6 +95,8 @@ class Worker:
     ) -> None:
         self.config = config
         self.name = name or default_name()
+        #: this process's token: tells this worker from another that claims the same name
+        self.instance = instance_token()
         self.spec = socket_map(config, inproc=inproc)["worker.backend"]
         self.inproc = inproc
         self.parameters: ParameterClient | None = None
@@ -104,6 +108,7 @@ class Worker:
         self.counters = LinkCounters()
         broker = config.broker
         self._clock = LinkClock(broker.heartbeat_interval, broker.heartbeat_liveness, 0.0)
+        self._refusals = Refusals(self._clock.silence / 2)
         self._batcher: Batcher | None = None
         self._agent = agent
         self._context = context
@@ -175,7 +180,7 @@ class Worker:
 
     def _shutdown(self, agent: Agent) -> None:
         sock, self._socket = self._socket, None
-        if sock is not None:
+        if sock is not None and self._refusals.first is None:  # a refused worker has no BYE
             try:
                 sock.send_multipart(control(Command.BYE), zmq.NOBLOCK)
             except zmq.ZMQError as exc:
@@ -195,9 +200,10 @@ class Worker:
     # -- the link -----------------------------------------------------------------------------
 
     def _connect(self, context: zmq.Context) -> None:
-        self._socket = open_socket(context, self.spec, identity=self.name.encode())
+        identity = f"{self.name}#{self.instance}".encode()
+        self._socket = open_socket(context, self.spec, identity=identity)
         self._clock.registered(time.monotonic())
-        self._tell(registration(self.name, self.config.workers.max_sessions))
+        self._tell(registration(self.name, self.instance, self.config.workers.max_sessions))
         log.info("worker %s registering at %s", self.name, self.spec.endpoint)
 
     def _reconnect(self, context: zmq.Context) -> None:
@@ -227,7 +233,7 @@ class Worker:
                 self._fence(context, clock.mute(now))
                 now = time.monotonic()
                 continue
-            if due & Due.HEARTBEAT:
+            if due & Due.HEARTBEAT and self._refusals.first is None:
                 self._tell(control(Command.HEARTBEAT, **self.stats()))
                 self._report(now)
             if due & Due.RECONNECT:
@@ -296,12 +302,18 @@ class Worker:
             self._ignore("a link message", exc)
             return False
         if command is Command.HEARTBEAT:
+            self._refusals.accepted()  # the broker heartbeats registered workers only
             return False  # any message is a sign of life; the broker's HB carries nothing else
         try:
             body = read_control(command, frames)
         except ProtocolError as exc:
             self._ignore(command.name, exc)
             return False
+        if command is Command.REFUSE:
+            self.counters.refused += 1
+            self._refusals.refused(body["reason"], time.monotonic())  # WorkerRefused: stop
+            return False
+        self._refusals.accepted()
         assert self._batcher is not None and self.host is not None
         if self._batcher.holds(body["session_id"]):
             self._flush()

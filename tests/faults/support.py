@@ -201,7 +201,7 @@ class FaultStack(LocalStack):
             return None
 
     def worker_status(self, *, alive: bool = True) -> dict[str, dict[str, Any]]:
-        """The broker's workers by name ({} when the broker does not answer).
+        """The broker's workers by name on their host ({} when the broker does not answer).
 
         ``alive``: only those heard from within the liveness timeout; False: every worker
         still registered (a silent one stays until the broker's next liveness check drops it).
@@ -209,7 +209,7 @@ class FaultStack(LocalStack):
         found = self.status()
         if found is None:
             return {}
-        return {w["name"]: w for w in found["workers"] if w["alive"] or not alive}
+        return {w["name"].partition("@")[0]: w for w in found["workers"] if w["alive"] or not alive}
 
     def synced_workers(self) -> dict[str, dict[str, Any]]:
         """Live workers whose weights come from every shard (their ``parameters`` stats)."""

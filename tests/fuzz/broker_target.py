@@ -149,7 +149,13 @@ class Driver:
         self.broker.link.on_message(_zmq_frames(identity, frames))
 
     def register(self, identity: bytes, capacity: int) -> None:
-        body = {"worker": identity.decode(), "pid": 1, "capacity": capacity, "link_version": 1}
+        body = {
+            "worker": identity.decode(),
+            "instance": "fuzz",
+            "pid": 1,
+            "capacity": capacity,
+            "link_version": link.LINK_VERSION,
+        }
         self.worker(identity, link.control(Command.REGISTER, **body))
 
     # -- choices --------------------------------------------------------------------------
