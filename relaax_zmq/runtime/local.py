@@ -24,6 +24,7 @@ from types import TracebackType
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.runtime.admin_client import app_broker_status
+from relaax_zmq.runtime.identity import host_name
 
 #: Environment every daemon runs with: one OpenMP thread, unbuffered output.
 DAEMON_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -186,13 +187,17 @@ def app_shards(config: AppConfig) -> int:
 
 
 def ready_workers(config: AppConfig, shards: int | None = None) -> int | None:
-    """Live workers synced with every shard, by the broker; None while it does not answer."""
+    """This host's live workers synced with every shard, by the broker (other hosts' workers,
+    named ``NAME@OTHER``, are not counted); None while the broker does not answer."""
     shards = app_shards(config) if shards is None else shards
     try:
         workers = app_broker_status(config, timeout=1.0)["workers"]
     except Exception:  # the broker is not up yet (or not reachable)
         return None
-    return sum(1 for w in workers if w["alive"] and _synced(w, shards))
+    suffix = f"@{host_name()}"
+    return sum(
+        1 for w in workers if w["alive"] and w["name"].endswith(suffix) and _synced(w, shards)
+    )
 
 
 def wait_ready(
