@@ -57,14 +57,17 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
             "uptime_s": status["uptime_s"],
             "workers_alive": sum(1 for w in workers if w["alive"]),
             "workers": [
-                {k: w[k] for k in ("name", "alive", "sessions", "capacity", "draining")}
+                {k: w[k] for k in ("name", "instance", "alive", "sessions", "capacity", "draining")}
                 for w in workers
             ],
             "sessions": status["sessions"]["sessions"],
             "steps_per_s": status["rates"]["steps_per_s"],
             "steps": served_steps(workers),
             "global_step": reported_global_step(workers),
-            "refused_inits": status["counters"].get("refused_inits", 0),
+            **{
+                name: status["counters"].get(name, 0)
+                for name in ("refused_inits", "refused_workers", "rehomed_blocks", "lost_blocks")
+            },
         }
     return found
 
