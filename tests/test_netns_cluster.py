@@ -225,16 +225,19 @@ def test_two_worker_hosts_and_two_client_hosts_train_together(network, tmp_path)
         assert spread["wk1"] > 0 and spread["wk2"] > 0 and found["sessions"] == 16, spread
         assert found["refused_workers"] == 0 and found["rehomed_blocks"] == 0, found
 
-        # negative control: a second machine that calls itself wk2 is refused, loses nothing
+        # negative control: a second machine that calls itself wk2 runs its workers: the broker
+        # refuses them, `run workers` there fails naming the refusal, wk2 loses nothing
+        (tmp_path / "twin").mkdir()
+        files["twin"] = tmp_path / "twin" / "app.yaml"
+        files["twin"].write_text(yaml.safe_dump(app))
         twin = in_ns(
-            "wk1",
-            *(sys.executable, "-m", "relaax_zmq.worker", "--config", str(files["wk1"])),
-            *("--name", "worker-0"),
-            name="wk2",
-            timeout=60,
+            "wk1", *CLI, "run", "workers", "--detach", "-c", str(files["twin"]), name="wk2"
         )
-        assert twin.returncode == 1, twin.stderr[-2000:]
-        assert "'worker-0@wk2' is held by a live worker" in twin.stderr, twin.stderr[-2000:]
+        in_ns("wk1", *CLI, "stop", "-c", str(files["twin"]))
+        print(f"the twin host's run workers: {twin.stdout[-600:]}{twin.stderr[-600:]}")
+        assert twin.returncode == 1, twin.stdout + twin.stderr
+        assert "was refused by its peers" in twin.stderr or "failed to start" in twin.stderr
+        assert "'worker-0@wk2' is held by a live worker" in twin.stderr + twin.stdout
         found = cluster_status(files)
         assert workers_of(found) == first and found["refused_workers"] >= 2, found
         assert found["rehomed_blocks"] == 0, found

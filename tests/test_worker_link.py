@@ -22,7 +22,7 @@ from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag, MessageType, Role
 from relaax_zmq.protocol.link import LINK_VERSION, Command, control, forward
-from relaax_zmq.runtime.daemon import StopFlag
+from relaax_zmq.runtime.daemon import EXIT_REFUSED, StopFlag
 from relaax_zmq.runtime.identity import host_name
 from relaax_zmq.testing import LINEAR_POLICY_PATH
 from relaax_zmq.worker import Worker
@@ -309,7 +309,7 @@ def test_a_refused_worker_waits_out_a_dead_holder_and_serves_once_accepted(broke
     assert broker.reply()[1].type == MessageType.ACTION
 
 
-def test_a_daemon_refused_twice_exits_1_naming_the_holder(broker, tmp_path):
+def test_a_daemon_refused_twice_exits_78_naming_the_holder(broker, tmp_path):
     config = write_config(tmp_path, broker.port, **{"broker.heartbeat_liveness": 3})
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "relaax_zmq.worker", "--config", str(config)]
@@ -320,7 +320,7 @@ def test_a_daemon_refused_twice_exits_1_naming_the_holder(broker, tmp_path):
             broker.expect(Command.REGISTER, timeout=20, skip=())
             broker.send(*control(Command.REFUSE, reason=reason))
         _, stderr = proc.communicate(timeout=10)
-        assert proc.returncode == 1
+        assert proc.returncode == EXIT_REFUSED == 78  # supervisord leaves it down
         assert f"refused this worker again: {reason}" in stderr.decode()
         assert not broker.socket.poll(200)  # no BYE from a worker that never registered
     finally:

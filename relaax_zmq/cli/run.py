@@ -58,9 +58,10 @@ from relaax_zmq.cli.programs import (
 from relaax_zmq.cli.runfolder import RunFolder
 from relaax_zmq.cli.supervisor import Supervisor
 from relaax_zmq.config import AppConfig, dump_config
+from relaax_zmq.runtime.daemon import EXIT_REFUSED
 from relaax_zmq.runtime.extras import MissingExtra
 from relaax_zmq.runtime.fresh_start import FreshStartError, set_aside_previous_run, set_aside_report
-from relaax_zmq.runtime.local import app_shards, wait_ready
+from relaax_zmq.runtime.local import app_shards, process_tree, wait_ready
 from relaax_zmq.runtime.progress import add_progress_option, open_display
 from relaax_zmq.runtime.watching import locations
 
@@ -219,20 +220,25 @@ def wait_started(
     """Until the daemons are up (module docstring); CliError naming a crashing one."""
 
     def check() -> None:
-        failed = [p for p in supervisor.processes() if p.state in ("FATAL", "BACKOFF")]
-        fatal = [p for p in failed if p.state == "FATAL"]
-        if fatal:
-            info = fatal[0]
+        processes = supervisor.processes()
+        fatal = [p for p in processes if p.state == "FATAL"]
+        refused = [p for p in processes if p.state == "EXITED" and p.exitstatus == EXIT_REFUSED]
+        if fatal or refused:
+            info = (fatal or refused)[0]
+            how = "failed to start" if fatal else "was refused by its peers"
             raise CliError(
-                f"{info.name} failed to start ({info.description}); the end of its log "
+                f"{info.name} {how} ({info.description}); the end of its log "
                 f"({supervisor.folder.log_of(info.name)}):\n"
                 f"{supervisor.tail(info.name).rstrip()}"
             )
 
+    def worker_pids() -> set[int]:
+        return process_tree(p.pid for p in supervisor.processes() if p.group == "workers" and p.pid)
+
     deadline = time.monotonic() + timeout
     if "workers" in roles:
         try:
-            wait_ready(config, timeout=timeout, check=check)
+            wait_ready(config, timeout=timeout, check=check, pids=worker_pids)
         except TimeoutError as exc:
             states = ", ".join(f"{p.name} {p.state}" for p in supervisor.processes())
             raise CliError(f"{exc} ({states}); see the logs in {supervisor.folder.logs}") from None

@@ -2,7 +2,8 @@
 
 ``render_config`` writes one ``[program:NAME]`` per daemon, grouped by role
 (``[group:ps]``...): autorestart on unexpected exits (a daemon that exits 0, such as
-a shard at ``max_global_step`` or clients after ``max_episodes``, stays down) within a
+a shard at ``max_global_step`` or clients after ``max_episodes``, stays down, and so does
+one its peers refused for good, ``EXIT_REFUSED``: a worker whose name is taken) within a
 restart budget (``crashguard``: a daemon that keeps crashing ends FATAL), SIGTERM with
 a per-role grace (``programs.ROLES``), the whole process group signalled, one log per
 program in the run folder. ``Supervisor`` starts supervisord on that file
@@ -27,6 +28,7 @@ from relaax_zmq.cli.common import CliError
 from relaax_zmq.cli.crashguard import CRASH_LIMIT, CRASH_WINDOW, clear_history
 from relaax_zmq.cli.programs import ROLES, Program, program_environment
 from relaax_zmq.cli.runfolder import RunFolder
+from relaax_zmq.runtime.daemon import EXIT_REFUSED
 
 #: A daemon that dies within this many seconds of a start has failed to start (a daemon
 #: imports torch and reads its config first: a few seconds on a busy machine).
@@ -101,7 +103,7 @@ def render_config(
             f"priority={program.priority}",
             "autostart=true",
             "autorestart=unexpected",
-            "exitcodes=0",
+            f"exitcodes=0,{EXIT_REFUSED}",
             f"startsecs={STARTSECS}",
             f"startretries={STARTRETRIES}",
             "stopsignal=TERM",

@@ -16,6 +16,10 @@ from pathlib import Path
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.errors import ConfigError
 
+#: Exit status of a daemon its peers refused for good, a configuration error (``EX_CONFIG``):
+#: a worker whose name another live worker holds. supervisord leaves it down (``exitcodes``).
+EXIT_REFUSED = 78
+
 
 class StopFlag:
     """Set by SIGTERM/SIGINT (or by ``set``); daemon loops poll ``is_set`` between waits."""

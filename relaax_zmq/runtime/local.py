@@ -11,15 +11,18 @@ daemons under supervisord.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+import psutil
 
 from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.ps.plugin import load_spec
@@ -151,7 +154,12 @@ class LocalStack:
                 raise RuntimeError(f"{dead[0].name} exited at start:\n{dead[0].tail()}")
 
         try:
-            wait_ready(self.config, timeout=self.ready_timeout, check=check)
+            wait_ready(
+                self.config,
+                timeout=self.ready_timeout,
+                check=check,
+                pids=lambda: process_tree(d.process.pid for d in self.daemons),
+            )
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}:\n{self.logs()}") from None
 
@@ -186,18 +194,34 @@ def app_shards(config: AppConfig) -> int:
     return config.parameter_servers.shards if load_spec(config) else 0
 
 
-def ready_workers(config: AppConfig, shards: int | None = None) -> int | None:
-    """This host's live workers synced with every shard, by the broker (other hosts' workers,
-    named ``NAME@OTHER``, are not counted); None while the broker does not answer."""
+def process_tree(pids: Iterable[int]) -> set[int]:
+    """``pids`` and every descendant of theirs alive now (the workers an autoscaler runs)."""
+    found: set[int] = set()
+    for pid in pids:
+        found.add(pid)
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            found.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+    return found
+
+
+def ready_workers(
+    config: AppConfig, shards: int | None = None, pids: Collection[int] | None = None
+) -> int | None:
+    """Live workers synced with every shard, by the broker; None while it does not answer.
+
+    Only this host's workers count: those whose process is in ``pids`` when given (a twin
+    host's workers under the same names do not), else those named ``NAME@<this host>``.
+    """
     shards = app_shards(config) if shards is None else shards
     try:
         workers = app_broker_status(config, timeout=1.0)["workers"]
     except Exception:  # the broker is not up yet (or not reachable)
         return None
     suffix = f"@{host_name()}"
-    return sum(
-        1 for w in workers if w["alive"] and w["name"].endswith(suffix) and _synced(w, shards)
-    )
+    ours = [
+        w for w in workers if (w["pid"] in pids if pids is not None else w["name"].endswith(suffix))
+    ]
+    return sum(1 for w in ours if w["alive"] and _synced(w, shards))
 
 
 def wait_ready(
@@ -207,11 +231,13 @@ def wait_ready(
     timeout: float = 60.0,
     check: Callable[[], None] | None = None,
     interval: float = 0.2,
+    pids: Callable[[], Collection[int]] | None = None,
 ) -> None:
     """Return once ``workers`` (default ``workers.count``) workers are ready (``ready_workers``).
 
     ``check`` is called every ``interval`` seconds and may raise to give up early (a daemon
-    died); ``TimeoutError`` after ``timeout`` seconds.
+    died); ``pids`` gives the processes that are this host's workers (and their children), so
+    that only they count; ``TimeoutError`` after ``timeout`` seconds.
     """
     wanted = config.workers.count if workers is None else workers
     shards = app_shards(config)
@@ -219,7 +245,7 @@ def wait_ready(
     while time.monotonic() < deadline:
         if check is not None:
             check()
-        ready = ready_workers(config, shards)
+        ready = ready_workers(config, shards, None if pids is None else pids())
         if ready is not None and ready >= wanted:
             return
         time.sleep(interval)

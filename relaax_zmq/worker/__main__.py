@@ -2,16 +2,22 @@
 
 Its name in the cluster is ``NAME@HOST`` (``runtime.identity``).
 
-Stops on SIGTERM or SIGINT (sends BYE to the broker) and exits 0; exits 1 naming the holder
-when the broker keeps refusing the name (another live worker holds it).
+Stops on SIGTERM or SIGINT (sends BYE to the broker) and exits 0. When the broker keeps
+refusing its name (another live worker holds it) it says so and exits ``EXIT_REFUSED`` (78).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from relaax_zmq.errors import AuthError, ConfigError
-from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
+from relaax_zmq.runtime.daemon import (
+    EXIT_REFUSED,
+    StopFlag,
+    load_daemon_config,
+    parse_daemon_args,
+)
 from relaax_zmq.runtime.identity import cluster_name
 from relaax_zmq.worker.broker_link import WorkerRefused
 from relaax_zmq.worker.worker import Worker
@@ -27,8 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         name = cluster_name(args.name) if args.name else None
         Worker(config, name=name).run(stop)
-    except (ConfigError, AuthError, WorkerRefused) as exc:
+    except (ConfigError, AuthError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
+    except WorkerRefused as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_REFUSED
     return 0
 
 
