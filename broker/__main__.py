@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import zmq
 
 from relaax_zmq.errors import AuthError
+from relaax_zmq.observability import serve_metrics
 from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
 
 from .broker import Broker
@@ -22,9 +23,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_daemon_args(PROG, "Route RLX sessions from environment clients to workers.", argv)
     config = load_daemon_config(args.config, "broker")
     stop = StopFlag().install()
+    broker = Broker(config)
     try:
-        Broker(config).run(stop)
-    except (zmq.ZMQError, AuthError) as exc:
+        with serve_metrics(config, "broker", "broker", lambda: broker.published) as endpoint:
+            broker.publish = endpoint is not None
+            broker.run(stop)
+    except (zmq.ZMQError, AuthError, OSError) as exc:
         log.error("cannot serve: %s", exc)
         return 1
     if stop.signal is not None:

@@ -127,6 +127,10 @@ class Broker:
         self._held = self.cutoff.held
         self._budget_text = budget_text(b.peer_refusal_rate, b.peer_refusal_burst)
         self._on_client = self.clients.on_message
+        #: refresh ``published`` with the status once per tick (a Prometheus endpoint reads it)
+        self.publish = False
+        #: the status as of the last tick, when ``publish``; None before
+        self.published: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ loop
 
@@ -142,6 +146,8 @@ class Broker:
             for name in names:
                 log.info("%s bound at %s", name, self.endpoints[name])
             self.bound.set()
+            if self.publish:
+                self.published = self.status()
             self._loop(stop, *sockets)
         finally:
             for sock in sockets:
@@ -231,6 +237,8 @@ class Broker:
         self.placement.release_idle(now)
         self.trimmer.tick(now, self.sessions.removed)
         self.budget.sweep(now)
+        if self.publish:
+            self.published = self.status()
 
     # ------------------------------------------------------------ frontend
 

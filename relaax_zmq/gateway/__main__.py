@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.observability import serve_metrics
 from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
 
 from .server import Gateway
@@ -25,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_daemon_config(args.config, "gateway")
     stop = StopFlag().install()
     try:
-        Gateway(config).run(stop)
+        gateway = Gateway(config)
+        with serve_metrics(config, "gateway", "gateway", gateway.status):
+            gateway.run(stop)
     except ConfigError as exc:
         log.error("cannot serve: %s", exc)
         return 1

@@ -12,6 +12,7 @@ import zmq
 
 from relaax_zmq.errors import AuthError, ConfigError
 from relaax_zmq.metrics.collector import Collector
+from relaax_zmq.observability import serve_metrics
 from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config, parse_daemon_args
 
 PROG = "relaax-zmq-metrics"
@@ -23,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_daemon_config(args.config, PROG)
     stop = StopFlag().install()
     try:
-        Collector(config).run(stop)
+        collector = Collector(config)
+        with serve_metrics(config, "collector", "collector", collector.stats):
+            collector.run(stop)
     except (zmq.ZMQError, AuthError) as exc:
         raise SystemExit(f"{PROG}: {config.metrics.endpoint}: {exc}") from None
     except OSError as exc:

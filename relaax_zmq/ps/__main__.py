@@ -16,6 +16,7 @@ import zmq
 
 from relaax_zmq.checkpoint import CheckpointError
 from relaax_zmq.errors import AuthError, ConfigError
+from relaax_zmq.observability import serve_metrics
 from relaax_zmq.ps.checkpoints import ManagedCheckpoints
 from relaax_zmq.ps.shard import Shard
 from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config
@@ -41,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CheckpointError, ValueError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
     try:
-        shard.run(stop)
-    except (zmq.ZMQError, AuthError) as exc:  # a port in use, most likely; or a key
+        with serve_metrics(config, "shards", f"shard-{args.shard}", shard.stats, index=args.shard):
+            shard.run(stop)
+    except (zmq.ZMQError, AuthError, OSError) as exc:  # a port in use, most likely; or a key
         raise SystemExit(f"{PROG}: shard {args.shard}: {exc}") from None
     return 0
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from relaax_zmq.errors import AuthError, ConfigError
+from relaax_zmq.observability import serve_metrics
 from relaax_zmq.runtime.daemon import (
     EXIT_REFUSED,
     StopFlag,
@@ -31,8 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_daemon_config(args.config, PROG)
     stop = StopFlag().install()
     try:
-        name = cluster_name(args.name) if args.name else None
-        Worker(config, name=name).run(stop)
+        worker = Worker(config, name=cluster_name(args.name) if args.name else None)
+        with serve_metrics(
+            config, "workers", worker.name, lambda: worker.published, index=args.index
+        ):
+            worker.run(stop)
     except (ConfigError, AuthError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
     except WorkerRefused as exc:

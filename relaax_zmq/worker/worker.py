@@ -109,6 +109,8 @@ class Worker:
         broker = config.broker
         self._clock = LinkClock(broker.heartbeat_interval, broker.heartbeat_liveness, 0.0)
         self._refusals = Refusals(self._clock.silence / 2)
+        #: the stats of the last heartbeat (a Prometheus endpoint reads them); None before
+        self.published: dict[str, Any] | None = None
         self._batcher: Batcher | None = None
         self._agent = agent
         self._context = context
@@ -234,7 +236,8 @@ class Worker:
                 now = time.monotonic()
                 continue
             if due & Due.HEARTBEAT and self._refusals.first is None:
-                self._tell(control(Command.HEARTBEAT, **self.stats()))
+                self.published = self.stats()
+                self._tell(control(Command.HEARTBEAT, **self.published))
                 self._report(now)
             if due & Due.RECONNECT:
                 log.warning(
