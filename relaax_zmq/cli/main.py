@@ -33,6 +33,7 @@ COMMANDS = {
     "plot": "plot",
     "compare": "compare",
     "keys": "keys",
+    "autoscale": "autoscale",
 }
 
 

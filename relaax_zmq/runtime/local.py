@@ -72,23 +72,27 @@ class DaemonSpec:
 
 
 def app_daemons(config: AppConfig, *, collector: bool = True) -> list[DaemonSpec]:
-    """The daemons of the app in start order: collector, shards, broker, workers and the
-    gateway when ``gateway.enabled``."""
+    """The daemons of the app in start order: collector, shards, broker, workers (or the
+    autoscaler that runs them, when ``autoscale.enabled``) and the gateway when
+    ``gateway.enabled``."""
     found = [DaemonSpec("collector", "metrics", "relaax_zmq.metrics")] if collector else []
     found += [
         DaemonSpec(f"shard-{i}", "ps", "relaax_zmq.ps", ("--shard", str(i)))
         for i in range(app_shards(config))
     ]
     found.append(DaemonSpec("broker", "broker", "relaax_zmq.broker"))
-    found += [
-        DaemonSpec(
-            f"worker-{i}",
-            "workers",
-            "relaax_zmq.worker",
-            ("--name", f"worker-{i}", "--index", str(i)),
-        )
-        for i in range(config.workers.count)
-    ]
+    if config.autoscale.enabled:  # it runs this host's workers as its children
+        found.append(DaemonSpec("autoscaler", "workers", "relaax_zmq.autoscale"))
+    else:
+        found += [
+            DaemonSpec(
+                f"worker-{i}",
+                "workers",
+                "relaax_zmq.worker",
+                ("--name", f"worker-{i}", "--index", str(i)),
+            )
+            for i in range(config.workers.count)
+        ]
     if config.gateway.enabled:
         found.append(DaemonSpec("gateway", "gateway", "relaax_zmq.gateway"))
     return found
@@ -169,7 +173,7 @@ class LocalStack:
 
     def stop(self, timeout: float = 15.0) -> dict[str, int]:
         """Stop everything in a safe order (module docstring); exit codes by daemon."""
-        order = ("gateway", "worker", "broker", "shard", "collector")
+        order = ("gateway", "autoscaler", "worker", "broker", "shard", "collector")
         codes: dict[str, int] = {}
         for kind in order:
             for daemon in [d for d in self.daemons if d.name.startswith(kind)]:
@@ -233,13 +237,17 @@ def wait_ready(
     interval: float = 0.2,
     pids: Callable[[], Collection[int]] | None = None,
 ) -> None:
-    """Return once ``workers`` (default ``workers.count``) workers are ready (``ready_workers``).
+    """Return once ``workers`` (default ``workers.count``, or ``autoscale.min`` when it is
+    enabled) workers are ready (``ready_workers``).
 
     ``check`` is called every ``interval`` seconds and may raise to give up early (a daemon
     died); ``pids`` gives the processes that are this host's workers (and their children), so
     that only they count; ``TimeoutError`` after ``timeout`` seconds.
     """
-    wanted = config.workers.count if workers is None else workers
+    if workers is not None:
+        wanted = workers
+    else:
+        wanted = config.autoscale.min if config.autoscale.enabled else config.workers.count
     shards = app_shards(config)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

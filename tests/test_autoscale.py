@@ -1,0 +1,88 @@
+"""The autoscaler with real daemons (a broker, the autoscaler and the workers it runs) under a
+ramp of client sessions up and back down: ``bench.autoscale``'s ramp, small here, full in the
+slow suite. Workers grow from the minimum to the maximum while sessions are refused, shrink
+back to the minimum afterwards, and no session is lost or restarted."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def check(figures: dict, maximum: int) -> None:
+    ramp, lost = figures["ramp"], figures["lost"]
+    assert ramp["workers_min"] == 1 and ramp["workers_max"] == maximum, ramp
+    assert ramp["workers_end"] == 1, ramp  # back to the minimum
+    assert ramp["sessions_refused"] > 0, ramp  # demand did outrun capacity on the way up
+    assert math.isfinite(ramp["refusal_to_new_worker_s"]) and ramp["refusal_to_new_worker_s"] < 10
+    assert lost == {**lost, "lost_blocks": 0, "rehomed_blocks": 0, "client_restarts": 0}, lost
+    assert figures["steps_per_s"]["at_max"] > 0 and figures["steps_per_s"]["at_min"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_workers_follow_a_ramp_of_sessions_up_and_down(import_bench, tmp_path) -> None:
+    bench = import_bench("autoscale")
+    ramp = bench.Ramp(
+        peak=64, block=8, worker_sessions=16, maximum=4, every=0.3, hold=1.0, settle=40.0,
+        cooldown=0.5, down_after=1.0,
+    )  # fmt: skip
+    outcome = bench.run_ramp(ramp, tmp_path)
+    text = bench.report(outcome)
+    print(text)  # the numbers over time, in the test's output
+    print(json.dumps(outcome.figures))
+    assert "workers  draining  sessions" in text
+    check(outcome.figures, 4)
+    peak = max(row["sessions"] for row in outcome.timeline)
+    assert peak == 64 and max(row["workers"] for row in outcome.timeline) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_full_ramp_from_8_to_256_sessions_and_back() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.autoscale", "--peak", "256", "--worker-sessions", "64"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=580,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(done.stdout)
+    check(json.loads(done.stdout.strip().splitlines()[-1]), 4)
+
+
+@pytest.mark.timeout(60)
+def test_the_cli_runs_its_workers_and_stops_them_with_itself(tmp_path) -> None:
+    from exchange_support import live_workers, start_daemon, wait_until, write_app
+
+    from relaax_zmq.runtime.identity import cluster_name
+
+    app, endpoints = write_app(tmp_path, autoscale={"min": 2, "max": 3, "interval": 0.2})
+    broker = start_daemon("broker", "relaax_zmq.broker", app)
+    cli = [sys.executable, "-m", "relaax_zmq.cli", "autoscale", "-c", str(app)]
+    try:
+        bad = subprocess.run([*cli, "--min", "3", "--max", "2"], capture_output=True, text=True)
+        assert bad.returncode == 1 and "expected 0 <= min <= max" in bad.stderr, bad.stderr
+        scaler = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            names = {cluster_name("worker-0"), cluster_name("worker-1")}
+            wait_until(
+                lambda: {w["name"] for w in live_workers(endpoints["admin"])} == names,
+                30,
+                "the minimum of 2 workers registered",
+            )
+        finally:
+            scaler.terminate()
+            _, stderr = scaler.communicate(timeout=30)
+        assert scaler.returncode == 0, stderr[-2000:]
+        assert "autoscaler: 2..3 workers" in stderr and "autoscaler stopped" in stderr
+        wait_until(lambda: not live_workers(endpoints["admin"]), 5, "its workers gone (BYE)")
+    finally:
+        broker.stop()
