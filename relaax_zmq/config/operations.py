@@ -17,7 +17,7 @@ PROMETHEUS_DAEMONS = ("broker", "collector", "gateway", "shards", "workers", "au
 class PrometheusConfig:
     """Prometheus /metrics (and /healthz) endpoints, one per daemon, each off unless its port
     is set. Shard i binds ``shards + i``; the i-th worker of a host binds ``workers + i``
-    (an autoscaler numbers the workers it adds after ``workers.count``)."""
+    (an autoscaler's workers are numbered the same way, from 0)."""
 
     host: str = option("127.0.0.1", doc="address the endpoints bind (loopback by default)")
     broker: int | None = option(None, ge=0, le=65535, doc="broker's port; null: none")
