@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with serve_metrics(config, "broker", "broker", lambda: broker.published) as endpoint:
             broker.publish = endpoint is not None
+            if endpoint is not None:  # the admin status names it (port 0: any free port)
+                broker.endpoints["prometheus"] = endpoint.url
             broker.run(stop)
     except (zmq.ZMQError, AuthError, OSError) as exc:
         log.error("cannot serve: %s", exc)

@@ -4,6 +4,7 @@ against the broker's admin status and the gateway's /status."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import urllib.error
 import urllib.request
@@ -18,6 +19,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from relaax_zmq.cli.status import collect as status_command
 from relaax_zmq.client import VectorAgentProxy
 from relaax_zmq.config import load_config
 from relaax_zmq.observability import DaemonCollector, MetricsEndpoint
@@ -104,6 +106,7 @@ def test_broker_families_name_units_and_labels() -> None:
     assert value(samples, "relaax_broker_error_replies_by_code_total", code="BUSY") == 4
     assert value(samples, "relaax_broker_worker_sessions", worker="worker-0@a") == 3
     assert value(samples, "relaax_broker_uptime_seconds") == 12.5
+    assert value(samples, "relaax_broker_scrape_errors_total") == 0
     assert (
         value(samples, "relaax_broker_up") == 1 and value(samples, "relaax_broker_reporting") == 1
     )
@@ -115,7 +118,17 @@ def test_nothing_published_yet_and_odd_figures_do_not_fail_a_scrape() -> None:
         value(samples, "relaax_worker_up") == 1 and value(samples, "relaax_worker_reporting") == 0
     )
     odd = scrape(DaemonCollector("broker", "broker", lambda: {"workers": "not a list"}))
-    assert value(odd, "relaax_broker_scrape_errors") == 1
+    assert value(odd, "relaax_broker_scrape_errors_total") == 1
+    assert "relaax_broker_reporting" not in {n for n, _ in odd}  # no half-built families
+
+    def changing() -> dict[str, int]:
+        raise RuntimeError("dictionary changed size during iteration")
+
+    failed = scrape(DaemonCollector("shards", "shard-0", changing))
+    assert (
+        value(failed, "relaax_shard_up") == 1
+        and value(failed, "relaax_shard_scrape_errors_total") == 1
+    )
     with pytest.raises(ValueError, match="expected one of broker"):
         DaemonCollector("nobody", "x", lambda: None)
 
@@ -138,10 +151,14 @@ def test_endpoint_serves_metrics_health_and_404_on_loopback() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, dict[str, int]]]:
-    """Collector, shard, broker, worker and gateway of one app, each with /metrics."""
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LocalStack, Path, dict[str, int]]]:
+    """Collector, shard, broker, worker and gateway of one app, each with /metrics: the broker
+    and the gateway on port 0 (any free port, named in their status), the others on set ports."""
     folder = tmp_path_factory.mktemp("prometheus")
-    ports = {kind: free_port() for kind in ("broker", "collector", "gateway", "shards", "workers")}
+    ports = {kind: free_port() for kind in ("collector", "shards", "workers")}
+    ports |= {"broker": 0, "gateway": 0}
     app, _ = write_app(
         folder,
         algorithm={
@@ -158,13 +175,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack
         prometheus=ports,
     )
     with LocalStack(app, collector=True) as running:
-        yield running, ports
+        yield running, app, ports
 
 
 def test_every_daemon_is_scraped_and_agrees_with_its_status(stack) -> None:
-    running, ports = stack
+    running, app, ports = stack
     config = running.config
-    metrics = {kind: f"http://127.0.0.1:{port}/metrics" for kind, port in ports.items()}
+    metrics = {kind: f"http://127.0.0.1:{port}/metrics" for kind, port in ports.items() if port}
+    # port 0: the broker's admin status and the gateway's /status name the bound endpoint
+    metrics["broker"] = app_broker_status(config)["endpoints"]["prometheus"]
+    assert (
+        status_command(argparse.Namespace(config=app))["broker"]["prometheus"] == metrics["broker"]
+    )
+    gateway_status_url = f"http://127.0.0.1:{config.gateway.port}/status"
+    metrics["gateway"] = json.loads(get(gateway_status_url)[1])["prometheus"]
+    assert metrics["broker"].startswith("http://127.0.0.1:")  # loopback by default
     proxy = VectorAgentProxy(str(config.broker.frontend), 3)
     proxy.connect()
     try:
@@ -176,6 +201,11 @@ def test_every_daemon_is_scraped_and_agrees_with_its_status(stack) -> None:
             lambda: value(parse(get(metrics["workers"])[1]), "relaax_worker_sessions") == 3,
             10,
             "the worker's heartbeat with the block",
+        )
+        wait_until(
+            lambda: value(parse(get(metrics["broker"])[1]), "relaax_broker_requests_total") >= 21,
+            10,
+            "the broker's figures after the block's requests",
         )
         status = app_broker_status(config)
         broker = parse(get(metrics["broker"])[1])
@@ -200,7 +230,7 @@ def test_every_daemon_is_scraped_and_agrees_with_its_status(stack) -> None:
         assert value(shard, "relaax_shard_global_step") >= 0
         collector = parse(get(metrics["collector"])[1])
         assert value(collector, "relaax_collector_received_total") >= 0
-        gateway_status = json.loads(get(f"http://127.0.0.1:{config.gateway.port}/status")[1])
+        gateway_status = json.loads(get(gateway_status_url)[1])
         gateway = parse(get(metrics["gateway"])[1])
         assert value(gateway, "relaax_gateway_connections_open") == 0
         assert (

@@ -64,6 +64,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
             "steps_per_s": status["rates"]["steps_per_s"],
             "steps": served_steps(workers),
             "global_step": reported_global_step(workers),
+            "prometheus": status.get("endpoints", {}).get("prometheus"),  # its /metrics URL
             **{
                 name: status["counters"].get(name, 0)
                 for name in ("refused_inits", "refused_workers", "rehomed_blocks", "lost_blocks")

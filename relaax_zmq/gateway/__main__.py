@@ -27,7 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = StopFlag().install()
     try:
         gateway = Gateway(config)
-        with serve_metrics(config, "gateway", "gateway", gateway.status):
+        with serve_metrics(config, "gateway", "gateway", gateway.status) as endpoint:
+            gateway.prometheus = None if endpoint is None else endpoint.url
             gateway.run(stop)
     except ConfigError as exc:
         log.error("cannot serve: %s", exc)

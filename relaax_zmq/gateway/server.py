@@ -131,6 +131,8 @@ class Gateway:
         #: set once listening; ``port`` is then the bound port (``gateway.port`` 0: any)
         self.bound = threading.Event()
         self.port: int | None = None
+        #: the Prometheus /metrics URL when one serves (``/status`` names it)
+        self.prometheus: str | None = None
 
     def run(self, stop: StopFlag) -> None:
         """Serve until ``stop`` is set (with room for ``max_connections`` descriptors).
@@ -224,4 +226,5 @@ class Gateway:
             "broker": self._spec.endpoint,
             "token_required": self._token is not None,
             "counters": self.counters.as_dict(),
+            "prometheus": self.prometheus,
         }

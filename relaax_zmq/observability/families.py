@@ -193,16 +193,24 @@ class DaemonCollector:
         if daemon not in FAMILIES:
             raise ValueError(f"expected one of {', '.join(FAMILIES)}, got {daemon!r}")
         self.daemon, self.role, self.name, self.read = daemon, ROLE[daemon], name, read
+        #: scrapes whose figures could not be read (logged the first time, then every 100th)
+        self.errors = 0
 
     def collect(self) -> Iterator[Metric]:
         out = Families(self.role, self.name)
-        figures = self.read()
         out.gauge("up", "1 while the daemon serves", 1)
-        out.gauge("reporting", "1 once the daemon has published its figures", figures is not None)
-        if figures is not None:
-            try:
+        try:  # a daemon's odd figure (or one changing under the read) must not fail the scrape
+            figures = self.read()
+            out.gauge(
+                "reporting", "1 once the daemon has published its figures", figures is not None
+            )
+            if figures is not None:
                 FAMILIES[self.daemon](out, figures)
-            except Exception:  # a daemon's odd figure must not fail the whole scrape
+        except Exception:
+            self.errors += 1
+            if self.errors % 100 == 1:
                 log.exception("prometheus: reading the %s's figures failed", self.role)
-                out.gauge("scrape_errors", "figures that could not be read this scrape", 1)
+            out.found.clear()  # no half-built families: up and scrape_errors only
+            out.gauge("up", "1 while the daemon serves", 1)
+        out.counter("scrape_errors", "scrapes whose figures could not be read", self.errors)
         yield from out.found.values()
