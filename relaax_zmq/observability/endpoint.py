@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: What ``GET /healthz`` answers while the daemon serves.
 HEALTHY = b"ok\n"
+#: How often the server looks for its shutdown (what a daemon's stop waits, at most).
+POLL_S = 0.1
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -85,7 +87,7 @@ class MetricsEndpoint:
             self.host, self.requested_port, app, server_class=_Server, handler_class=_QuietHandler
         )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="prometheus", daemon=True
+            target=self._server.serve_forever, args=(POLL_S,), name="prometheus", daemon=True
         )
         self._thread.start()
         log.info("prometheus /metrics at %s (role %s)", self.url, self.collector.role)
