@@ -1,20 +1,18 @@
 """The worker daemon: its wiring (``Worker.run``) and its thin socket loop.
 
-Three socket-free parts do the work: the ``SessionHost`` (blocks and agent), the
-``Batcher`` (the requests of one drain) and the ``LinkClock`` (when to heartbeat,
-register again or fence; ``broker_link``). The loop here owns the DEALER on the
-broker's backend (docs/exchange.md, "Link" and "Worker"): it registers (REG),
-waits for a message, then drains every waiting one without blocking, applies
-control messages in arrival order and answers the drained requests with one
-agent call per group; it does what the clock says is due.
+Three socket-free parts do the work: the ``SessionHost`` (blocks and agent), the ``Batcher``
+(the requests of one drain) and the ``LinkClock`` (when to heartbeat, register again or fence;
+``broker_link``). The loop here owns the DEALER on the broker's backend (docs/exchange.md,
+"Link" and "Worker"): it registers (REG), waits for a message, then drains every waiting one
+without blocking, applies control messages in arrival order and answers the drained requests
+with one agent call per group; it does what the clock says is due.
 
 An algorithm with a parameter-server side gets a ``ParameterClient`` (built
 before the agent, handed to it in ``AgentContext.parameters``); the loop polls it
 once per turn, so weights and heartbeats flow while the worker waits.
 
-Metrics: once per heartbeat the worker sends its own figures with what the agent
-recorded in ``AgentContext.metrics``, and forwards every client's METRICS
-(``WorkerReport``).
+Metrics: once per heartbeat the worker sends its own figures with what the agent recorded in
+``AgentContext.metrics``, and forwards every client's METRICS (``WorkerReport``).
 """
 
 from __future__ import annotations
@@ -109,8 +107,7 @@ class Worker:
         broker = config.broker
         self._clock = LinkClock(broker.heartbeat_interval, broker.heartbeat_liveness, 0.0)
         self._refusals = Refusals(self._clock.silence / 2)
-        #: the stats of the last heartbeat (a Prometheus endpoint reads them); None before
-        self.published: dict[str, Any] | None = None
+        self.published: dict[str, Any] | None = None  #: the last heartbeat's stats (/metrics)
         self._batcher: Batcher | None = None
         self._agent = agent
         self._context = context
