@@ -176,7 +176,7 @@ def test_overrides_replace_file_values() -> None:
     [
         (
             {"brokr": {}},
-            "brokr: unknown key (did you mean 'broker'?); known keys: algorithm, autoscale, broker",
+            "brokr: unknown key (did you mean 'broker'?); known keys: algorithm, autoscale, bind_all_interfaces,",
         ),
         (
             {"broker.frontnd": "x"},

@@ -34,6 +34,7 @@ COMMANDS = {
     "compare": "compare",
     "keys": "keys",
     "autoscale": "autoscale",
+    "deploy": "deploy",
 }
 
 

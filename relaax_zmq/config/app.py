@@ -33,6 +33,9 @@ class AppConfig:
 
     version: Literal[1] = option(1, doc="version of this config format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = option("INFO", doc="daemons' log")
+    bind_all_interfaces: bool = option(
+        False, doc="bound tcp sockets listen on every interface at their endpoint's port"
+    )
     environment: EnvironmentConfig = option(factory=EnvironmentConfig, doc="environment")
     broker: BrokerConfig = option(factory=BrokerConfig, doc="broker")
     workers: WorkersConfig = option(factory=WorkersConfig, doc="workers")

@@ -62,16 +62,22 @@ class CheckpointConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ShardEndpoints:
-    """Shard i binds ``tcp://host:gradients_port+i`` (PULL), ``tcp://host:weights_port+i`` (PUB)."""
+    """Shard i binds ``tcp://host:gradients_port+i`` (PULL), ``tcp://host:weights_port+i`` (PUB);
+    with ``hosts`` shard i is at ``hosts[i]`` instead (a host per shard: a StatefulSet's pods)."""
 
     host: str = option("127.0.0.1", doc="host of every shard")
+    hosts: tuple[str, ...] = option((), doc="host of each shard (shard i: hosts[i]); empty: host")
     gradients_port: int = option(7100, doc="port of shard 0's gradient PULL")
     weights_port: int = option(7200, doc="port of shard 0's weight PUB")
 
     def validate_config(self, path: str) -> None:
-        check_host(self.host, key_path(path, "host"))
-        if self.host == "*":
-            raise ConfigError(key_path(path, "host"), "workers connect to this host; got '*'")
+        for where, host in [
+            ("host", self.host),
+            *((f"hosts[{i}]", h) for i, h in enumerate(self.hosts)),
+        ]:
+            check_host(host, key_path(path, where))
+            if host == "*":
+                raise ConfigError(key_path(path, where), "workers connect to this host; got '*'")
         check_port(self.gradients_port, key_path(path, "gradients_port"))
         check_port(self.weights_port, key_path(path, "weights_port"))
 
@@ -102,13 +108,18 @@ class ParameterServersConfig:
         """``combine`` with its default filled in."""
         return self.combine or ("average" if self.update == "sync" else "fifo")
 
+    def shard_host(self, shard: int) -> str:
+        """The host of shard ``shard``: ``endpoints.hosts[shard]``, else ``endpoints.host``."""
+        hosts = self.endpoints.hosts
+        return hosts[shard] if hosts else self.endpoints.host
+
     def gradients_endpoint(self, shard: int) -> str:
         """``tcp://host:port`` where shard ``shard`` pulls gradients."""
-        return f"tcp://{self.endpoints.host}:{self.endpoints.gradients_port + shard}"
+        return f"tcp://{self.shard_host(shard)}:{self.endpoints.gradients_port + shard}"
 
     def weights_endpoint(self, shard: int) -> str:
         """``tcp://host:port`` where shard ``shard`` publishes weights."""
-        return f"tcp://{self.endpoints.host}:{self.endpoints.weights_port + shard}"
+        return f"tcp://{self.shard_host(shard)}:{self.endpoints.weights_port + shard}"
 
     def port_ranges(self, path: str) -> list[tuple[str, int, int]]:
         """(key path, first, last) of the gradient and weight port ranges."""
@@ -129,6 +140,12 @@ class ParameterServersConfig:
                     f"{self.shards} shards need ports {first}..{last}; the last port is 65535",
                 )
         check_port_ranges(ranges)
+        hosts = self.endpoints.hosts
+        if hosts and len(hosts) != self.shards:
+            raise ConfigError(
+                key_path(path, "endpoints.hosts"),
+                f"expected one host per shard ({self.shards}), got {len(hosts)}",
+            )
         if self.update == "sync" and self.combine not in (None, "average"):
             raise ConfigError(
                 key_path(path, "combine"),

@@ -97,6 +97,9 @@ class SocketSpec:
     immediate: bool = False
     #: CURVE keys and peers (``security.curve``); None: plaintext (NULL mechanism)
     curve: CurveSpec | None = None
+    #: where a bound socket listens when not at ``endpoint`` (``bind_all_interfaces``:
+    #: ``tcp://*:PORT``; peers still connect to ``endpoint``)
+    bind_endpoint: str | None = None
 
     @property
     def frame_limit(self) -> int:
@@ -120,8 +123,13 @@ def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSp
     specs += _metrics_specs(config)
     if inproc:
         specs = [replace(s, endpoint=_inproc(s.endpoint)) for s in specs]
-    elif config.security.curve:
-        specs = _with_curve(config, specs)
+    else:
+        if config.security.curve:
+            specs = _with_curve(config, specs)
+        if config.bind_all_interfaces:
+            specs = [
+                replace(s, bind_endpoint=any_interface(s.endpoint)) if s.bind else s for s in specs
+            ]
     return {s.name: s for s in specs}
 
 
@@ -232,13 +240,21 @@ def open_socket(
             sock.setsockopt(zmq.ROUTER_HANDOVER, int(spec.handover))
         if spec.bind:
             sock.setsockopt(zmq.BACKLOG, LISTEN_BACKLOG)
-            sock.bind(spec.endpoint)
+            sock.bind(spec.bind_endpoint or spec.endpoint)
         else:
             sock.connect(spec.endpoint)
     except BaseException:
         sock.close(0)
         raise
     return sock
+
+
+def any_interface(endpoint: str) -> str | None:
+    """``tcp://relaax-broker:7000`` -> ``tcp://*:7000``; None for a non-tcp endpoint."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme != "tcp":
+        return None
+    return f"tcp://*:{rest.rpartition(':')[2]}"
 
 
 def _inproc(endpoint: str) -> str:
