@@ -10,12 +10,15 @@ of 20 steps. The ramp:
 2. one more block every ``--every`` seconds up to ``--peak`` sessions; blocks the broker
    refuses (no worker has room) retry until the autoscaler's new worker serves them;
 3. the peak held: steps/s at max;
-4. blocks closed down to one, until the autoscaler is back at its minimum.
+4. blocks closed down to ``--keep`` (the first and the last opened: on different workers,
+   so that a drain has to move a block at its episode end), until the autoscaler is back
+   at its minimum.
 
 It prints the numbers over time (workers, sessions, capacity, refused inits), the time from
 the first refused session to the next worker serving, the sessions refused, steps/s at min
 and at max, and ends with one JSON line. No session may be lost or restarted: the broker's
-``lost_blocks`` and ``rehomed_blocks`` and the clients' restarts are reported (all 0).
+``lost_blocks`` and ``rehomed_blocks`` and the clients' restarts are reported (all 0), with
+the blocks drains moved at episode ends.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Ramp:
     every: float = 0.5
     hold: float = 5.0
     settle: float = 60.0
+    #: blocks left open after the peak (the first and the last opened)
+    keep: int = 2
     #: the autoscaler's delays (``autoscale.up_after``, ``cooldown``, ``down_after``)
     up_after: float = 0.5
     cooldown: float = 1.0
@@ -205,9 +210,11 @@ def run_ramp(ramp: Ramp, folder: Path) -> Outcome:
             refused_up = watcher.last["counters"]["refused_inits"]
             at_max = rate(blocks, ramp.hold)
             workers_max = len([w for w in watcher.last["workers"] if w["alive"]])
-            for block in blocks[1:]:
+            kept = blocks[: max(ramp.keep - 1, 0)] + blocks[-1:]
+            closing = [b for b in blocks if b not in kept]
+            for block in closing:
                 block.stop.set()
-            for block in blocks[1:]:
+            for block in closing:
                 block.join(30)
             deadline = time.monotonic() + ramp.settle
             while time.monotonic() < deadline:
@@ -285,9 +292,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max", type=int, default=defaults.maximum, help="most workers")
     parser.add_argument("--every", type=float, default=defaults.every, help="seconds per block")
     parser.add_argument("--hold", type=float, default=defaults.hold, help="seconds measured")
+    parser.add_argument("--keep", type=int, default=defaults.keep, help="blocks left at the end")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     ramp = Ramp(args.peak, args.block, args.worker_sessions, args.max, args.every, args.hold)
+    ramp.keep = args.keep
     with tempfile.TemporaryDirectory(prefix="bench-autoscale-") as folder:
         outcome = run_ramp(ramp, Path(folder))
     print(report(outcome))

@@ -281,6 +281,27 @@ def test_vector_update_is_one_message_with_episode_flags(server: FakeServer) -> 
     assert len(server.messages(MessageType.METRICS)) == 1  # an episode ended: flushed
 
 
+def test_a_step_that_ends_every_episode_of_a_block_is_a_boundary_in_the_header(
+    server: FakeServer,
+) -> None:
+    """The broker reads only the header: there a drained worker's block moves on."""
+    with VectorAgentProxy(server.endpoint, 3, **FAST) as agent:
+        agent.init()
+        states = np.zeros((3, 2), np.float32)
+        agent.update([1.0, 1.0, 1.0], states, terminal=[True, True, True])
+        agent.update(None, states, truncated=[True, True, True])
+        agent.update(None, states, terminal=[True] * 3, truncated=[True] * 3)
+    ended = server.messages(MessageType.UPDATE)
+    assert [m.flags for m in ended] == [
+        int(Flag.TERMINAL),
+        int(Flag.TRUNCATED),
+        int(Flag.TERMINAL | Flag.TRUNCATED),
+    ]
+    assert all(Role.EPISODE_FLAGS not in m.tensors for m in ended)
+    terminal, truncated = messages.read_episode_ends(ended[0])
+    assert terminal.tolist() == [True] * 3 and truncated.tolist() == [False] * 3
+
+
 def test_vector_restart_and_shape_checks(server: FakeServer) -> None:
     def handler(identity: bytes, msg: Message):
         if msg.type == MessageType.UPDATE:

@@ -8,14 +8,24 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from relaax_zmq.client.block import BlockProxy, config_options
-from relaax_zmq.protocol import messages
+from relaax_zmq.protocol import Flag, messages
+
+#: An ``episode_flags`` value shared by every session -> the header flags that say the same;
+#: the broker sees those as the block's episode boundary (where a drain moves a block).
+_HEADER_ENDS = {
+    1: int(Flag.TERMINAL),
+    2: int(Flag.TRUNCATED),
+    3: int(Flag.TERMINAL | Flag.TRUNCATED),
+}
 
 
 class VectorAgentProxy(BlockProxy):
     """N sessions stepped together: arrays in, arrays out, one round trip per step.
 
     Episode ends are per session (an ``episode_flags`` tensor), so sessions may end
-    their episodes at different steps; a restart concerns the whole block.
+    their episodes at different steps; a step that ends every session's episode sends
+    header flags instead (the block's boundary, where the broker may move the block to
+    another worker). A restart concerns the whole block.
     """
 
     def __init__(self, endpoint: str, n: int, **options: Any) -> None:
@@ -52,6 +62,8 @@ class VectorAgentProxy(BlockProxy):
                 raise ValueError(f"expected states of shape ({self.n}, ...), got {states.shape}")
         reward = self._rewards(rewards)
         ends = messages.episode_flags(self._flags(terminal), self._flags(truncated))
+        if ends[0] and (ends == ends[0]).all():  # the whole block's episodes end: header
+            return self._update(reward, states, _HEADER_ENDS[int(ends[0])])  # (a boundary)
         return self._update(reward, states, ends)
 
     def _flags(self, flags: ArrayLike | None) -> np.ndarray:
