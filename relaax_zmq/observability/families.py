@@ -124,8 +124,8 @@ def worker_families(out: Families, stats: Mapping[str, Any]) -> None:
     out.stats("parameters", "the parameter-server client's figures", stats.get("parameters", {}))
 
 
-SHARD_GAUGES = ("shard", "version", "global_step", "episodes", "stopping", "staleness_mean")
-SHARD_GAUGES += ("score", "staleness_max", "pending", "workers_live", "statistics_updates")
+SHARD_GAUGES = ("version", "global_step", "episodes", "stopping", "staleness_mean", "score")
+SHARD_GAUGES += ("staleness_max", "pending", "workers_live", "statistics_updates")
 
 
 def shard_families(out: Families, stats: Mapping[str, Any]) -> None:
@@ -134,7 +134,7 @@ def shard_families(out: Families, stats: Mapping[str, Any]) -> None:
         value = stats.get(key)
         if value is not None:
             out.gauge(key, f"shard: {key.replace('_', ' ')}", float(value))
-    out.counters(stats, "shard", skip=SHARD_GAUGES)
+    out.counters(stats, "shard", skip=(*SHARD_GAUGES, "shard"))  # its number: the name label
     for worker, count in sorted(stats.get("worker_gradients", {}).items()):
         out.counter("worker_gradients", "gradients received by worker", count, worker=worker)
 
@@ -152,6 +152,8 @@ def gateway_families(out: Families, status: Mapping[str, Any]) -> None:
     out.counter(
         "throttled_seconds", "seconds connections were held back", counters.pop("throttled_s")
     )
+    out.counter("received_bytes", "bytes received from clients", counters.pop("bytes_in"))
+    out.counter("sent_bytes", "bytes sent to clients", counters.pop("bytes_out"))
     for reason, count in sorted(counters.pop("refused").items()):
         out.counter("refused_handshakes", "handshakes refused by reason", count, reason=reason)
     for reason, count in sorted(counters.pop("closed").items()):
