@@ -237,6 +237,8 @@ def test_every_daemon_is_scraped_and_agrees_with_its_status(stack) -> None:
             value(gateway, "relaax_gateway_connections_total")
             == gateway_status["counters"]["connections"]
         )
+        counted = gateway_status["counters"]["bytes_in"]
+        assert value(gateway, "relaax_gateway_received_bytes_total") == counted
         for kind, url in metrics.items():
             assert get(url.replace("/metrics", "/healthz")) == (200, "ok\n"), kind
     finally:
