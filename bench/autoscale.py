@@ -15,7 +15,7 @@ of 20 steps. The ramp:
    at its minimum.
 
 It prints the numbers over time (workers, sessions, capacity, refused inits), the time from
-the first refused session to the next worker serving, the sessions refused, steps/s at min
+the first refused session to the next worker serving, the inits refused, steps/s at min
 and at max, and ends with one JSON line. No session may be lost or restarted: the broker's
 ``lost_blocks`` and ``rehomed_blocks`` and the clients' restarts are reported (all 0), with
 the blocks drains moved at episode ends.
@@ -243,7 +243,7 @@ def run_ramp(ramp: Ramp, folder: Path) -> Outcome:
         "ramp": {
             "peak_sessions": float(ramp.peak),
             "refusal_to_new_worker_s": waited,
-            "sessions_refused": float(refused_up),
+            "refused_inits": float(refused_up),
             "workers_min": float(workers_min),
             "workers_max": float(workers_max),
             "workers_end": float(workers_end),
@@ -271,8 +271,8 @@ def report(outcome: Outcome) -> str:
             table(rows),
             "",
             f"first refused session -> next worker serving: "
-            f"{ramp['refusal_to_new_worker_s']:.2f} s; sessions refused on the way up: "
-            f"{ramp['sessions_refused']:.0f}",
+            f"{ramp['refusal_to_new_worker_s']:.2f} s; inits refused on the way up (a block "
+            f"each, retries counted): {ramp['refused_inits']:.0f}",
             f"steps/s at min ({ramp['workers_min']:.0f} worker): {steps['at_min']:,.0f}; at max "
             f"({ramp['workers_max']:.0f} workers): {steps['at_max']:,.0f} "
             f"({steps['max_over_min']:.2f}x)",

@@ -20,7 +20,7 @@ def check(figures: dict, maximum: int) -> None:
     ramp, lost = figures["ramp"], figures["lost"]
     assert ramp["workers_min"] == 1 and ramp["workers_max"] == maximum, ramp
     assert ramp["workers_end"] == 1, ramp  # back to the minimum
-    assert ramp["sessions_refused"] > 0, ramp  # demand did outrun capacity on the way up
+    assert ramp["refused_inits"] > 0, ramp  # demand did outrun capacity on the way up
     assert math.isfinite(ramp["refusal_to_new_worker_s"]) and ramp["refusal_to_new_worker_s"] < 10
     assert lost == {**lost, "lost_blocks": 0, "rehomed_blocks": 0, "client_restarts": 0}, lost
     assert lost["moved_blocks"] >= 1, lost  # a drain moved a kept block at its episode end
