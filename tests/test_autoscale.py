@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,17 +75,27 @@ def test_the_cli_runs_its_workers_and_stops_them_with_itself(tmp_path) -> None:
         assert bad.returncode == 1 and "expected 0 <= min <= max" in bad.stderr, bad.stderr
         scaler = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            names = {cluster_name("worker-0"), cluster_name("worker-1")}
+            names = {cluster_name("worker-0"), one := cluster_name("worker-1")}
             wait_until(
                 lambda: {w["name"] for w in live_workers(endpoints["admin"])} == names,
                 30,
                 "the minimum of 2 workers registered",
+            )
+            (pid,) = [w["pid"] for w in live_workers(endpoints["admin"]) if w["name"] == one]
+            os.kill(pid, signal.SIGKILL)  # a worker that dies is restarted under its name
+            wait_until(
+                lambda: (
+                    {w["pid"] for w in live_workers(endpoints["admin"]) if w["name"] == one} - {pid}
+                ),
+                30,
+                f"{one} restarted",
             )
         finally:
             scaler.terminate()
             _, stderr = scaler.communicate(timeout=30)
         assert scaler.returncode == 0, stderr[-2000:]
         assert "autoscaler: 2..3 workers" in stderr and "autoscaler stopped" in stderr
+        assert f"{one} exited unexpectedly (-9): restarting it" in stderr
         wait_until(lambda: not live_workers(endpoints["admin"]), 5, "its workers gone (BYE)")
     finally:
         broker.stop()
