@@ -116,3 +116,64 @@ def test_the_workers_role_runs_the_autoscaler_instead_of_fixed_workers(tmp_path)
     assert program.name == "autoscaler" and program.role == "workers"
     assert program.command[1:] == ("-m", "relaax_zmq.autoscale", "--config", str(scaled))
     assert "autoscaler" in [d.name for d in app_daemons(load_config(scaled))]
+
+
+class FakeProcess:
+    """A worker process that runs until a test sets its ``returncode``."""
+
+    pid = 4242
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        self.returncode = -number
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+
+def test_a_worker_that_dies_is_restarted_later_after_each_fast_exit(monkeypatch, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from relaax_zmq.autoscale import workers
+    from relaax_zmq.runtime.daemon import EXIT_REFUSED
+
+    clock = [100.0]
+    monkeypatch.setattr(workers, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    fake = SimpleNamespace(Popen=FakeProcess, TimeoutExpired=subprocess.TimeoutExpired)
+    monkeypatch.setattr(workers, "subprocess", fake)
+    pool = workers.WorkerPool(tmp_path / "app.yaml")
+    first = pool.start()
+
+    def dies_at(t: float, code: int = 1) -> None:
+        clock[0] = t
+        pool.workers[0].process.returncode = code
+        pool.reap()
+
+    dies_at(101.0)  # 1 s after its start: waits 1 s, keeping its place (no other is added)
+    assert pool.workers[0] is first and len(pool.active()) == 1 and pool.restarted == 1
+    clock[0] = 102.0
+    pool.reap()
+    second = pool.workers[0]
+    assert second is not first and second.failures == 1
+    dies_at(103.0)  # fast again: 3 s
+    clock[0] = 105.9
+    pool.reap()
+    assert pool.workers[0] is second
+    clock[0] = 106.0
+    pool.reap()
+    third = pool.workers[0]
+    assert third is not second and third.failures == 2
+    dies_at(200.0)  # ran 94 s: restarted at once, the count of fast exits reset
+    assert pool.workers[0] is not third and pool.workers[0].failures == 0
+    assert pool.restarted == 3
+    dies_at(201.0, EXIT_REFUSED)  # its name is taken: left down
+    assert not pool.workers and pool.refused == 1
+    drained = pool.start()
+    drained.draining_since = 202.0
+    dies_at(203.0)  # exited while draining: gone
+    assert not pool.workers and pool.restarted == 3
