@@ -19,7 +19,12 @@ import zmq
 from security_support import make_keys
 
 from relaax_zmq.config import load_config
-from relaax_zmq.runtime.sockets import open_socket, socket_map
+from relaax_zmq.deploy.cluster import cluster_app
+from relaax_zmq.deploy.image import dockerfile
+from relaax_zmq.deploy.kubernetes import LOAD_METRIC, manifests
+from relaax_zmq.deploy.readme import ADAPTER_RULE
+from relaax_zmq.errors import ConfigError
+from relaax_zmq.runtime.sockets import any_interface, open_socket, socket_map
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBERNETES = "1.30"
@@ -80,7 +85,9 @@ def full(tmp_path_factory) -> tuple[Path, Path, Path]:
     app["security"] = {"curve": True, "keys_dir": str(keys)}
     app["gateway"] = {"enabled": True, "port": 7800}
     app["prometheus"] = {"broker": 9100}
-    (folder / "app.yaml").write_text(yaml.safe_dump(app))
+    app["parameter_servers"]["delay_compensation_lambda"] = "LAMBDA"
+    text = yaml.safe_dump(app).replace("LAMBDA", "1e-4")  # YAML 1.2's float, as users write it
+    (folder / "app.yaml").write_text(text)
     done = deploy(
         folder / "app.yaml",
         folder / "out",
@@ -161,7 +168,12 @@ def test_every_endpoint_and_port_agrees_with_the_app_file(full) -> None:
     assert cluster["prometheus"]["host"] == "0.0.0.0"
     hpa = of_kind(found, "HorizontalPodAutoscaler", "relaax-worker")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "relaax-worker"
-    assert hpa["spec"]["metrics"][0]["external"]["metric"]["name"] == "relaax_broker_load"
+    assert hpa["spec"]["metrics"][0]["external"]["metric"]["name"] == LOAD_METRIC
+    assert cluster["parameter_servers"]["delay_compensation_lambda"] == 1e-4  # still a float
+    # the adapter rule the HPA needs, the same in the generated README and in the docs
+    assert ADAPTER_RULE in (out / "README.md").read_text()
+    assert ADAPTER_RULE in (ROOT / "docs" / "kubernetes.md").read_text()
+    assert f'as: "{LOAD_METRIC}"' in ADAPTER_RULE
 
 
 def test_the_keys_are_a_secret_mounted_where_the_config_looks(full) -> None:
@@ -252,3 +264,59 @@ def test_bad_input_is_refused_naming_what_was_expected(tmp_path) -> None:
         ROOT / "conf" / "cartpole.yaml", tmp_path / "out", "--workers", "3", "--max-workers", "2"
     )
     assert few.returncode == 1 and "--workers <= --max-workers" in few.stderr
+
+
+def _cluster(tmp_path: Path, **sections: Any) -> tuple[Any, dict[str, Any]]:
+    """(config, cluster_app mapping) of conf/cartpole.yaml with ``sections`` merged in."""
+    app = yaml.safe_load((ROOT / "conf" / "cartpole.yaml").read_text())
+    for key, value in sections.items():
+        app[key] = {**app.get(key, {}), **value}
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(app))
+    config = load_config(tmp_path / "app.yaml")
+    return config, cluster_app(app, config)
+
+
+def test_checkpoints_in_s3_only_need_no_volume(tmp_path) -> None:
+    checkpoint = {"dir": None, "s3": {"bucket": "relaax-checkpoints"}}
+    config, app = _cluster(tmp_path, parameter_servers={"checkpoint": checkpoint})
+    found = manifests(config, app, image="relaax:1")
+    statefulset = of_kind(found, "StatefulSet", "relaax-shard")
+    kubernetes_validate.validate(statefulset, KUBERNETES, strict=True)
+    assert "volumeClaimTemplates" not in statefulset["spec"]
+    mounts = statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert [m["name"] for m in mounts] == ["app"]
+    assert '/opt/relaax-zmq[s3]"' in dockerfile(config, "app")
+
+
+def test_files_the_daemons_read_must_lie_in_the_app_folder(tmp_path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "token").write_text("t" * 32)
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "secrets").mkdir()
+    (app_dir / "secrets" / "token").write_text("t" * 32)
+    inside = {"enabled": True, "token_file": str(app_dir / "secrets" / "token")}
+    _, app = _cluster(app_dir, gateway=inside)
+    assert app["gateway"]["token_file"] == "secrets/token"  # as the pods see it under /app
+    with pytest.raises(ConfigError, match=r"gateway\.token_file: expected a path inside the app"):
+        _cluster(app_dir, gateway={"enabled": True, "token_file": str(outside / "token")})
+
+
+def test_shard_hosts_and_any_interface() -> None:
+    from relaax_zmq.config import parse_config
+
+    app = yaml.safe_load((ROOT / "conf" / "cartpole.yaml").read_text())
+    endpoints = {"hosts": ["a.ps", "b.ps"], "gradients_port": 7100, "weights_port": 7200}
+    app["parameter_servers"] = {"shards": 2, "endpoints": endpoints}
+    config = parse_config(app, "<test>")
+    assert config.parameter_servers.gradients_endpoint(1) == "tcp://b.ps:7101"
+    assert config.endpoints["parameter_servers[0].weights"] == "tcp://a.ps:7200"
+    app["parameter_servers"]["shards"] = 3
+    with pytest.raises(ConfigError, match=r"endpoints\.hosts: expected one host per shard \(3\)"):
+        parse_config(app, "<test>")
+    app["parameter_servers"] = {"shards": 1, "endpoints": {"hosts": ["*"]}}
+    with pytest.raises(ConfigError, match=r"hosts\[0\]: workers connect to this host"):
+        parse_config(app, "<test>")
+    assert any_interface("tcp://relaax-broker:7000") == "tcp://*:7000"
+    assert any_interface("ipc:///tmp/x") is None

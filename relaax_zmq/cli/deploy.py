@@ -6,7 +6,8 @@ endpoints and ports agree with its config: the cluster's app file as a ConfigMap
 and the metrics collector (Deployments and Services), the shards (a StatefulSet with a headless
 Service and a volume each), the workers (a Deployment and a HorizontalPodAutoscaler on the
 broker's load through prometheus-adapter), the gateway when enabled, CURVE keys as a Secret.
-``kubectl apply -f DIR/k8s`` applies them; docs/kubernetes.md says what else a cluster needs.
+``kubectl apply -f DIR/k8s`` applies them; ``DIR/README.md`` (and docs/kubernetes.md) says what
+else a cluster needs: prometheus-adapter with the rule of the workers' autoscaler.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 import yaml
 
 from relaax_zmq.cli.common import CliError, add_app_option, load_app
+from relaax_zmq.config.loader import read_yaml
 from relaax_zmq.deploy.cluster import cluster_app
 from relaax_zmq.deploy.image import dockerfile, project_root, write_context
 from relaax_zmq.deploy.kubernetes import manifests, read_keys
+from relaax_zmq.deploy.readme import readme
 from relaax_zmq.errors import ConfigError
 
 HELP = "write a Dockerfile and Kubernetes manifests for the app"
@@ -45,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_app(args.config)
-    raw = yaml.safe_load(args.config.read_text())
+    raw = read_yaml(args.config)  # as the loader reads it: 1e-4 stays a float
     workers = config.workers.count if args.workers is None else args.workers
     if workers < 1 or (args.max_workers is not None and args.max_workers < workers):
         raise CliError(
@@ -83,10 +86,15 @@ def run(args: argparse.Namespace) -> int:
         (out / "k8s" / name).write_text(yaml.safe_dump(item, sort_keys=False))
     write_context(out, config.app_dir, source)
     (out / "Dockerfile").write_text(dockerfile(config, config.app_dir.name))
+    text = readme(
+        app_name=config.app_dir.name, image=args.image, namespace=args.namespace, curve=bool(keys)
+    )
+    (out / "README.md").write_text(text)
     print(
         f"wrote {out}/Dockerfile (context {out}: src/, app/) and {len(objects)} objects in {out}/k8s"
     )
     print(f"  docker build -t {args.image} {out} && kubectl apply -f {out}/k8s")
+    print(f"  the workers' autoscaler needs prometheus-adapter: {out}/README.md has its rule")
     if keys is not None:
         print(f"  {out}/k8s holds the CURVE key pairs as a Secret: keep it private")
     return 0

@@ -81,6 +81,12 @@ def load_config(path: str | Path, overrides: Mapping[str, object] | None = None)
         raise ConfigError(exc.path, f"{message} ({file}, line {line})") from None
 
 
+def read_yaml(path: str | Path) -> Any:
+    """The data of YAML file ``path`` in the app files' dialect (``1e-4`` a float, no key
+    given twice), as ``load_config`` reads it; ConfigError when it is not YAML."""
+    return _parse_yaml(Path(path).read_text(encoding="utf-8"), str(path))[0]
+
+
 def parse_config(
     mapping: object,
     source: str = "<mapping>",

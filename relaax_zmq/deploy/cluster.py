@@ -5,6 +5,7 @@ every daemon. The user's other settings are kept as written."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from relaax_zmq.config import AppConfig
@@ -35,6 +36,15 @@ PROMETHEUS_PORTS = {
 }
 
 
+#: Files and folders a daemon reads (by key, with the part that reads them): the image holds
+#: the app folder only, so they must lie in it and become relative to it.
+APP_FILES = (
+    ("algorithm.path", None),
+    ("parameter_servers.checkpoint.s3.keys_file", None),
+    *((f"gateway.{key}", "gateway") for key in ("token_file", "static_dir", "tls_cert", "tls_key")),
+)
+
+
 def _port(endpoint: str, key: str) -> int:
     scheme, _, rest = endpoint.partition("://")
     port = rest.rpartition(":")[2]
@@ -47,10 +57,34 @@ def _port(endpoint: str, key: str) -> int:
     return int(port)
 
 
+def _in_image(app: dict[str, Any], config: AppConfig) -> None:
+    """Rewrite ``APP_FILES`` relative to the app folder; ConfigError for one outside it."""
+    for key, part in APP_FILES:
+        value: Any = config
+        for name in key.split("."):
+            value = getattr(value, name) if value is not None else None
+        if value is None or (part == "gateway" and not config.gateway.enabled):
+            continue
+        try:
+            relative = Path(value).resolve().relative_to(config.app_dir.resolve())
+        except ValueError:
+            raise ConfigError(
+                key,
+                f"expected a path inside the app folder {str(config.app_dir)!r} (the image "
+                f"holds only that folder), got {str(value)!r}",
+            ) from None
+        *parents, last = key.split(".")
+        section = app
+        for name in parents:
+            section = section[name]
+        section[last] = relative.as_posix()
+
+
 def cluster_app(raw: dict[str, Any], config: AppConfig) -> dict[str, Any]:
     """The app mapping ``raw`` (as read from the file; ``config`` is it loaded) for the
     cluster (see the module docstring). ConfigError for what cannot work across pods."""
     app = copy.deepcopy(raw)
+    _in_image(app, config)
     broker = app.setdefault("broker", {})
     for key in ("frontend", "backend", "admin"):
         port = _port(str(getattr(config.broker, key)), f"broker.{key}")

@@ -257,8 +257,8 @@ def _shards(
         f"weights-{i}": weights + i for i in range(n)
     }
     base = prometheus_port(app, "shards")
-    # each pod serves /metrics on shards + its ordinal; the probe and annotation name shard 0's
-    # port when there is one shard, else each pod's own through a shell-computed --shard
+    # pod i serves /metrics on base + i; with one shard the probe and annotation name that port,
+    # with more an exec probe computes each pod's own from its ordinal
     command = [
         "sh",
         "-c",
@@ -279,7 +279,8 @@ def _shards(
         container["livenessProbe"] = {**probe, "initialDelaySeconds": 30, "failureThreshold": 3}
         container["readinessProbe"] = {**probe, "initialDelaySeconds": 5}
     pod = _pod("shard", [container], base, curve)
-    pod["metadata"]["annotations"].pop("prometheus.io/port")  # scrape every declared port
+    if n > 1:  # no one port for all pods: scrape the ports named metrics-* (docs/kubernetes.md)
+        pod["metadata"]["annotations"].pop("prometheus.io/port")
     statefulset: Object = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
