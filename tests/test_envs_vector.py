@@ -11,7 +11,7 @@ from relaax_zmq.client import AgentProxy, VectorAgentProxy
 from relaax_zmq.envs.gym_runner import GymRunner
 from relaax_zmq.envs.vector_runner import VectorBlocks, VectorRunner
 from relaax_zmq.errors import AgentError
-from relaax_zmq.protocol import ErrorCode, Message, MessageType, Role, messages
+from relaax_zmq.protocol import ErrorCode, Flag, Message, MessageType, Role, messages
 
 OPTIONS = {"request_timeout": 2.0, "retry_deadline": 2.0}
 
@@ -70,7 +70,9 @@ def test_restart_resets_every_environment(server: FakeServer) -> None:
     assert runner.episodes == [[6.0], [6.0]]
     updates = server.messages(MessageType.UPDATE)
     assert Role.REWARD not in updates[4].tensors  # every environment starts again
-    assert np.all(updates[-1].tensors[Role.EPISODE_FLAGS] == 2)  # both truncated together
+    terminal, truncated = messages.read_episode_ends(updates[-1])  # both truncated together:
+    assert truncated.all() and not terminal.any()  # (the block's boundary, in the header)
+    assert updates[-1].flags == Flag.TRUNCATED and Role.EPISODE_FLAGS not in updates[-1].tensors
 
 
 def test_environment_count_must_match_the_block(server: FakeServer) -> None:
