@@ -21,7 +21,7 @@ from security_support import make_keys
 from relaax_zmq.config import load_config
 from relaax_zmq.deploy.cluster import cluster_app
 from relaax_zmq.deploy.image import dockerfile
-from relaax_zmq.deploy.kubernetes import LOAD_METRIC, manifests
+from relaax_zmq.deploy.kubernetes import KEY_ROLES, LOAD_METRIC, manifests
 from relaax_zmq.deploy.readme import ADAPTER_RULE
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.runtime.sockets import any_interface, open_socket, socket_map
@@ -191,6 +191,12 @@ def test_the_keys_are_a_secret_mounted_where_the_config_looks(full) -> None:
         items = {i["key"]: i["path"] for i in volume["secret"]["items"]}
         for key, path in items.items():  # each file's bytes under its path in the keys folder
             assert base64.b64decode(secret["data"][key]) == (keys / path).read_bytes()
+        # a pod holds its own role's secret key and every public key, no other secret key
+        role = KEY_ROLES[item["metadata"]["labels"]["app.kubernetes.io/component"]]
+        secrets = {p.split("/")[0] for p in items.values() if p.endswith(".key_secret")}
+        assert secrets == {role}, item["metadata"]["name"]
+        publics = {p for p in items.values() if p.endswith(".key")}
+        assert publics == {str(p.relative_to(keys)) for p in files if p.suffix == ".key"}
         mounts = pod["containers"][0]["volumeMounts"]
         assert {
             "name": "keys",

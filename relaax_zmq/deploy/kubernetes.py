@@ -25,6 +25,7 @@ import yaml
 
 from relaax_zmq.config import AppConfig
 from relaax_zmq.deploy.cluster import APP_DIR, APP_FILE, DATA_DIR, KEYS_DIR, NAMES, prometheus_port
+from relaax_zmq.security.keys import SECRET_SUFFIX
 
 Object = dict[str, Any]
 
@@ -36,6 +37,12 @@ RESOURCES = {
     "worker": ({"cpu": "1", "memory": "1Gi"}, {"memory": "4Gi"}),
     "gateway": ({"cpu": "250m", "memory": "256Mi"}, {"memory": "1Gi"}),
 }
+#: The key role of each part's daemon: pods get that role's secret keys only (and every
+#: public key and the revocation list).
+KEY_ROLES = {
+    "broker": "broker", "collector": "metrics", "shard": "shard", "worker": "worker",
+    "gateway": "client",
+}  # fmt: skip
 #: The External metric the workers' HorizontalPodAutoscaler follows, and its target.
 LOAD_METRIC = "relaax_broker_load"
 LOAD_TARGET = "800m"
@@ -78,10 +85,16 @@ def _pod(
     part: str, containers: list[Object], metrics_port: int, keys: dict[str, bytes] | None
 ) -> Object:
     """A pod template; with ``keys`` (CURVE) the Secret is mounted at ``KEYS_DIR`` in its
-    folder layout (``role/name.key``: a Secret's keys are flat, ``items`` puts them back)."""
+    folder layout (``role/name.key``: a Secret's keys are flat, ``items`` puts them back),
+    secret keys of the part's own role only."""
     volumes: list[Object] = [{"name": "app", "configMap": {"name": NAMES["config"]}}]
     if keys is not None:
-        items = [{"key": f"key-{i}", "path": path} for i, path in enumerate(sorted(keys))]
+        own = f"{KEY_ROLES[part]}/"
+        items = [
+            {"key": f"key-{i}", "path": path}
+            for i, path in enumerate(sorted(keys))
+            if not path.endswith(SECRET_SUFFIX) or path.startswith(own)
+        ]
         secret = {"secretName": NAMES["keys"], "defaultMode": 0o400, "items": items}
         volumes.append({"name": "keys", "secret": secret})
         for container in containers:
