@@ -120,6 +120,29 @@ def test_broker_families_name_units_and_labels() -> None:
     )
 
 
+def test_worker_gateway_and_autoscaler_families() -> None:
+    stats = {"sessions": 3, "blocks": 1, "steps": 60, "agent": {"loss": 0.5}}
+    worker = scrape(DaemonCollector("workers", "worker-0@a", lambda: stats | {"parameters": {}}))
+    assert value(worker, "relaax_worker_sessions", role="worker", name="worker-0@a") == 3
+    assert value(worker, "relaax_worker_steps_total") == 60
+    assert value(worker, "relaax_worker_agent", stat="loss") == 0.5
+    counters = {"connections_open": 1, "throttled_s": 0.5, "bytes_in": 10, "bytes_out": 20}
+    counters |= {"connections": 4, "refused": {"token": 2}, "closed": {"idle": 1}}
+    gateway = scrape(DaemonCollector("gateway", "g", lambda: {"uptime_s": 1, "counters": counters}))
+    assert value(gateway, "relaax_gateway_connections_open") == 1
+    assert value(gateway, "relaax_gateway_connections_total") == 4
+    assert value(gateway, "relaax_gateway_received_bytes_total") == 10
+    assert value(gateway, "relaax_gateway_sent_bytes_total") == 20
+    assert value(gateway, "relaax_gateway_throttled_seconds_total") == 0.5
+    assert value(gateway, "relaax_gateway_refused_handshakes_total", reason="token") == 2
+    assert value(gateway, "relaax_gateway_closed_connections_total", reason="idle") == 1
+    figures = {"workers": 2, "capacity_sessions": 128, "added_total": 3}
+    autoscaler = scrape(DaemonCollector("autoscaler", "autoscaler@a", lambda: figures))
+    assert value(autoscaler, "relaax_autoscaler_workers") == 2
+    assert value(autoscaler, "relaax_autoscaler_capacity_sessions") == 128
+    assert value(autoscaler, "relaax_autoscaler_added_total") == 3
+
+
 def test_nothing_published_yet_and_odd_figures_do_not_fail_a_scrape() -> None:
     samples = scrape(DaemonCollector("workers", "w@a", lambda: None))
     assert (
