@@ -168,6 +168,8 @@ def test_every_endpoint_and_port_agrees_with_the_app_file(full) -> None:
     assert cluster["prometheus"]["host"] == "0.0.0.0"
     hpa = of_kind(found, "HorizontalPodAutoscaler", "relaax-worker")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "relaax-worker"
+    for name in ("relaax-broker", "relaax-collector"):  # never two brokers at once
+        assert of_kind(found, "Deployment", name)["spec"]["strategy"] == {"type": "Recreate"}
     assert hpa["spec"]["metrics"][0]["external"]["metric"]["name"] == LOAD_METRIC
     assert cluster["parameter_servers"]["delay_compensation_lambda"] == 1e-4  # still a float
     # the adapter rule the HPA needs, the same in the generated README and in the docs
@@ -245,6 +247,8 @@ def test_the_docker_build_context_is_complete(plain) -> None:
     assert "torch==2.13.0" in text and "download.pytorch.org/whl/cpu" in text
     copies = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")]
     assert copies == ["src/", "app/"]
+    # the builder gets only what is copied: not k8s/ (it may hold the keys)
+    assert (out / ".dockerignore").read_text().split() == ["*", "!src", "!app"]
     for source in copies:
         assert (out / source).is_dir() and any((out / source).iterdir()), source
     src = out / "src"

@@ -20,7 +20,7 @@ import yaml
 from relaax_zmq.cli.common import CliError, add_app_option, load_app
 from relaax_zmq.config.loader import read_yaml
 from relaax_zmq.deploy.cluster import cluster_app
-from relaax_zmq.deploy.image import dockerfile, project_root, write_context
+from relaax_zmq.deploy.image import DOCKERIGNORE, dockerfile, project_root, write_context
 from relaax_zmq.deploy.kubernetes import manifests, read_keys
 from relaax_zmq.deploy.readme import readme
 from relaax_zmq.errors import ConfigError
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         (out / "k8s" / name).write_text(yaml.safe_dump(item, sort_keys=False))
     write_context(out, config.app_dir, source)
     (out / "Dockerfile").write_text(dockerfile(config, config.app_dir.name))
+    (out / ".dockerignore").write_text(DOCKERIGNORE)
     text = readme(
         app_name=config.app_dir.name, image=args.image, namespace=args.namespace, curve=bool(keys)
     )

@@ -118,16 +118,20 @@ def _daemon(module: str, *args: str) -> list[str]:
     return ["python", "-m", module, "--config", APP_FILE, *args]
 
 
+#: Parts that must never run twice at once (one broker; the collector's volume is
+#: ReadWriteOnce): an update stops the old pod before starting the new one.
+SINGLE = ("broker", "collector")
+
+
 def _deployment(name: str, namespace: str, part: str, replicas: int, pod: Object) -> Object:
+    spec = {"replicas": replicas, "selector": {"matchLabels": _selector(part)}, "template": pod}
+    if part in SINGLE:
+        spec["strategy"] = {"type": "Recreate"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(name, namespace, part),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": _selector(part)},
-            "template": pod,
-        },
+        "spec": spec,
     }
 
 
