@@ -5,6 +5,7 @@ No cluster runs here (docs/kubernetes.md says what was and was not exercised).""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import shutil
 import subprocess
@@ -18,12 +19,14 @@ import yaml
 import zmq
 from security_support import make_keys
 
-from relaax_zmq.config import load_config
+from relaax_zmq.cli.deploy import namespace
+from relaax_zmq.config import load_config, parse_config
 from relaax_zmq.deploy.cluster import cluster_app
 from relaax_zmq.deploy.image import dockerfile
 from relaax_zmq.deploy.kubernetes import KEY_ROLES, LOAD_METRIC, manifests
 from relaax_zmq.deploy.readme import ADAPTER_RULE
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.runtime.ports import free_port
 from relaax_zmq.runtime.sockets import any_interface, open_socket, socket_map
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,8 +225,6 @@ def test_the_cluster_app_loads_and_binds_every_interface(plain, tmp_path) -> Non
     assert specs["client.frontend"].bind_endpoint is None  # connecting sockets use the name
     # a bound socket with bind_all_interfaces listens everywhere: a peer reaches it on loopback
     app = yaml.safe_load((ROOT / "conf" / "cartpole.yaml").read_text())
-    from relaax_zmq.runtime.ports import free_port
-
     port = free_port()
     app.update(bind_all_interfaces=True, broker={"admin": f"tcp://relaax-broker.invalid:{port}"})
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(app))
@@ -274,6 +275,9 @@ def test_bad_input_is_refused_naming_what_was_expected(tmp_path) -> None:
         ROOT / "conf" / "cartpole.yaml", tmp_path / "out", "--workers", "3", "--max-workers", "2"
     )
     assert few.returncode == 1 and "--workers <= --max-workers" in few.stderr
+    assert namespace("rl-1") == "rl-1"
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a DNS label"):
+        namespace("RL_1")
 
 
 def _cluster(tmp_path: Path, **sections: Any) -> tuple[Any, dict[str, Any]]:
@@ -314,8 +318,6 @@ def test_files_the_daemons_read_must_lie_in_the_app_folder(tmp_path) -> None:
 
 
 def test_shard_hosts_and_any_interface() -> None:
-    from relaax_zmq.config import parse_config
-
     app = yaml.safe_load((ROOT / "conf" / "cartpole.yaml").read_text())
     endpoints = {"hosts": ["a.ps", "b.ps"], "gradients_port": 7100, "weights_port": 7200}
     app["parameter_servers"] = {"shards": 2, "endpoints": endpoints}

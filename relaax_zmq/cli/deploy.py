@@ -13,6 +13,7 @@ else a cluster needs: prometheus-adapter with the rule of the workers' autoscale
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import yaml
@@ -27,6 +28,16 @@ from relaax_zmq.errors import ConfigError
 
 HELP = "write a Dockerfile and Kubernetes manifests for the app"
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def namespace(text: str) -> str:
+    """``text`` when it is a Kubernetes namespace name (a DNS label)."""
+    if not _DNS_LABEL.match(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a DNS label (a-z, 0-9, '-', at most 63), got {text!r}"
+        )
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_app_option(k8s)
     k8s.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
     k8s.add_argument("--image", default="relaax-zmq-app:latest", help="image name of the pods")
-    k8s.add_argument("--namespace", default="default", help="namespace of every object")
+    k8s.add_argument(
+        "--namespace", type=namespace, default="default", help="namespace of every object"
+    )
     k8s.add_argument("--workers", type=int, default=None, help="worker pods (workers.count)")
     k8s.add_argument("--max-workers", type=int, default=None, help="most worker pods (HPA)")
     k8s.add_argument(
