@@ -300,6 +300,9 @@ def test_checkpoints_in_s3_only_need_no_volume(tmp_path) -> None:
     mounts = statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert [m["name"] for m in mounts] == ["app"]
     assert '/opt/relaax-zmq[s3]"' in dockerfile(config, "app")
+    # an algorithm without a parameter-server side runs no shards
+    kinds = {o["kind"] for o in manifests(config, app, image="relaax:1", shards=False)}
+    assert "StatefulSet" not in kinds and "Deployment" in kinds
 
 
 def test_files_the_daemons_read_must_lie_in_the_app_folder(tmp_path) -> None:

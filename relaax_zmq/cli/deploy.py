@@ -25,6 +25,7 @@ from relaax_zmq.deploy.image import DOCKERIGNORE, dockerfile, project_root, writ
 from relaax_zmq.deploy.kubernetes import manifests, read_keys
 from relaax_zmq.deploy.readme import readme
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.runtime.local import app_shards
 
 HELP = "write a Dockerfile and Kubernetes manifests for the app"
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         max_workers=args.max_workers,
         keys=keys,
         frontend_service=args.frontend_service,
+        shards=app_shards(config) > 0,
     )
     source = project_root()
     if source is None:

@@ -162,9 +162,11 @@ def manifests(
     max_workers: int | None = None,
     keys: dict[str, bytes] | None = None,
     frontend_service: str = "ClusterIP",
+    shards: bool = True,
 ) -> list[Object]:
     """Every object of the app (see the module docstring). ``app`` is ``cluster_app``'s
-    mapping, ``keys`` the key files for the Secret (file name -> bytes) with CURVE."""
+    mapping, ``keys`` the key files for the Secret (file name -> bytes) with CURVE;
+    ``shards`` False for an algorithm without a parameter-server side."""
     if config.security.curve and keys is None:
         raise ValueError("security.curve is on: expected the key files for the Secret")
     curve = keys if config.security.curve else None
@@ -224,7 +226,8 @@ def manifests(
             NAMES["collector"], namespace, "collector", {"metrics-in": port, "metrics": metrics}
         )
     )
-    found += _shards(config, app, image, namespace, curve)
+    if shards:
+        found += _shards(config, app, image, namespace, curve)
     found += _workers(config, app, image, namespace, curve, workers, max_workers)
     if config.gateway.enabled:
         g = config.gateway
