@@ -29,6 +29,7 @@ def check(figures: dict, maximum: int) -> None:
     assert figures["steps_per_s"]["at_max"] > 0 and figures["steps_per_s"]["at_min"] > 0
 
 
+@pytest.mark.slow  # 15-30 s: the default suite runs the CLI and restart tests below
 @pytest.mark.timeout(120)
 def test_workers_follow_a_ramp_of_sessions_up_and_down(import_bench, tmp_path) -> None:
     bench = import_bench("autoscale")

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from relaax_zmq.config import AppConfig
 from relaax_zmq.observability.families import DaemonCollector
 
 log = logging.getLogger(__name__)
@@ -101,37 +99,3 @@ class MetricsEndpoint:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
-
-
-@contextmanager
-def serve_metrics(
-    config: AppConfig,
-    daemon: str,
-    name: str,
-    read: Callable[[], dict[str, Any] | None],
-    *,
-    index: int = 0,
-) -> Iterator[MetricsEndpoint | None]:
-    """Serve ``daemon``'s metrics (a ``PrometheusConfig`` daemon kind) while the block runs,
-    when ``prometheus.<daemon>`` sets a port; yields the endpoint, or None when it is off.
-    A port that cannot be bound stops the daemon at its start (``SystemExit`` naming it).
-
-    ``read`` returns what the daemon published last (None before it has): its admin status
-    or stats, as ``families.FAMILIES[daemon]`` expects.
-    """
-    port = config.prometheus.port(daemon, index)
-    if port is None:
-        yield None
-        return
-    host = config.prometheus.host
-    endpoint = MetricsEndpoint(host, port, DaemonCollector(daemon, name, read))
-    try:
-        endpoint.start()
-    except OSError as exc:
-        raise SystemExit(
-            f"prometheus.{daemon}: cannot serve /metrics at {host}:{port}: {exc}"
-        ) from None
-    try:
-        yield endpoint
-    finally:
-        endpoint.close()
