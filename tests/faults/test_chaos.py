@@ -11,11 +11,11 @@ process, each measured in environment steps per second over the whole run. Kills
 interval, the first after half of one, and alternate between a worker and a shard (which one
 is random).
 
-- default suite: a kill every ``INTERVAL`` seconds, each run until it solves (mean of the
+- a kill every ``INTERVAL`` seconds, each run until it solves (mean of the
   last 100 episodes >= 475). A restart costs about 2 CPU-seconds (Python and torch) on this
   2-core machine, so kills much more often than this would measure the restarts' CPU, not
   the fault tolerance.
-- slow: the issue's schedule, a kill every 60 s, over runs of 4.5 minutes that keep training
+- the issue's schedule, a kill every 60 s, over runs of 4.5 minutes that keep training
   after they solve (both solve before the first kill): at least 4 kills, and at the end the
   chaos run's policy, judged greedily by exploit sessions, still solves (>= 475).
 
@@ -54,6 +54,7 @@ def report(name: str, folder: Path, figures: dict[str, Any]) -> None:
     found.report()
 
 
+@pytest.mark.slow  # two learning runs to a solve: about 70 s
 @pytest.mark.timeout(2 * BUDGET + 180)
 def test_kills_every_few_seconds_still_solve_at_70_percent_throughput(
     chaos: ModuleType, tmp_path: Path
