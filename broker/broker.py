@@ -333,10 +333,10 @@ class Broker:
         """Start draining ``worker``: its blocks move off at their episode boundaries."""
         found = self.workers.by_label(worker)
         if found is None:
-            known = ", ".join(w.label for w in self.workers) or "none"
+            known = ", ".join(w.name for w in self.workers) or "none"
             return f"unknown worker {worker!r} (workers: {known})"
         found.draining = True
-        log.info("worker %s draining", found.label)
+        log.info("worker %s draining", found.name)
         return None
 
     def drop(self, session: int) -> str | None:

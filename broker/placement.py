@@ -45,10 +45,10 @@ class Placement:
         loads, names = [], {}
         for worker in self.workers:
             _, sessions, in_flight = self.sessions.worker_load(worker.identity)
-            label = worker.label  # names are unique among registered workers (``holder``)
-            names[label] = worker.identity
+            names[worker.name] = worker.identity  # unique among registered workers (``holder``)
             alive = self.workers.alive(worker, now)
-            loads.append(Load(label, sessions, worker.capacity, in_flight, alive, worker.draining))
+            load = Load(worker.name, sessions, worker.capacity, in_flight, alive, worker.draining)
+            loads.append(load)
         return loads, names
 
     def assign(self, block: Block, *, restart: bool) -> None:
@@ -98,7 +98,7 @@ class Placement:
         self.sessions.attach(block, names[target], now)
         self.assign(block, restart=False)
         self.counters.moved_blocks += 1
-        log.info("block %d moved from %s to %s", block.id, current.label, target)
+        log.info("block %d moved from %s to %s", block.id, current.name, target)
 
     def release_idle(self, now: float) -> None:
         """Release the blocks no one used for the idle timeout, unless a request of theirs

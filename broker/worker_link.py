@@ -68,7 +68,7 @@ class WorkerLink:
         for worker in self.workers.dead(now):
             log.warning(
                 "worker %s silent for %.1f s: dead, re-homing its blocks",
-                worker.label,
+                worker.name,
                 now - worker.last_seen,
             )
             self._forget(worker, now)
@@ -80,7 +80,7 @@ class WorkerLink:
         worker = self.workers.get(frames[0].bytes)
         if worker is None:
             return
-        log.warning("worker %s refused (%s): re-homing its blocks", worker.label, why)
+        log.warning("worker %s refused (%s): re-homing its blocks", worker.name, why)
         self._forget(worker, time.monotonic())
 
     def on_message(self, frames: list[Any]) -> None:
@@ -109,7 +109,7 @@ class WorkerLink:
                     if command == Command.HEARTBEAT:
                         worker.stats = body
                     else:
-                        log.info("worker %s says BYE: re-homing its blocks", worker.label)
+                        log.info("worker %s says BYE: re-homing its blocks", worker.name)
                         self._forget(worker, now)
                     return
             else:
@@ -132,7 +132,7 @@ class WorkerLink:
         block, entry = self._match(worker, client, env)
         if block is None or entry is None:
             self.counters.stale_replies += 1
-            log.debug("stale reply from %s (sequence %d) dropped", worker.label, env.sequence)
+            log.debug("stale reply from %s (sequence %d) dropped", worker.name, env.sequence)
             return
         self._reply(client, reply)
         if entry.boundary and not block.in_flight:
@@ -173,7 +173,7 @@ class WorkerLink:
         worker = self.workers.register(identity, body, now)
         log.info(
             "worker %s registered (pid %d, capacity %d)%s",
-            worker.label,
+            worker.name,
             worker.pid,
             worker.capacity,
             f", again: re-homing its {len(orphans)} blocks" if old is not None else "",

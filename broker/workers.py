@@ -10,7 +10,7 @@ from typing import Any
 @dataclass
 class Worker:
     """One registered worker: ``identity`` is its DEALER identity (``name#instance``),
-    ``name`` its cluster-unique name (``host/worker-0``), ``instance`` its process's token."""
+    ``name`` its cluster-unique name (``worker-0@host``), ``instance`` its process's token."""
 
     identity: bytes
     name: str
@@ -21,11 +21,6 @@ class Worker:
     last_seen: float
     draining: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """The worker's name (for logs, status and admin commands)."""
-        return self.name
 
 
 class WorkerRegistry:

@@ -164,3 +164,14 @@ def test_episode_ends_from_flags_and_from_tensor() -> None:
         messages.update(1, state=np.zeros((2, 1)), terminal=[True, False], truncated=[False, True])
     )
     assert term.tolist() == [True, False] and trunc.tolist() == [False, True]
+
+
+def test_boundary_flags_say_in_the_header_what_episode_flags_say_per_session() -> None:
+    from relaax_zmq.protocol import Flag, messages
+    from relaax_zmq.protocol.constants import EpisodeFlag
+
+    assert messages.boundary_flags(0) == 0
+    assert messages.boundary_flags(int(EpisodeFlag.TERMINAL)) == int(Flag.TERMINAL)
+    assert messages.boundary_flags(int(EpisodeFlag.TRUNCATED)) == int(Flag.TRUNCATED)
+    both = int(EpisodeFlag.TERMINAL | EpisodeFlag.TRUNCATED)
+    assert messages.boundary_flags(both) == int(Flag.TERMINAL | Flag.TRUNCATED)

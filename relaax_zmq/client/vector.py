@@ -8,15 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from relaax_zmq.client.block import BlockProxy, config_options
-from relaax_zmq.protocol import Flag, messages
-
-#: An ``episode_flags`` value shared by every session -> the header flags that say the same;
-#: the broker sees those as the block's episode boundary (where a drain moves a block).
-_HEADER_ENDS = {
-    1: int(Flag.TERMINAL),
-    2: int(Flag.TRUNCATED),
-    3: int(Flag.TERMINAL | Flag.TRUNCATED),
-}
+from relaax_zmq.protocol import messages
 
 
 class VectorAgentProxy(BlockProxy):
@@ -63,7 +55,7 @@ class VectorAgentProxy(BlockProxy):
         reward = self._rewards(rewards)
         ends = messages.episode_flags(self._flags(terminal), self._flags(truncated))
         if ends[0] and (ends == ends[0]).all():  # the whole block's episodes end: header
-            return self._update(reward, states, _HEADER_ENDS[int(ends[0])])  # (a boundary)
+            return self._update(reward, states, messages.boundary_flags(int(ends[0])))
         return self._update(reward, states, ends)
 
     def _flags(self, flags: ArrayLike | None) -> np.ndarray:

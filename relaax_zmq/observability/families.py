@@ -46,14 +46,16 @@ class Families:
             self.found[full] = family
         return family
 
-    def gauge(self, metric: str, doc: str, value: float, **labels: str) -> None:
-        family = self._family("gauge", metric, doc, tuple(labels))
+    def _add(self, kind: str, metric: str, doc: str, value: float, labels: dict[str, str]) -> None:
+        family = self._family(kind, metric, doc, tuple(labels))
         family.add_metric([self.role, self.name, *labels.values()], float(value))
+
+    def gauge(self, metric: str, doc: str, value: float, **labels: str) -> None:
+        self._add("gauge", metric, doc, value, labels)
 
     def counter(self, metric: str, doc: str, value: float, **labels: str) -> None:
         """``metric`` without ``_total`` (prometheus-client adds it)."""
-        family = self._family("counter", metric, doc, tuple(labels))
-        family.add_metric([self.role, self.name, *labels.values()], float(value))
+        self._add("counter", metric, doc, value, labels)
 
     def counters(self, figures: Mapping[str, Any], doc: str, skip: Iterable[str] = ()) -> None:
         """Every int of ``figures`` (not in ``skip``) as the counter ``<key>_total``."""

@@ -109,6 +109,13 @@ def episode_flags(terminal: np.ndarray, truncated: np.ndarray) -> np.ndarray:
     return terminal.view(np.uint8) | truncated.view(np.uint8) << 1
 
 
+def boundary_flags(ends: int) -> int:
+    """The header flags (TERMINAL, TRUNCATED) that say for a whole block what one
+    ``episode_flags`` value says for each of its sessions: the block's episode boundary."""
+    terminal = _TERMINAL if ends & EpisodeFlag.TERMINAL else 0
+    return terminal | (_TRUNCATED if ends & EpisodeFlag.TRUNCATED else 0)
+
+
 def action(
     session_id: int, actions: ArrayLike, *, sequence: int = 0, restart: bool = False
 ) -> Message:

@@ -2,10 +2,10 @@
 
 A daemon's name is ``<local name>@<host>``: the name the app gives it on its host
 (``worker-0``) at the host's name (``socket.gethostname()``, which on Kubernetes is the
-pod's name; ``RELAAX_ZMQ_HOST`` overrides it), such as ``worker-0@node-7``. It is a
-valid metrics source and parameter-server worker name as it stands. Each process also draws an instance
-token when it starts, so that two processes that claim the same name can be told apart
-(the broker refuses the second one while the first is alive; docs/exchange.md, "Link").
+pod's name; ``RELAAX_ZMQ_HOST`` overrides it), such as ``worker-0@node-7``. It is a valid
+metrics source and parameter-server worker name as it stands. Each process also draws an
+instance token when it starts, so that two processes that claim the same name can be told
+apart (the broker refuses the second one while the first is alive; docs/exchange.md, "Link").
 """
 
 from __future__ import annotations

@@ -221,10 +221,11 @@ def ready_workers(
         workers = app_broker_status(config, timeout=1.0)["workers"]
     except Exception:  # the broker is not up yet (or not reachable)
         return None
-    suffix = f"@{host_name()}"
-    ours = [
-        w for w in workers if (w["pid"] in pids if pids is not None else w["name"].endswith(suffix))
-    ]
+    if pids is not None:
+        ours = [w for w in workers if w["pid"] in pids]
+    else:
+        suffix = f"@{host_name()}"
+        ours = [w for w in workers if w["name"].endswith(suffix)]
     return sum(1 for w in ours if w["alive"] and _synced(w, shards))
 
 

@@ -290,7 +290,7 @@ class Driver:
         self.broker._tick(time.monotonic() + later)
 
     def admin_command(self) -> None:
-        workers = [w.label for w in self.broker.workers] + ["nobody"]
+        workers = [w.name for w in self.broker.workers] + ["nobody"]
         sid, _ = self.block_ids()
         request = self.pick(
             (
