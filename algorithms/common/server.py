@@ -17,6 +17,8 @@ from relaax_zmq.core import (
     Agent,
     AgentContext,
     Algorithm,
+    Learner,
+    LearnerContext,
     OptimizerSpec,
     ParameterServerContext,
     ParameterServerSpec,
@@ -70,13 +72,15 @@ def torch_algorithm(
     optimizer: Callable[[C], OptimizerConfig] | None = None,
     groups: Callable[[C], Sequence[ParamGroup]] | None = None,
     allow_mixed_versions: bool = False,
+    learner: Callable[[LearnerContext, C], Learner] | None = None,
 ) -> Algorithm[C]:
     """Declare a torch algorithm whose config has ``input`` and ``optimizer`` sections.
 
     ``optimizer``: the shards' optimizer when it is not ``config.optimizer``
     (``DELTA_OPTIMIZER`` for algorithms that push weight deltas); ``groups``: ranges
     of the vector with their own learning-rate scale; ``allow_mixed_versions``: see
-    ``ParameterServerSpec``.
+    ``ParameterServerSpec``; ``learner``: the central learner's side, for an algorithm
+    whose agents are actors (``relaax_zmq.core.Learner``).
     """
 
     def parameter_server(c: Any, context: ParameterServerContext) -> ParameterServerSpec:
@@ -88,4 +92,4 @@ def torch_algorithm(
             allow_mixed_versions=allow_mixed_versions,
         )
 
-    return Algorithm(name, config, agent, parameter_server, model)
+    return Algorithm(name, config, agent, parameter_server, model, learner)

@@ -1,11 +1,13 @@
 """The supervisord programs of an app, by role: which daemons ``run ROLE`` starts.
 
 Roles, in start order (supervisord priority): ``metrics`` (the collector), ``ps`` (the
-parameter-server shards), ``broker``, ``workers``, ``gateway`` (the WebSocket gateway,
-when ``gateway.enabled``), ``envs`` (the environment clients), ``tensorboard``.
-``servers`` is the first five, ``all`` adds ``envs``. Daemons stop in the reverse order,
-which loses nothing: clients, the gateway (its connections' blocks closed), workers (BYE),
-the broker, the shards (a final checkpoint), the collector (a final flush).
+parameter-server shards), ``replay`` and ``learner`` (the replay servers and learners of an
+algorithm with a central learner: apex; impala, appo), ``broker``, ``workers``, ``gateway``
+(the WebSocket gateway, when ``gateway.enabled``), ``envs`` (the environment clients),
+``tensorboard``. ``servers`` is all but the last two, ``all`` adds ``envs``. Daemons stop
+in the reverse order, which loses nothing: clients, the gateway (its connections' blocks
+closed), workers (BYE), the broker, learners, the shards (a final checkpoint), the
+collector (a final flush).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from relaax_zmq.runtime.local import DAEMON_ENV, app_daemons
 ROLES: dict[str, tuple[int, int]] = {
     "metrics": (100, 15),
     "ps": (200, 60),  # a final checkpoint on SIGTERM
+    "replay": (220, 10),
+    "learner": (250, 10),
     "broker": (300, 10),
     "workers": (400, 15),
     "gateway": (450, 10),
@@ -29,8 +33,8 @@ ROLES: dict[str, tuple[int, int]] = {
     "tensorboard": (600, 5),
 }
 ALIASES = {
-    "servers": ("metrics", "ps", "broker", "workers", "gateway"),
-    "all": ("metrics", "ps", "broker", "workers", "gateway", "envs"),
+    "servers": ("metrics", "ps", "replay", "learner", "broker", "workers", "gateway"),
+    "all": ("metrics", "ps", "replay", "learner", "broker", "workers", "gateway", "envs"),
 }
 CHOICES = (*ALIASES, *ROLES)
 TENSORBOARD_PORT = 6006

@@ -8,6 +8,7 @@ from typing import Literal
 
 from relaax_zmq.config.convert import option
 from relaax_zmq.config.gateway import GatewayConfig
+from relaax_zmq.config.learner import LearnerConfig, ReplayConfig
 from relaax_zmq.config.operations import AutoscaleConfig, PrometheusConfig
 from relaax_zmq.config.parameter_servers import ParameterServersConfig
 from relaax_zmq.config.sections import (
@@ -42,6 +43,8 @@ class AppConfig:
     parameter_servers: ParameterServersConfig = option(
         factory=ParameterServersConfig, doc="parameter servers"
     )
+    learner: LearnerConfig = option(factory=LearnerConfig, doc="central learners (impala, appo)")
+    replay: ReplayConfig = option(factory=ReplayConfig, doc="replay servers (apex)")
     metrics: MetricsConfig = option(factory=MetricsConfig, doc="metrics")
     algorithm: AlgorithmConfig = option(doc="algorithm (required)")
     protocol: ProtocolConfig = option(factory=ProtocolConfig, doc="protocol limits")
@@ -67,6 +70,11 @@ class AppConfig:
         for shard in range(ps.shards):
             found[f"parameter_servers[{shard}].gradients"] = ps.gradients_endpoint(shard)
             found[f"parameter_servers[{shard}].weights"] = ps.weights_endpoint(shard)
+        for i in range(self.learner.count):
+            found[f"learner[{i}].endpoint"] = self.learner.endpoint_of(i)
+        for i in range(self.replay.shards):
+            found[f"replay[{i}].insert"] = self.replay.insert_endpoint(i)
+            found[f"replay[{i}].sample"] = self.replay.sample_endpoint(i)
         return found
 
     def _validate_blocks(self) -> None:
@@ -91,7 +99,12 @@ class AppConfig:
             )
             if endpoint.port is not None
         ]
-        check_port_ranges(fixed + self.parameter_servers.port_ranges("parameter_servers"))
+        check_port_ranges(
+            fixed
+            + self.parameter_servers.port_ranges("parameter_servers")
+            + self.learner.port_ranges("learner")
+            + self.replay.port_ranges("replay")
+        )
         if self.metrics.endpoint in (self.broker.frontend, self.broker.backend, self.broker.admin):
             raise ConfigError("metrics.endpoint", f"{self.metrics.endpoint!r} is a broker endpoint")
         self._validate_blocks()

@@ -11,6 +11,7 @@ from relaax_zmq.errors import ConfigError
 
 #: Daemon kinds that may expose /metrics, with how their port is found.
 PROMETHEUS_DAEMONS = ("broker", "collector", "gateway", "shards", "workers", "autoscaler")
+PROMETHEUS_DAEMONS += ("learners", "replay")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +27,8 @@ class PrometheusConfig:
     shards: int | None = option(None, ge=0, le=65535, doc="shard 0's port (shard i: + i)")
     workers: int | None = option(None, ge=0, le=65535, doc="worker 0's port (worker i: + i)")
     autoscaler: int | None = option(None, ge=0, le=65535, doc="autoscaler's port; null: none")
+    learners: int | None = option(None, ge=0, le=65535, doc="learner 0's port (learner i: + i)")
+    replay: int | None = option(None, ge=0, le=65535, doc="replay server 0's port (i: + i)")
 
     def port(self, daemon: str, index: int = 0) -> int | None:
         """The port of ``daemon`` (one of ``PROMETHEUS_DAEMONS``) number ``index``; None: off.

@@ -172,7 +172,34 @@ def autoscaler_families(out: Families, state: Mapping[str, Any]) -> None:
             out.gauge(key, f"autoscaler: {key.replace('_', ' ')}", value)
 
 
+LEARNER_GAUGES = ("version", "global_step", "uptime", "transitions_per_s", "pending")
+
+
+def learner_families(out: Families, status: Mapping[str, Any]) -> None:
+    """A learner daemon's status (``LearnerDaemon.stats``): its intake's staleness too."""
+    for key in LEARNER_GAUGES:
+        out.gauge(key, f"learner: {key.replace('_', ' ')}", float(status[key]))
+    out.counters(status, "learner", skip=(*LEARNER_GAUGES, "name", "intake", "learner"))
+    intake = dict(status.get("intake", {}))
+    histogram = intake.pop("lag_histogram", [])
+    out.gauge("lag_max", "largest version lag of an accepted unroll", intake.pop("lag_max", 0))
+    out.counters(intake, "learner intake")
+    for bucket, count in enumerate(histogram):
+        low = 0 if bucket == 0 else 1 << (bucket - 1)
+        out.counter("lag_items", "accepted items by version lag (from)", count, lag=str(low))
+    out.stats("algorithm", "the algorithm's learner figures", status.get("learner", {}))
+
+
+def replay_families(out: Families, status: Mapping[str, Any]) -> None:
+    """A replay server's status (``ReplayServer.stats``)."""
+    for key, value in sorted(status.items()):
+        if _is_number(value):
+            out.gauge(key, f"replay: {key.replace('_', ' ')}", value)
+
+
 FAMILIES: dict[str, Callable[[Families, Mapping[str, Any]], None]] = {
+    "learners": learner_families,
+    "replay": replay_families,
     "broker": broker_families,
     "workers": worker_families,
     "shards": shard_families,

@@ -63,6 +63,8 @@ class ParameterClient:
         allow_mixed_versions: the algorithm's ``ParameterServerSpec.allow_mixed_versions``.
         statistics_size: the algorithm's ``ParameterServerSpec.statistics_size``.
         inproc: connect over ``inproc://`` (shards as threads of this process).
+        owner: whose sockets these are in the socket map (``worker``, or ``learner``: a
+            central learner pushes gradients as a worker does, under its own key role).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class ParameterClient:
         allow_mixed_versions: bool = False,
         statistics_size: int = 0,
         inproc: bool = False,
+        owner: str = "worker",
     ) -> None:
         ps = config.parameter_servers
         wire.encode(wire.Hello(0, worker_name, 0))  # refuses a name the wire cannot carry
@@ -101,10 +104,10 @@ class ParameterClient:
         self._poller = zmq.Poller()
         try:
             for i in range(ps.shards):
-                push = specs[f"worker.ps[{i}].gradients"]
+                push = specs[f"{owner}.ps[{i}].gradients"]
                 push = dataclasses.replace(push, hwm=gradient_hwm(self.bounds[i].count))
                 self._push.append(open_socket(self._context, push))
-                sub = open_socket(self._context, specs[f"worker.ps[{i}].weights"])
+                sub = open_socket(self._context, specs[f"{owner}.ps[{i}].weights"])
                 self._sub.append(sub)
                 sub.setsockopt(zmq.SUBSCRIBE, wire.topic(i))
                 self._poller.register(sub, zmq.POLLIN)

@@ -28,6 +28,7 @@ from relaax_zmq.config import AppConfig, load_config
 from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.runtime.admin_client import app_broker_status
 from relaax_zmq.runtime.identity import host_name
+from relaax_zmq.runtime.registry import experience_target
 
 #: Environment every daemon runs with: one OpenMP thread, unbuffered output.
 DAEMON_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -71,8 +72,27 @@ class DaemonSpec:
         return [sys.executable, "-m", self.module, "--config", str(config_path), *self.args]
 
 
+def learner_daemons(config: AppConfig) -> list[DaemonSpec]:
+    """The replay servers and learners of an algorithm with a central learner (none else)."""
+    target = experience_target(config.algorithm)
+    if target is None:
+        return []
+    found = []
+    if target == "replay":
+        found += [
+            DaemonSpec(f"replay-{i}", "replay", "relaax_zmq.replay", ("--shard", str(i)))
+            for i in range(config.replay.shards)
+        ]
+    found += [
+        DaemonSpec(f"learner-{i}", "learner", "relaax_zmq.learner", ("--index", str(i)))
+        for i in range(config.learner.count)
+    ]
+    return found
+
+
 def app_daemons(config: AppConfig, *, collector: bool = True) -> list[DaemonSpec]:
-    """The daemons of the app in start order: collector, shards, broker, workers (or the
+    """The daemons of the app in start order: collector, shards, replay servers and
+    learners (an algorithm with a central learner), broker, workers (or the
     autoscaler that runs them, when ``autoscale.enabled``) and the gateway when
     ``gateway.enabled``."""
     found = [DaemonSpec("collector", "metrics", "relaax_zmq.metrics")] if collector else []
@@ -80,6 +100,7 @@ def app_daemons(config: AppConfig, *, collector: bool = True) -> list[DaemonSpec
         DaemonSpec(f"shard-{i}", "ps", "relaax_zmq.ps", ("--shard", str(i)))
         for i in range(app_shards(config))
     ]
+    found += learner_daemons(config)
     found.append(DaemonSpec("broker", "broker", "relaax_zmq.broker"))
     if config.autoscale.enabled:  # it runs this host's workers as its children
         found.append(DaemonSpec("autoscaler", "workers", "relaax_zmq.autoscale"))

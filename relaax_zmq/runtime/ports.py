@@ -87,7 +87,8 @@ def loopback_endpoint() -> str:
 def on_free_ports(app: dict[str, Any]) -> dict[str, Any]:
     """``app`` (an app mapping, changed in place and returned) with the broker's, the
     parameter servers' (a free range for ``parameter_servers.shards``) and the metrics
-    collector's endpoints on free loopback ports."""
+    collector's endpoints on free loopback ports, and those of the learners and replay
+    servers (a free range each for their counts)."""
     app["broker"] = {
         **(app.get("broker") or {}),
         **{name: loopback_endpoint() for name in ("frontend", "backend", "admin")},
@@ -101,4 +102,10 @@ def on_free_ports(app: dict[str, Any]) -> dict[str, Any]:
         "weights_port": weights,
     }
     app["metrics"] = {**(app.get("metrics") or {}), "endpoint": loopback_endpoint()}
+    learner = app.setdefault("learner", {})
+    learner["endpoint"] = f"tcp://127.0.0.1:{free_port_range(int(learner.get('count') or 1))}"
+    replay = app.setdefault("replay", {})
+    servers = int(replay.get("shards") or 1)
+    for name in ("insert", "sample"):
+        replay[name] = f"tcp://127.0.0.1:{free_port_range(servers)}"
     return app

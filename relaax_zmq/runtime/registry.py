@@ -78,6 +78,16 @@ def _checked(found: object, where: str, source: str) -> Algorithm:
     return found
 
 
+def experience_target(config: AlgorithmConfig) -> str | None:
+    """Where the algorithm's actors ship experience: ``learner`` (unrolls to the learner
+    daemons), ``replay`` (transitions to the replay servers) or None (its agents learn
+    themselves)."""
+    learner = load_algorithm(config).learner
+    if learner is None:
+        return None
+    return "replay" if getattr(learner, "source", "unrolls") == "replay" else "learner"
+
+
 def load_agent(config: AlgorithmConfig, context: AgentContext) -> Agent:
     """The configured algorithm's agent for ``context``."""
     return load_algorithm(config).make_agent(context)

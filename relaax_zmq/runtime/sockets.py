@@ -121,6 +121,7 @@ def socket_map(config: AppConfig, *, inproc: bool = False) -> dict[str, SocketSp
     ]
     specs += _parameter_server_specs(config)
     specs += _metrics_specs(config)
+    specs += _experience_specs(config)
     if inproc:
         specs = [replace(s, endpoint=_inproc(s.endpoint)) for s in specs]
     else:
@@ -141,6 +142,8 @@ _OWNER_ROLE = {
     "admin": "admin",
     "ps": "shard",
     "metrics": "metrics",
+    "learner": "learner",
+    "replay": "replay",
 }
 
 
@@ -181,7 +184,7 @@ def _metrics_specs(config: AppConfig) -> list[SocketSpec]:
 
     endpoint, limit = config.metrics.endpoint, metrics_message_limit(config)
     specs = [SocketSpec("metrics.collector", zmq.PULL, endpoint, True, limit)]
-    for kind in ("worker", "ps", "client"):
+    for kind in ("worker", "ps", "client", "learner", "replay"):
         specs.append(
             SocketSpec(f"{kind}.metrics", zmq.PUSH, endpoint, False, limit, hwm=SENDER_HWM)
         )
@@ -204,16 +207,55 @@ def _parameter_server_specs(config: AppConfig) -> list[SocketSpec]:
         specs += [
             SocketSpec(f"ps[{i}].gradients", zmq.PULL, grads, True, limit, hwm=grads_hwm),
             SocketSpec(f"ps[{i}].weights", zmq.PUB, weights, True, limit, hwm=weights_hwm),
-            SocketSpec(
-                f"worker.ps[{i}].gradients",
-                zmq.PUSH,
-                grads,
-                False,
-                limit,
-                hwm=grads_hwm,
-                immediate=True,
-            ),
-            SocketSpec(f"worker.ps[{i}].weights", zmq.SUB, weights, False, limit, hwm=weights_hwm),
+        ]
+        for owner in ("worker", "learner"):  # a learner pushes to the shards as workers do
+            specs += [
+                SocketSpec(
+                    f"{owner}.ps[{i}].gradients",
+                    zmq.PUSH,
+                    grads,
+                    False,
+                    limit,
+                    hwm=grads_hwm,
+                    immediate=True,
+                ),
+                SocketSpec(
+                    f"{owner}.ps[{i}].weights", zmq.SUB, weights, False, limit, hwm=weights_hwm
+                ),
+            ]
+    return specs
+
+
+#: The largest experience message (unrolls, transitions, a sampled batch): ZeroMQ drops a
+#: peer whose frame exceeds twice this.
+EXPERIENCE_MAX_MESSAGE_BYTES = 256 << 20
+
+
+def experience_hwm(queue_bytes: int, message_bytes: int) -> int:
+    """Messages of ``message_bytes`` one experience pipe may queue to hold ``queue_bytes``
+    (ZeroMQ counts messages, not bytes): 2 at least."""
+    return max(2, queue_bytes // max(1, message_bytes))
+
+
+def _experience_specs(config: AppConfig) -> list[SocketSpec]:
+    """Actors' unrolls to learners, transitions to replay servers, learners' samples
+    (docs/learner.md). The HWMs here are placeholders: ``experience_hwm`` sets them from
+    the queue's bytes once a pipe's message size is known."""
+    limit, learner, replay = EXPERIENCE_MAX_MESSAGE_BYTES, config.learner, config.replay
+    specs = []
+    for i in range(learner.count):
+        endpoint = learner.endpoint_of(i)
+        specs += [
+            SocketSpec(f"learner[{i}].unrolls", zmq.PULL, endpoint, True, limit),
+            SocketSpec(f"worker.learner[{i}]", zmq.PUSH, endpoint, False, limit, immediate=True),
+        ]
+    for i in range(replay.shards):
+        insert, sample = replay.insert_endpoint(i), replay.sample_endpoint(i)
+        specs += [
+            SocketSpec(f"replay[{i}].insert", zmq.PULL, insert, True, limit),
+            SocketSpec(f"worker.replay[{i}]", zmq.PUSH, insert, False, limit, immediate=True),
+            SocketSpec(f"replay[{i}].sample", zmq.ROUTER, sample, True, limit, hwm=64),
+            SocketSpec(f"learner.replay[{i}]", zmq.DEALER, sample, False, limit, hwm=64),
         ]
     return specs
 

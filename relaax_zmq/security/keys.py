@@ -28,7 +28,7 @@ import zmq.auth
 from relaax_zmq.errors import AuthError
 
 #: Key-pair roles: the three servers (they bind) and the three kinds of peers (they connect).
-SERVER_ROLES = ("broker", "shard", "metrics")
+SERVER_ROLES = ("broker", "shard", "metrics", "learner", "replay")
 PEER_ROLES = ("client", "worker", "admin")
 ROLES = SERVER_ROLES + PEER_ROLES
 PUBLIC_SUFFIX, SECRET_SUFFIX = ".key", ".key_secret"

@@ -29,6 +29,7 @@ from relaax_zmq.runtime.registry import load_algorithm
 from relaax_zmq.worker.worker import use_torch_threads
 
 from .block import AgentBlock, MetricsSink
+from .learner import SerialLearner
 from .parameters import SerialParameters
 
 
@@ -73,6 +74,11 @@ class SerialRunner:
         use_torch_threads(config.workers.torch_threads)  # as a worker does
         spec = load_spec(config)  # as every shard and worker builds it
         self.parameters = None if spec is None else SerialParameters(config, spec)
+        self.learner = (
+            None
+            if algorithm.learner is None or self.parameters is None
+            else SerialLearner(algorithm, config, self.parameters, recorder)
+        )
         workers = config.workers
         self.agent = algorithm.make_agent(
             AgentContext(
@@ -83,6 +89,7 @@ class SerialRunner:
                 max_batch=workers.max_batch,
                 parameters=self.parameters,
                 metrics=recorder,
+                experience=self.learner,
             )
         )
         n = (
@@ -138,6 +145,8 @@ class SerialRunner:
             self._stopped = "interrupted"
         finally:
             self.agent.close()
+            if self.learner is not None:
+                self.learner.close()
         return self.so_far()
 
     def weights(self) -> tuple[np.ndarray, np.ndarray | None]:

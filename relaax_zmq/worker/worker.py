@@ -27,8 +27,9 @@ from typing import Any
 import zmq
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.core import Agent, AgentContext
+from relaax_zmq.core import Agent
 from relaax_zmq.errors import ProtocolError
+from relaax_zmq.learner.sink import ExperienceLink
 from relaax_zmq.metrics import MetricsSender
 from relaax_zmq.protocol import decode, encode, messages
 from relaax_zmq.protocol.constants import ErrorCode, Flag
@@ -36,10 +37,8 @@ from relaax_zmq.protocol.link import Command, control, forward, parse_command
 from relaax_zmq.protocol.message import Message
 from relaax_zmq.protocol.refusal import refusal
 from relaax_zmq.ps.client import ParameterClient
-from relaax_zmq.ps.plugin import load_spec
 from relaax_zmq.runtime.daemon import StopFlag
 from relaax_zmq.runtime.identity import cluster_name, instance_token
-from relaax_zmq.runtime.registry import load_agent
 from relaax_zmq.runtime.sockets import open_socket, socket_map
 from relaax_zmq.worker.batcher import Batcher
 from relaax_zmq.worker.broker_link import (
@@ -53,6 +52,7 @@ from relaax_zmq.worker.broker_link import (
 )
 from relaax_zmq.worker.host import SessionHost
 from relaax_zmq.worker.report import WorkerReport
+from relaax_zmq.worker.wiring import build_agent
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class Worker:
         self.spec = socket_map(config, inproc=inproc)["worker.backend"]
         self.inproc = inproc
         self.parameters: ParameterClient | None = None
+        self.experience: ExperienceLink | None = None  # an actor's link to learners or replay
         #: the worker's metrics sender (client metrics and its own figures), while it runs
         self.metrics: MetricsSender | None = None
         self.report: WorkerReport | None = None
@@ -149,33 +150,17 @@ class Worker:
                 context.term()
 
     def _load_agent(self, zmq_context: zmq.Context) -> Agent:
-        c = self.config
-        spec = load_spec(c)
-        if spec is not None:
-            self.parameters = ParameterClient(
-                c,
-                spec.param_count,
-                self.name,
-                context=zmq_context,
-                allow_mixed_versions=spec.allow_mixed_versions,
-                statistics_size=spec.statistics_size,
-                inproc=self.inproc,
-            )
-        context = AgentContext(
-            config=c.algorithm.config,
-            worker_id=self.name,
-            device=c.workers.device,
-            seed=c.environment.seed,
-            max_batch=c.workers.max_batch,
-            parameters=self.parameters,
-            metrics=self.metrics,
-        )
-        return load_agent(c.algorithm, context)
+        parts = build_agent(self.config, self.name, zmq_context, self.metrics, inproc=self.inproc)
+        self.parameters, self.experience = parts.parameters, parts.experience
+        return parts.agent
 
     def _close_parameters(self) -> None:
         parameters, self.parameters = self.parameters, None
         if parameters is not None:
             parameters.close()
+        experience, self.experience = self.experience, None
+        if experience is not None:
+            experience.close()
 
     def _shutdown(self, agent: Agent) -> None:
         sock, self._socket = self._socket, None
@@ -389,6 +374,8 @@ class Worker:
         host = self.host.stats() if self.host is not None else {}
         if self.parameters is not None:
             host["parameters"] = self.parameters.stats()
+        if self.experience is not None:
+            host["experience"] = self.experience.stats()
         return {**host, **asdict(self.counters)}
 
 

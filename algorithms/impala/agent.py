@@ -1,0 +1,101 @@
+"""The two sides of ``impala`` and ``appo``.
+
+Actors (``ImpalaActor``, one per worker) act with the shards' newest weights and ship
+unrolls. The learner (``ImpalaLearner``) stacks ``batch_size`` unrolls time-major, runs
+the model over all T+1 observations at once, computes V-trace targets and advantages
+(``algorithms.common.vtrace``) and pushes the gradient of the IMPALA loss, or of PPO's
+clipped surrogate on V-trace advantages for ``appo`` (``epochs`` steps per batch).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from relaax_zmq.core import AgentContext, ExperienceBatch, LearnerContext, names
+
+from ..common.actor import UnrollActor
+from ..common.learner import TorchLearner
+from ..common.networks import ActorCritic, from_sections
+from ..common.vtrace import appo_loss, impala_loss, vtrace
+from .config import APPOConfig, ImpalaConfig
+
+
+def build_model(config: ImpalaConfig) -> ActorCritic:
+    """Policy and value heads (separate torsos unless ``shared_torso``)."""
+    return from_sections(
+        ActorCritic, config, shared_torso=config.shared_torso, init_log_std=config.init_log_std
+    )
+
+
+class ImpalaActor(UnrollActor):
+    """The worker side of impala and appo: act and ship unrolls."""
+
+    def __init__(self, context: AgentContext, config: ImpalaConfig) -> None:
+        name = "appo" if isinstance(config, APPOConfig) else "impala"
+        super().__init__(context, config, build_model(config), name=name)
+
+
+class ImpalaLearner(TorchLearner):
+    """The learner side: V-trace actor-critic (impala) or clipped surrogate (appo)."""
+
+    def __init__(self, context: LearnerContext, config: ImpalaConfig) -> None:
+        self.appo = isinstance(config, APPOConfig)
+        name = "appo" if self.appo else "impala"
+        super().__init__(context, config, build_model(config), name=name)
+
+    def learn(self, batch: ExperienceBatch) -> None:
+        config, device = self.config, self.device
+        tensors = {
+            k: torch.as_tensor(v, device=device).transpose(0, 1) for k, v in batch.fields.items()
+        }  # time-major: (T+1, N, ...) and (T, N, ...)
+        discounts = config.gamma * (1.0 - tensors["done"])
+        epochs = config.epochs if self.appo else 1
+        for _ in range(epochs):
+            self.fresh_weights()
+            loss, figures = self._loss(tensors, discounts)
+            figures[names.GRADIENT_NORM] = self.push(loss, batch.steps, batch.episodes)
+            batch = ExperienceBatch(batch.fields, batch.versions)  # steps count once
+            self.record(figures)
+        return None
+
+    def _loss(
+        self, t: dict[str, torch.Tensor], discounts: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        config = self.config
+        output = self.model.unroll(t["obs"])
+        values = output.value  # (T+1, N)
+        distribution = self.model.distribution(output.head[:-1])
+        target_log_probs = distribution.log_prob(t["action"])
+        entropy = distribution.entropy()
+        returns = vtrace(
+            t["behaviour_log_prob"],
+            target_log_probs.detach(),
+            t["reward"],
+            discounts,
+            values[:-1].detach(),
+            values[-1].detach(),
+            clip_rho=config.clip_rho,
+            clip_c=config.clip_c,
+            clip_pg_rho=config.clip_pg_rho,
+            lambda_=config.vtrace_lambda,
+        )
+        if not self.appo:
+            return impala_loss(
+                target_log_probs,
+                entropy,
+                values[:-1],
+                returns,
+                value_coef=config.value_coef,
+                entropy_coef=config.entropy_coef,
+            )
+        return appo_loss(
+            target_log_probs,
+            t["behaviour_log_prob"],
+            entropy,
+            values[:-1],
+            returns,
+            clip=config.clip,
+            value_coef=config.value_coef,
+            entropy_coef=config.entropy_coef,
+            normalize_advantages=config.normalize_advantages,
+        )

@@ -1,0 +1,48 @@
+"""The hyperparameters of ``impala`` and ``appo``; the defaults suit CartPole-v1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from relaax_zmq.core import option
+
+from ..common.config import InputConfig, OptimizerConfig, OutputConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImpalaConfig:
+    """``algorithm.config`` of ``impala``: actors ship unrolls, a learner applies V-trace."""
+
+    input: InputConfig = option(doc="observations (uint8 with 3 dimensions: images, conv torso)")
+    output: OutputConfig = option(doc="actions: discrete (softmax) or continuous (Gaussian)")
+    optimizer: OptimizerConfig = option(
+        factory=lambda: OptimizerConfig(learning_rate=1e-3, max_grad_norm=0.5, eps=1e-5),
+        doc="the shards' optimizer (adam); max_grad_norm clips each learner gradient",
+    )
+    hidden_sizes: tuple[int, ...] = option((64, 64), doc="dense layers of each torso")
+    activation: Literal["tanh", "relu"] = option("tanh", doc="activation of the dense layers")
+    shared_torso: bool = option(False, doc="policy and value heads share one torso")
+    init_log_std: float = option(0.0, doc="continuous actions: initial log std of the Gaussian")
+    gamma: float = option(0.99, ge=0, le=1, doc="reward discount")
+    unroll_length: int = option(32, ge=1, doc="T: transitions per unroll an actor ships")
+    batch_size: int = option(16, ge=1, doc="unrolls per learner step (batch_size x T transitions)")
+    clip_rho: float | None = option(1.0, gt=0, doc="V-trace rho-bar (null: no clipping)")
+    clip_c: float | None = option(1.0, gt=0, doc="V-trace c-bar (null: no clipping)")
+    clip_pg_rho: float | None = option(1.0, gt=0, doc="policy-gradient rho clip (null: none)")
+    vtrace_lambda: float = option(1.0, ge=0, le=1, doc="lambda of V-trace's traces")
+    value_coef: float = option(0.5, ge=0, doc="weight of the value loss 0.5 * (v_s - V)^2")
+    entropy_coef: float = option(0.01, ge=0, doc="weight of the entropy bonus")
+    wait_timeout: float = option(
+        5.0, gt=0, doc="longest wait of the learner for the version holding its last push"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class APPOConfig(ImpalaConfig):
+    """``algorithm.config`` of ``appo``: PPO's clipped surrogate on V-trace advantages."""
+
+    clip: float = option(0.2, gt=0, doc="surrogate clip range of the probability ratio")
+    epochs: int = option(1, ge=1, doc="gradient steps on each learner batch")
+    normalize_advantages: bool = option(True, doc="standardise the advantages of each batch")
+    vtrace_lambda: float = option(0.95, ge=0, le=1, doc="lambda of V-trace's traces")
