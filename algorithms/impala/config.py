@@ -17,7 +17,7 @@ class ImpalaConfig:
     input: InputConfig = option(doc="observations (uint8 with 3 dimensions: images, conv torso)")
     output: OutputConfig = option(doc="actions: discrete (softmax) or continuous (Gaussian)")
     optimizer: OptimizerConfig = option(
-        factory=lambda: OptimizerConfig(learning_rate=1e-3, max_grad_norm=0.5, eps=1e-5),
+        factory=lambda: OptimizerConfig(learning_rate=3e-3, max_grad_norm=1.0, eps=1e-5),
         doc="the shards' optimizer (adam); max_grad_norm clips each learner gradient",
     )
     hidden_sizes: tuple[int, ...] = option((64, 64), doc="dense layers of each torso")
@@ -25,8 +25,8 @@ class ImpalaConfig:
     shared_torso: bool = option(False, doc="policy and value heads share one torso")
     init_log_std: float = option(0.0, doc="continuous actions: initial log std of the Gaussian")
     gamma: float = option(0.99, ge=0, le=1, doc="reward discount")
-    unroll_length: int = option(32, ge=1, doc="T: transitions per unroll an actor ships")
-    batch_size: int = option(16, ge=1, doc="unrolls per learner step (batch_size x T transitions)")
+    unroll_length: int = option(16, ge=1, doc="T: transitions per unroll an actor ships")
+    batch_size: int = option(8, ge=1, doc="unrolls per learner step (batch_size x T transitions)")
     clip_rho: float | None = option(1.0, gt=0, doc="V-trace rho-bar (null: no clipping)")
     clip_c: float | None = option(1.0, gt=0, doc="V-trace c-bar (null: no clipping)")
     clip_pg_rho: float | None = option(1.0, gt=0, doc="policy-gradient rho clip (null: none)")

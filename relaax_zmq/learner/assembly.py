@@ -95,8 +95,9 @@ class BatchAssembler:
         c.lag_sum += lag * count
         c.lag_max = max(c.lag_max, lag)
         c.lag_histogram[lag_bucket(lag)] += count
+        share, extra = divmod(message.steps, count)  # the message's steps spread over items
         for i in range(count):  # per-item views on the received frames; stacked in take()
-            steps = message.steps if i == 0 else 0
+            steps = share + (i < extra)
             episodes = message.episodes if i == 0 else 0
             item = {k: v[i] for k, v in message.fields.items()}
             self._pending.append(_Pending(item, message.version, steps, episodes))

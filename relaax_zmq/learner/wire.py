@@ -138,7 +138,7 @@ def _header(frame: Any) -> dict[str, Any]:
         raise ProtocolError("header", f"at most {MAX_HEADER_BYTES} bytes", f"{len(raw)} bytes")
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nested past the stack
         raise ProtocolError("header", "a UTF-8 JSON object", f"undecodable bytes ({exc})") from None
     if not isinstance(header, dict):
         raise ProtocolError("header", "a JSON object", type(header).__name__)

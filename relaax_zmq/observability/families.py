@@ -26,6 +26,8 @@ ROLE = {
     "shards": "shard",
     "workers": "worker",
     "autoscaler": "autoscaler",
+    "learners": "learner",
+    "replay": "replay",
 }
 
 

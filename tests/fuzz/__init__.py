@@ -13,7 +13,8 @@ Targets (one module each, ``test_one_input(data)`` raises on a finding):
 - ``shard``: a parameter-server shard's message handling and publishing;
 - ``metrics``: the metrics collector's batch decoder;
 - ``gateway``: the WebSocket envelope and the RLX message in it, as the gateway and its
-  clients decode them.
+  clients decode them;
+- ``learner``: the experience wire (learners, replay servers) and the learner's intake.
 
 This package imports nothing from relaax_zmq at import time, so that the engine can
 instrument every module a target loads. Its modules import each other relatively: the
@@ -27,6 +28,7 @@ TARGETS = {
     "shard": "shard_target",
     "metrics": "metrics_target",
     "gateway": "gateway_target",
+    "learner": "learner_target",
 }
 
 __all__ = ["TARGETS"]

@@ -1,0 +1,103 @@
+"""impala and appo: actors ship unrolls, a learner corrects their lag with V-trace.
+
+Serial mode (``SerialRunner``: the actor, the learner daemon's intake and the shards'
+update code in one thread) runs the learning tests; the daemons' own path is in
+tests/test_learner_daemon.py, and full solves through them in the slow suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from relaax_zmq.config import AppConfig, parse_config
+from relaax_zmq.core import AgentContext, LearnerContext
+from relaax_zmq.runtime.registry import load_algorithm
+from relaax_zmq.serial import SerialParameters
+from relaax_zmq.serial.runner import SerialRunner
+
+CARTPOLE = {"input": {"shape": [4]}, "output": {"actions": 2}}
+PENDULUM = {"input": {"shape": [3]}, "output": {"low": [-2.0], "high": [2.0]}}
+
+
+def app(name: str, env: str, config: dict[str, Any], clients: int = 16, **ps: Any) -> AppConfig:
+    return parse_config(
+        {
+            "version": 1,
+            "environment": {"name": env, "clients": clients, "seed": 1},
+            "algorithm": {"name": name, "config": config},
+            "parameter_servers": {"update": "async", **ps},
+        }
+    )
+
+
+def test_impala_learns_cartpole_in_serial_mode() -> None:
+    runner = SerialRunner(app("impala", "CartPole-v1", {**CARTPOLE, "gamma": 0.98}))
+    run = runner.run(max_steps=60_000)
+    first = np.mean(run.returns[:50])
+    assert runner.learner is not None and runner.learner.learn_steps > 400
+    assert run.global_step >= 55_000  # every shipped transition counted by the shards
+    assert run.mean_last(20) > 3 * first and run.mean_last(20) > 100, (first, run.mean_last(20))
+
+
+@pytest.mark.parametrize("name", ["impala", "appo"])
+def test_a_gaussian_policy_learns_through_the_learner_within_bounds(name: str) -> None:
+    runner = SerialRunner(app(name, "Pendulum-v1", {**PENDULUM, "batch_size": 4}, clients=4))
+    before = runner.weights()[0]
+    run = runner.run(max_steps=2_000)
+    after = runner.weights()[0]
+    assert runner.learner is not None and runner.learner.learn_steps >= 20
+    figures = runner.learner.learner.stats()
+    assert figures["pushes"] >= 20 and np.isfinite(figures["policy_loss"])
+    assert np.isfinite(after).all() and not np.array_equal(before, after)
+    assert run.steps >= 2_000
+
+
+def test_appo_takes_epochs_steps_per_batch_and_reports_its_clip_fraction() -> None:
+    config = {**CARTPOLE, "epochs": 3, "batch_size": 4, "unroll_length": 8}
+    runner = SerialRunner(app("appo", "CartPole-v1", config, clients=4))
+    runner.run(max_steps=1_000)
+    assert runner.learner is not None
+    figures = runner.learner.learner.stats()
+    assert figures["pushes"] == 3 * runner.learner.learn_steps > 0
+    assert 0.0 <= figures["clip_fraction"] <= 1.0
+    assert figures["steps"] == runner.learner.learn_steps * 4 * 8  # counted once per batch
+
+
+def test_the_learner_needs_async_parameter_servers_and_the_actor_a_link() -> None:
+    config = app("impala", "CartPole-v1", CARTPOLE, update="sync")
+    algorithm = load_algorithm(config.algorithm)
+    from relaax_zmq.ps.plugin import load_spec
+
+    parameters = SerialParameters(config, load_spec(config))
+    with pytest.raises(ValueError, match="expected parameter_servers.update: async"):
+        algorithm.make_learner(LearnerContext(config=CARTPOLE, parameters=parameters))
+    with pytest.raises(ValueError, match="expected a link to the learners"):
+        algorithm.make_agent(AgentContext(config=CARTPOLE, parameters=parameters))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"unroll_length": 0}, "unroll_length"),
+        ({"clip_rho": -1}, "clip_rho"),
+        ({"vtrace_lambda": 1.5}, "vtrace_lambda"),
+        ({"epochs": 2}, "epochs"),  # appo's key, unknown to impala
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(config: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_algorithm(app("impala", "CartPole-v1", CARTPOLE).algorithm).parse(
+            {**CARTPOLE, **config}
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["cartpole-impala", "cartpole-appo"])
+def test_the_preset_solves_cartpole_through_the_real_daemons(case: str) -> None:
+    from bench.learning import run_case
+
+    outcome = run_case(case, seed=1, budget=240)
+    assert outcome.solved, outcome
