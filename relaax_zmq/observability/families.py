@@ -174,7 +174,7 @@ def autoscaler_families(out: Families, state: Mapping[str, Any]) -> None:
             out.gauge(key, f"autoscaler: {key.replace('_', ' ')}", value)
 
 
-LEARNER_GAUGES = ("version", "global_step", "uptime", "transitions_per_s", "pending")
+LEARNER_GAUGES = ("version", "global_step", "uptime", "transitions_per_s", "pending", "learn_seconds")
 
 
 def learner_families(out: Families, status: Mapping[str, Any]) -> None:
