@@ -80,6 +80,8 @@ CASES = (
     "pendulum-ddpg",
     "lunarlander-ppo",
     "cartpole-memory-da3c",
+    "cartpole-impala",
+    "cartpole-appo",
 )
 
 

@@ -101,3 +101,40 @@ def test_the_preset_solves_cartpole_through_the_real_daemons(case: str) -> None:
 
     outcome = run_case(case, seed=1, budget=240)
     assert outcome.solved, outcome
+
+
+@pytest.mark.parametrize("lstm_size", [None, 16])
+def test_the_learner_recomputes_the_actor_s_log_probabilities_exactly(lstm_size) -> None:
+    """On-policy (serial mode, before any episode ends and the sessions' unrolls drift apart,
+    each batch is learned on the weights that acted) every importance ratio is 1: the
+    learner rebuilt the actor's observations, actions and LSTM state of each unroll. With
+    the start state zeroed (the negative control) they are not."""
+    import torch
+
+    from relaax_zmq.algorithms.impala.agent import TIME_MAJOR
+
+    config = {**CARTPOLE, "lstm_size": lstm_size, "batch_size": 4, "unroll_length": 3}
+    runner = SerialRunner(app("appo", "CartPole-v1", config, clients=4))
+    learner = runner.learner.learner
+    ratios, zeroed = [], []
+    learn = learner.learn
+
+    def checked(batch):
+        learner.fresh_weights()
+        t = {
+            k: torch.as_tensor(v).transpose(0, 1) if k in TIME_MAJOR else torch.as_tensor(v)
+            for k, v in batch.fields.items()
+        }
+        with torch.no_grad():
+            ratios.append(learner._loss(t, 0.99 * (1 - t["done"]))[1]["mean_rho"])
+            if lstm_size is not None:
+                t["h"], t["c"] = torch.zeros_like(t["h"]), torch.zeros_like(t["c"])
+                zeroed.append(learner._loss(t, 0.99 * (1 - t["done"]))[1]["mean_rho"])
+        return learn(batch)
+
+    learner.learn = checked
+    runner.run(max_steps=24)  # CartPole's shortest episodes end after 8 steps
+    assert len(ratios) == 2
+    assert max(abs(r - 1.0) for r in ratios) < 1e-6, ratios
+    if lstm_size is not None:  # the first unroll starts from zeros anyway; the second does not
+        assert zeroed[0] == ratios[0] and abs(zeroed[1] - 1.0) > 1e-5, zeroed

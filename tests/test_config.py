@@ -309,7 +309,7 @@ def test_errors_name_the_key_and_what_was_expected(overrides: dict, message: str
         ({"algorithm.name": None}, "algorithm: expected exactly one of name or path, got neither"),
         (
             {"algorithm.name": "da3cc"},
-            "algorithm.name: expected one of cem, da3c, ddpg, dqn, ppo, reinforce, trpo, got 'da3cc'",
+            "algorithm.name: expected one of appo, cem, da3c, ddpg, dqn, impala, ppo, reinforce, trpo, got 'da3cc'",
         ),
         ({"workers.device": "gpu"}, "workers.device: expected cpu, cuda, cuda:N or mps, got 'gpu'"),
         (

@@ -4,7 +4,9 @@ It acts as every ``TorchAgent`` does (the shards' newest weights, the running ob
 statistics), records each training session's unrolls (``UnrollRecorder``) and ships every
 full one to the learners through ``AgentContext.experience``, one message per unroll
 (a fixed size: the link's queue bound in bytes is exact). It computes no gradient; the
-observation statistics it gathers go to shard 0 with each shipment.
+observation statistics it gathers go to shard 0 with each shipment. With an LSTM core
+(``model.core``) it keeps each session's recurrent state (``SessionMemory``) and ships the
+state each unroll started from.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from torch import nn
 from relaax_zmq.core import AgentContext, ExperienceSink, StepBatch
 
 from .agent import AgentCounters, TorchAgent
+from .memory import SessionMemory
 from .unrolls import LOG_PROB, VALUE, Unroll, UnrollRecorder
 
 
 class UnrollActor(TorchAgent):
     """Acts, records unrolls of ``config.unroll_length`` and ships them (module docstring)."""
+
+    #: ship the unrolls a step completes before choosing its actions: in one process (serial
+    #: mode) the learner's step lands first and the next unroll is acted on its result
+    learns_before_acting = True
 
     def __init__(self, context: AgentContext, config: Any, model: nn.Module, *, name: str) -> None:
         if context.experience is None:
@@ -32,6 +39,9 @@ class UnrollActor(TorchAgent):
             )
         self.experience: ExperienceSink = context.experience
         observation, action = config.input.spec(), config.output.spec()
+        core = getattr(model, "core", None)
+        self.memory = None if core is None else SessionMemory(core.hidden_size)
+        starts = {} if core is None else {"h": (core.hidden_size,), "c": (core.hidden_size,)}
         recorder = UnrollRecorder(
             config.unroll_length,
             observation.shape,
@@ -39,6 +49,7 @@ class UnrollActor(TorchAgent):
             action.shape,
             np.int64 if action.is_discrete else np.float32,
             config.gamma,
+            starts,
         )
         super().__init__(context, config, model, name=name, recorder=recorder)  # type: ignore[arg-type]
         self.counters = AgentCounters()
@@ -48,11 +59,32 @@ class UnrollActor(TorchAgent):
     def policy(
         self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        output, actions, log_probs = self.sample(observations, batch.exploit)
         assert self.versions is not None
         self.recorder.version = int(self.versions.min())
-        extras = {LOG_PROB: log_probs.cpu().numpy(), VALUE: output.value.cpu().numpy()}
+        if self.memory is None:
+            output, actions, log_probs = self.sample(observations, batch.exploit)
+            extras = {}
+        else:
+            memory = self.memory.gather(batch.session_ids, batch.starts, self.device)
+            with torch.no_grad():
+                output = self.model(observations, memory)
+                distribution = self.model.distribution(output.head)
+                actions = self.choose(distribution, batch.exploit)
+                log_probs = distribution.log_prob(actions)
+            self.memory.scatter(batch.session_ids, output.memory, batch.ends)
+            extras = {"h": memory[0].cpu().numpy(), "c": memory[1].cpu().numpy()}
+        extras.update({LOG_PROB: log_probs.cpu().numpy(), VALUE: output.value.cpu().numpy()})
         return actions.cpu().numpy(), extras
+
+    def close_sessions(self, session_ids: np.ndarray) -> None:
+        super().close_sessions(session_ids)
+        if self.memory is not None:
+            self.memory.forget(session_ids)
+
+    def end_episodes(self, session_ids: np.ndarray) -> None:
+        super().end_episodes(session_ids)
+        if self.memory is not None:
+            self.memory.forget(session_ids)
 
     def learn(self, segments: list[Unroll]) -> None:  # type: ignore[override]
         """Ship each full unroll to the learners (not once training stops)."""

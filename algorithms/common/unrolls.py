@@ -8,6 +8,10 @@ the one after the last (the bootstrap), ``action`` (T, *action), ``behaviour_log
 done)``). After an episode's end the next observation in the unroll is the next
 episode's first one.
 
+With an LSTM the unroll also holds the recurrent state the actor acted from at its first
+step (``start_shapes``: ``h`` and ``c``, each (hidden,)); the learner unrolls the core from
+it, resetting it after each step with ``done``.
+
 A truncated episode (time limit) is not a terminal state: its last reward gets ``gamma *
 V(final observation)`` added (the behaviour policy's value of the final observation, as
 SB3 does), then the step counts as done. The actor computes that value in the forward
@@ -43,6 +47,7 @@ class _Slot:
     log_prob: np.ndarray  # (T,)
     reward: np.ndarray  # (T,)
     done: np.ndarray  # (T,)
+    start: dict[str, np.ndarray]  # per-unroll fields taken at its first action (LSTM state)
     pos: int = 0  # transitions complete (rewarded)
     acting: bool = False  # obs[pos] has an action waiting for its reward
     version: int = -1  # the oldest weight version in the unroll
@@ -71,6 +76,7 @@ class UnrollRecorder:
         obs_shape, obs_dtype: one observation as the agent sees it.
         action_shape, action_dtype: one action.
         gamma: the discount of a truncated episode's bootstrap value.
+        start_shapes: extras kept once per unroll, from its first action (float32).
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class UnrollRecorder:
         action_shape: tuple[int, ...],
         action_dtype: np.dtype | str,
         gamma: float,
+        start_shapes: dict[str, tuple[int, ...]] | None = None,
     ) -> None:
         if length < 1:
             raise ValueError(f"unroll length: expected >= 1, got {length}")
@@ -88,6 +95,7 @@ class UnrollRecorder:
         self.obs = (tuple(obs_shape), np.dtype(obs_dtype))
         self.actions = (tuple(action_shape), np.dtype(action_dtype))
         self.gamma = gamma
+        self.start_shapes = dict(start_shapes or {})
         self.sessions: dict[int, _Slot] = {}  # training sessions only
         #: the weight version the next ``act`` records (the actor sets it before)
         self.version = 0
@@ -101,6 +109,7 @@ class UnrollRecorder:
             log_prob=np.zeros(t, np.float32),
             reward=np.zeros(t, np.float32),
             done=np.zeros(t, np.float32),
+            start={k: np.zeros(shape, np.float32) for k, shape in self.start_shapes.items()},
         )
 
     # -- sessions -----------------------------------------------------------------------------
@@ -175,6 +184,8 @@ class UnrollRecorder:
             slot.acting = True
             if slot.pos == 0 or slot.version < 0:
                 slot.version = version
+                for name, value in slot.start.items():
+                    value[...] = extras[name][r]
             else:
                 slot.version = min(slot.version, version)
         self._rows = []
@@ -188,6 +199,7 @@ class UnrollRecorder:
                 "behaviour_log_prob": slot.log_prob.copy(),
                 "reward": slot.reward.copy(),
                 "done": slot.done.copy(),
+                **{k: v.copy() for k, v in slot.start.items()},
             },
             version=slot.version,
             episodes=slot.episodes,

@@ -27,7 +27,7 @@ from ..common.normalizer import RewardScaler
 from ..common.recorder import Recorder, Segment
 from ..common.returns import gae_to_segment_ends
 from .config import DA3CConfig
-from .memory import SessionMemory
+from ..common.memory import SessionMemory
 
 
 def build_model(config: DA3CConfig) -> ActorCritic:

@@ -19,11 +19,18 @@ from ..common.networks import ActorCritic, from_sections
 from ..common.vtrace import appo_loss, impala_loss, vtrace
 from .config import APPOConfig, ImpalaConfig
 
+#: The unroll fields with a time axis (``algorithms.common.unrolls``).
+TIME_MAJOR = frozenset({"obs", "action", "behaviour_log_prob", "reward", "done"})
+
 
 def build_model(config: ImpalaConfig) -> ActorCritic:
-    """Policy and value heads (separate torsos unless ``shared_torso``)."""
+    """Policy and value heads (separate torsos unless ``shared_torso`` or an LSTM)."""
     return from_sections(
-        ActorCritic, config, shared_torso=config.shared_torso, init_log_std=config.init_log_std
+        ActorCritic,
+        config,
+        shared_torso=config.shared_torso or config.lstm_size is not None,
+        lstm_size=config.lstm_size,
+        init_log_std=config.init_log_std,
     )
 
 
@@ -45,9 +52,11 @@ class ImpalaLearner(TorchLearner):
 
     def learn(self, batch: ExperienceBatch) -> None:
         config, device = self.config, self.device
-        tensors = {
-            k: torch.as_tensor(v, device=device).transpose(0, 1) for k, v in batch.fields.items()
-        }  # time-major: (T+1, N, ...) and (T, N, ...)
+        tensors = {  # time-major: (T+1, N, ...) and (T, N, ...); an LSTM's start state (N, H)
+            k: torch.as_tensor(v, device=device).transpose(0, 1) if k in TIME_MAJOR
+            else torch.as_tensor(v, device=device)
+            for k, v in batch.fields.items()
+        }  # fmt: skip
         discounts = config.gamma * (1.0 - tensors["done"])
         epochs = config.epochs if self.appo else 1
         for _ in range(epochs):
@@ -62,7 +71,11 @@ class ImpalaLearner(TorchLearner):
         self, t: dict[str, torch.Tensor], discounts: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
         config = self.config
-        output = self.model.unroll(t["obs"])
+        if self.model.core is None:
+            output = self.model.unroll(t["obs"])
+        else:  # from the state the actor started the unroll with, reset after each done
+            dones = torch.cat([t["done"], torch.zeros_like(t["done"][:1])])
+            output = self.model.unroll(t["obs"], (t["h"], t["c"]), dones)
         values = output.value  # (T+1, N)
         distribution = self.model.distribution(output.head[:-1])
         target_log_probs = distribution.log_prob(t["action"])

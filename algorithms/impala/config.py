@@ -22,7 +22,12 @@ class ImpalaConfig:
     )
     hidden_sizes: tuple[int, ...] = option((64, 64), doc="dense layers of each torso")
     activation: Literal["tanh", "relu"] = option("tanh", doc="activation of the dense layers")
-    shared_torso: bool = option(False, doc="policy and value heads share one torso")
+    shared_torso: bool = option(
+        False, doc="policy and value heads share one torso (always with an LSTM)"
+    )
+    lstm_size: int | None = option(
+        None, ge=1, doc="an LSTM of this size after the torso; null: feed-forward"
+    )
     init_log_std: float = option(0.0, doc="continuous actions: initial log std of the Gaussian")
     gamma: float = option(0.99, ge=0, le=1, doc="reward discount")
     unroll_length: int = option(16, ge=1, doc="T: transitions per unroll an actor ships")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..common.networks import LSTMState
+from .networks import LSTMState
 
 
 class SessionMemory:
