@@ -126,7 +126,10 @@ def learner_rate(batch: ExperienceBatch, device: str, seconds: float) -> float:
 
     c = config(len(batch))
     link = TorchLink(build_model(parse_config(ImpalaConfig, c, "impala")))
-    learner = ImpalaLearner(LearnerContext(config=c, device=device, parameters=link), parse_config(ImpalaConfig, c, "impala"))
+    learner = ImpalaLearner(
+        LearnerContext(config=c, device=device, parameters=link),
+        parse_config(ImpalaConfig, c, "impala"),
+    )
     return _rate(lambda: learner.learn(batch), batch.steps, device, seconds)
 
 
@@ -197,7 +200,9 @@ def daemons_rate(seconds: float) -> dict[str, float]:
         "env_steps_per_s": round(env_rate, 1),
         "learner_busy": round((last["learn_seconds"] - first["learn_seconds"]) / elapsed, 3),
         "stale_items": last.get("stale_items_total", 0.0),
-        "mean_lag": round(last.get("lag_sum_total", 0.0) / max(1.0, last.get("items_total", 1.0)), 2),
+        "mean_lag": round(
+            last.get("lag_sum_total", 0.0) / max(1.0, last.get("items_total", 1.0)), 2
+        ),
     }
 
 
@@ -210,12 +215,25 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1 if args.device == "cpu" else torch.get_num_threads())
     figures: dict[str, dict[str, float]] = {}
-    rows = [["batch (unrolls x 16)", "bare torch", "learner", "learner / bare", "daemons", "daemons / bare"]]
+    rows = [
+        [
+            "batch (unrolls x 16)",
+            "bare torch",
+            "learner",
+            "learner / bare",
+            "daemons",
+            "daemons / bare",
+        ]
+    ]
     for n in [int(x) for x in args.batch_sizes.split(",")]:
         batch = random_batch(n, 16)
         bare = bare_rate(batch, args.device, args.seconds)
         own = learner_rate(batch, args.device, args.seconds)
-        entry = {"bare": round(bare, 1), "learner": round(own, 1), "learner_over_bare": round(own / bare, 3)}
+        entry = {
+            "bare": round(bare, 1),
+            "learner": round(own, 1),
+            "learner_over_bare": round(own / bare, 3),
+        }
         figures[f"{args.device}_batch_{n}"] = entry
         rows.append([str(n), f"{bare:,.0f}", f"{own:,.0f}", f"{own / bare:.2f}", "", ""])
     if args.device == "cpu" and args.daemons:

@@ -232,7 +232,21 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "solved": len(solved),
         "seeds": len(outcomes),
         "best_mean": round(max(o.mean for o in outcomes), 1),
+        "slowest": round(max(o.seconds for o in outcomes), 1),  # an unsolved run: its budget
     }
+
+
+def against_sb3(figures: dict[str, dict[str, Any]]) -> None:
+    """Add each CartPole case's median over SB3's median, and its slowest seed over it (the
+    target: the fastest at most 0.5, and no seed above 1.0)."""
+    cases = figures.get("CartPole-v1", {})
+    base = (cases.get("sb3_ppo") or {}).get("seconds")
+    if not base:
+        return
+    for summary in cases.values():
+        if summary["seconds"] is not None:
+            summary["vs_sb3"] = round(summary["seconds"] / base, 2)
+        summary["slowest_vs_sb3"] = round(summary["slowest"] / base, 2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 baseline")
     args = parser.parse_args(argv)
     figures: dict[str, dict[str, Any]] = {}
-    rows = [["case", "task", "solved", "median s", "median steps", "best mean"]]
+    rows = [["case", "task", "solved", "median s", "slowest s", "median steps", "best mean"]]
     cases = [c for c in args.cases.split(",") if c]
     runs: list[tuple[str, str, Callable[[int], Outcome]]] = [
         (c, TASKS[task_of(c)[0]].name, lambda s, c=c: run_case(c, s, args.budget)) for c in cases
@@ -265,10 +279,12 @@ def main(argv: list[str] | None = None) -> None:
                 task,
                 f"{summary['solved']}/{summary['seeds']}",
                 str(summary["seconds"]),
+                str(summary["slowest"]),
                 str(summary["steps"]),
                 str(summary["best_mean"]),
             ]
         )
+    against_sb3(figures)
     print(f"\nlearning on this machine ({os.cpu_count()} CPU cores), through the real daemons")
     print(table(rows))
     print(json.dumps(figures))

@@ -9,7 +9,9 @@ from relaax_zmq.learner.assembly import BatchAssembler, lag_bucket
 from relaax_zmq.learner.wire import TensorMessage
 
 
-def unrolls(n: int = 1, version: int = 10, t: int = 3, value: float = 0.0, **extra) -> TensorMessage:
+def unrolls(
+    n: int = 1, version: int = 10, t: int = 3, value: float = 0.0, **extra
+) -> TensorMessage:
     fields = {
         "obs": np.full((n, t + 1, 4), value, np.float32),
         "action": np.zeros((n, t), np.int64),

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-import pytest
 import yaml
 import zmq
 
@@ -80,7 +79,9 @@ def test_the_learner_survives_a_bad_peer_and_a_kill_and_training_goes_on(tmp_pat
             context = zmq.Context()  # a peer sending garbage: counted, nothing else
             bad = context.socket(zmq.PUSH)
             bad.connect(config.learner.endpoint)
-            bad.send_multipart([b'{"v": 1, "kind": "unrolls", "fields": [["obs", "<f4", [9]]]}', b"x"])
+            bad.send_multipart(
+                [b'{"v": 1, "kind": "unrolls", "fields": [["obs", "<f4", [9]]]}', b"x"]
+            )
             bad.send_multipart([b"\xff" * 64])
             wait_for(lambda: scrape(port).get("malformed_total") == 2, 10, "two malformed")
             bad.close(0)
@@ -96,7 +97,9 @@ def test_the_learner_survives_a_bad_peer_and_a_kill_and_training_goes_on(tmp_pat
             assert runner.steps > steps_at_kill + 1000, "the clients kept being served"
             assert worker.process.poll() is None
             grown = psutil.Process(worker.process.pid).memory_info().rss - rss_before
-            assert grown < 64 << 20, f"the worker grew by {grown >> 20} MiB while the learner was away"
+            assert grown < 64 << 20, (
+                f"the worker grew by {grown >> 20} MiB while the learner was away"
+            )
 
             replacement = subprocess.Popen(
                 [sys.executable, "-m", "relaax_zmq.learner", "--config", str(path)],

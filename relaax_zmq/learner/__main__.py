@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"{PROG}: {exc}") from None
     try:
-        with serve_metrics(config, "learners", daemon.name, lambda: daemon.published, index=args.index):
+        with serve_metrics(
+            config, "learners", daemon.name, lambda: daemon.published, index=args.index
+        ):
             daemon.run(stop)
     except (zmq.ZMQError, AuthError, OSError) as exc:
         raise SystemExit(f"{PROG}: learner {args.index}: {exc}") from None

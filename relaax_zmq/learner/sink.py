@@ -109,7 +109,9 @@ class ExperienceLink:
                 sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 if not stalled:
-                    self._quiet_until[index] = time.monotonic() + STALL_BACKOFF * self.timeout_ms / 1000
+                    self._quiet_until[index] = (
+                        time.monotonic() + STALL_BACKOFF * self.timeout_ms / 1000
+                    )
                 counters.dropped += 1
                 if counters.dropped in (1, 10, 100) or counters.dropped % 1000 == 0:
                     log.warning(

@@ -78,10 +78,12 @@ def encode(message: TensorMessage) -> list[Any]:
     """The frames of ``message``: its JSON header, then each tensor's own buffer."""
     if message.kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {message.kind!r}")
-    arrays = [np.ascontiguousarray(a, np.asarray(a).dtype.newbyteorder("<")) for a in message.fields.values()]
+    arrays = [
+        np.ascontiguousarray(a, np.asarray(a).dtype.newbyteorder("<"))
+        for a in message.fields.values()
+    ]
     table = [
-        [name, a.dtype.str, list(a.shape)]
-        for name, a in zip(message.fields, arrays, strict=True)
+        [name, a.dtype.str, list(a.shape)] for name, a in zip(message.fields, arrays, strict=True)
     ]
     header = {
         "v": WIRE_VERSION,
@@ -118,7 +120,11 @@ def decode(frames: Sequence[Any], max_bytes: int) -> TensorMessage:
             raise ProtocolError(
                 f"field {name!r}", f"{expected} bytes ({dtype}{list(shape)})", buffer.nbytes
             )
-        array = np.frombuffer(buffer, dtype=dtype).reshape(shape) if expected else np.zeros(shape, dtype)
+        array = (
+            np.frombuffer(buffer, dtype=dtype).reshape(shape)
+            if expected
+            else np.zeros(shape, dtype)
+        )
         array.flags.writeable = False
         fields[name] = array
     return TensorMessage(
@@ -148,7 +154,9 @@ def _header(frame: Any) -> dict[str, Any]:
         raise ProtocolError("header.kind", f"one of {list(KINDS)}", header.get("kind"))
     source = header.get("source", "")
     if not isinstance(source, str) or len(source) > _SOURCE_MAX:
-        raise ProtocolError("header.source", f"a string of at most {_SOURCE_MAX}", repr(source)[:80])
+        raise ProtocolError(
+            "header.source", f"a string of at most {_SOURCE_MAX}", repr(source)[:80]
+        )
     header["source"] = source
     for key in ("version", "steps", "episodes"):
         value = header.get(key, 0)
@@ -171,7 +179,9 @@ def _field_table(table: Any) -> list[tuple[str, str, tuple[int, ...]]]:
         if not isinstance(name, str) or not _NAME.match(name) or name in seen:
             raise ProtocolError(where, "a new lower-case identifier", repr(name)[:80])
         if dtype not in DTYPES:
-            raise ProtocolError(f"{where} ({name})", f"a dtype of {sorted(DTYPES)}", repr(dtype)[:40])
+            raise ProtocolError(
+                f"{where} ({name})", f"a dtype of {sorted(DTYPES)}", repr(dtype)[:40]
+            )
         if (
             not isinstance(shape, list)
             or len(shape) > MAX_NDIM
@@ -191,6 +201,8 @@ def _meta(meta: Any) -> dict[str, float]:
     out = {}
     for key, value in meta.items():
         if not _NAME.match(key) or type(value) not in (int, float) or not math.isfinite(value):
-            raise ProtocolError("header.meta", "identifier: finite number", f"{key!r}: {value!r}"[:80])
+            raise ProtocolError(
+                "header.meta", "identifier: finite number", f"{key!r}: {value!r}"[:80]
+            )
         out[key] = float(value)
     return out

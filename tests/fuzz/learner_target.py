@@ -68,7 +68,11 @@ def header(fdp: atheris.FuzzedDataProvider) -> bytes:
         return options[fdp.ConsumeIntInRange(0, len(options) - 1)]
 
     dims = pick([1, 2], [0], [], [2**31], [-1], [1.5], "x", [1] * 9, [3, 4])
-    field = [pick("obs", "a", "A", "", 3, "x" * 40), pick("<f4", "<i8", "|b1", "f4", "<c8", 1), dims]
+    field = [
+        pick("obs", "a", "A", "", 3, "x" * 40),
+        pick("<f4", "<i8", "|b1", "f4", "<c8", 1),
+        dims,
+    ]
     fields = {
         "v": pick(1, 1, 0, True, 1.0, None),
         "kind": pick("unrolls", "transitions", "sample", "batch", "nope", None),
