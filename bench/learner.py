@@ -81,9 +81,11 @@ class TorchLink:
         return None
 
 
-def config(batch_size: int) -> dict:
+def config(batch_size: int = 0) -> dict:
+    """The preset's algorithm config, with ``batch_size`` unrolls per batch (0: its own)."""
     app = yaml.safe_load((CONF / "cartpole-impala.yaml").read_text())
-    return {**app["algorithm"]["config"], "batch_size": batch_size}
+    found = app["algorithm"]["config"]
+    return {**found, "batch_size": batch_size or found["batch_size"]}
 
 
 def random_batch(n: int, t: int) -> ExperienceBatch:
@@ -210,7 +212,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.learner", description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="per figure")
     parser.add_argument("--device", default="cpu", help="torch device of the learner")
-    parser.add_argument("--batch-sizes", default="8,64", help="unrolls per batch, comma-separated")
+    preset = config(0)["batch_size"]
+    parser.add_argument(
+        "--batch-sizes", default=f"{preset},64", help="unrolls per batch, comma-separated"
+    )
     parser.add_argument("--no-daemons", dest="daemons", action="store_false", help="skip them")
     args = parser.parse_args(argv)
     torch.set_num_threads(1 if args.device == "cpu" else torch.get_num_threads())
@@ -236,11 +241,11 @@ def main(argv: list[str] | None = None) -> None:
         }
         figures[f"{args.device}_batch_{n}"] = entry
         rows.append([str(n), f"{bare:,.0f}", f"{own:,.0f}", f"{own / bare:.2f}", "", ""])
-    if args.device == "cpu" and args.daemons:
+    if args.device == "cpu" and args.daemons and f"cpu_batch_{preset}" in figures:
         found = daemons_rate(max(5.0, 2 * args.seconds))
-        bare = figures["cpu_batch_8"]["bare"]
+        bare = figures[f"cpu_batch_{preset}"]["bare"]
         found["over_bare"] = round(found["transitions_per_s"] / bare, 3)
-        figures["daemons_batch_8"] = found
+        figures[f"daemons_batch_{preset}"] = found
         rows[1][4:] = [f"{found['transitions_per_s']:,.0f}", f"{found['over_bare']:.2f}"]
     print(table(rows))
     print(json.dumps(figures))

@@ -68,7 +68,8 @@ def test_the_learner_survives_a_bad_peer_and_a_kill_and_training_goes_on(tmp_pat
     path, port = learner_app(tmp_path)
     config = load_config(path)
     replacement = None
-    with LocalStack(path) as stack:
+    stack = LocalStack(path)
+    with stack:
         runner = make_vector_blocks(config)
         clients = threading.Thread(target=runner.run, daemon=True)
         clients.start()
@@ -116,3 +117,5 @@ def test_the_learner_survives_a_bad_peer_and_a_kill_and_training_goes_on(tmp_pat
             if replacement is not None:
                 replacement.send_signal(signal.SIGTERM)
                 assert replacement.wait(15) == 0
+        daemons = list(stack.daemons)
+    assert all(d.process.poll() is not None for d in daemons), "LocalStack stopped every daemon"

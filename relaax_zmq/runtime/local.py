@@ -194,10 +194,16 @@ class LocalStack:
 
     def stop(self, timeout: float = 15.0) -> dict[str, int]:
         """Stop everything in a safe order (module docstring); exit codes by daemon."""
-        order = ("gateway", "autoscaler", "worker", "broker", "shard", "collector")
+        order = ("gateway", "autoscaler", "worker", "broker", "learner", "replay", "shard")
         codes: dict[str, int] = {}
         for kind in order:
             for daemon in [d for d in self.daemons if d.name.startswith(kind)]:
+                codes[daemon.name] = daemon.stop(timeout)
+        for daemon in self.daemons:  # the collector last, and anything not named above
+            if daemon.name not in codes and not daemon.name.startswith("collector"):
+                codes[daemon.name] = daemon.stop(timeout)
+        for daemon in self.daemons:
+            if daemon.name not in codes:
                 codes[daemon.name] = daemon.stop(timeout)
         self.daemons = []
         return codes
