@@ -35,7 +35,7 @@ import yaml
 
 from bench.timing import table
 from relaax_zmq.algorithms.impala.agent import ImpalaLearner, build_model
-from relaax_zmq.core import ExperienceBatch, LearnerContext
+from relaax_zmq.core_learner import ExperienceBatch, LearnerContext
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 OBS, ACTIONS = 4, 2

@@ -6,7 +6,7 @@ a ``StepBatch``. Agents that learn read weights from, and push gradients to, the
 update code in this process in serial mode). An algorithm package declares itself once,
 ``ALGORITHM = Algorithm(...)``, and is found by name through the ``relaax_zmq.algorithms``
 entry points or loaded by ``algorithm.path``; docs/algorithms.md walks through
-``examples/reinforce``, a whole algorithm in under 100 lines.
+``examples/reinforce``, a whole algorithm in under 100 lines (``core_learner``: learners).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import numpy as np
 
 from relaax_zmq.config import specs as checks
 from relaax_zmq.config.convert import option
+from relaax_zmq.core_learner import ExperienceSink, Learner, LearnerContext
 from relaax_zmq.errors import ConfigError
 from relaax_zmq.metrics import names
 
 __all__ = [
-    "Agent", "AgentContext", "Algorithm", "ConfigError", "ExperienceBatch", "ExperienceSink",
-    "Learner", "LearnerContext", "MetricsRecorder", "OptimizerSpec", "ParamGroup",
-    "ParameterLink", "ParameterServerContext", "ParameterServerSpec", "StepBatch", "names",
-    "option", "parse_config",
+    "Agent", "AgentContext", "Algorithm", "ConfigError", "MetricsRecorder", "OptimizerSpec",
+    "ParamGroup", "ParameterLink", "ParameterServerContext", "ParameterServerSpec", "StepBatch",
+    "names", "option", "parse_config",
 ]  # fmt: skip
 parse_config = checks.parse_config
 
@@ -97,23 +97,11 @@ class MetricsRecorder(Protocol):
     def scalar(self, name: str, value: float, step: int | None = None) -> None: ...
 
 
-class ExperienceSink(Protocol):
-    """Where an actor ships experience (the learners' unrolls, the replay servers'
-    transitions): ``send`` queues one message of named arrays, each (N, ...) for N items,
-    produced on weights ``version``; it blocks while the queue is full, at most the
-    configured ``send_timeout``, then drops the message, counts it and returns False."""
-
-    def send(
-        self, fields: Mapping[str, np.ndarray], *, version: int, steps: int, episodes: int
-    ) -> bool: ...
-
-
 @dataclass(frozen=True)
 class AgentContext:
     """What an agent is built from: the raw ``algorithm.config``, the worker's name, torch
     ``device``, app ``seed``, most rows of one ``act``, the ``parameters`` link (None
-    without a parameter-server side), ``metrics`` (None: nobody listens) and, for an
-    algorithm with a learner side, the ``experience`` sink its actors ship to."""
+    without shards), ``metrics`` (None: nobody listens), an actor's ``experience`` sink."""
 
     config: Mapping[str, Any] = field(default_factory=dict)
     worker_id: str = "worker"
@@ -218,60 +206,6 @@ class ParameterServerContext:
 
 
 @dataclass(frozen=True)
-class ExperienceBatch:
-    """What a learner learns from in one step: named arrays stacked on a first axis of
-    items (unrolls (N, T+1, ...) from actors, or transitions (N, ...) from a replay), the
-    weight version each item was produced on, the environment steps and episodes they
-    cover; from a replay, also the items' ``keys`` and importance ``weights``."""
-
-    fields: Mapping[str, np.ndarray]
-    versions: np.ndarray  # (N,) int64
-    steps: int = 0
-    episodes: int = 0
-    keys: np.ndarray | None = None  # (N,) uint64: replay items (priority updates name them)
-    weights: np.ndarray | None = None  # (N,) float32: importance-sampling weights
-
-    def __len__(self) -> int:
-        return int(self.versions.shape[0])
-
-
-@dataclass(frozen=True)
-class LearnerContext:
-    """What a learner is built from: as ``AgentContext`` for a learner daemon (its name,
-    ``device``, the ``parameters`` link it pushes gradients through)."""
-
-    config: Mapping[str, Any] = field(default_factory=dict)
-    name: str = "learner"
-    device: str = "cpu"
-    seed: int | None = None
-    parameters: ParameterLink | None = None
-    metrics: MetricsRecorder | None = None
-
-
-class Learner(ABC):
-    """The learner side of an algorithm with a central learner (impala, appo, apex).
-
-    The learner daemon feeds it ``batch_size`` items at a time: unrolls the actors sent
-    (``source`` "unrolls"), or transitions sampled from the replay servers ("replay").
-    ``learn`` makes one (or more) gradient steps through ``LearnerContext.parameters``
-    and returns the items' new priorities for a replay batch (None otherwise)."""
-
-    source: Literal["unrolls", "replay"] = "unrolls"
-    batch_size: int = 1
-
-    @abstractmethod
-    def learn(self, batch: ExperienceBatch) -> np.ndarray | None:
-        """One learning step on ``batch``; new priorities (N,) for replay items, else None."""
-
-    def stats(self) -> dict[str, float]:
-        """Numbers for the learner's status (steps, losses ...)."""
-        return {}
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release resources when the learner stops."""
-
-
-@dataclass(frozen=True)
 class Algorithm(Generic[C]):
     """An algorithm, declared once as its package's ``ALGORITHM``.
 
@@ -283,8 +217,7 @@ class Algorithm(Generic[C]):
             None for an algorithm that needs no shards.
         model: ``config -> torch.nn.Module`` whose parameters are the vector, in
             ``FlatModel`` order (export, play, greedy evaluation); None: none.
-        learner: ``(context, config) -> Learner``: a central learner's side (its agents
-            are actors shipping experience); None: the agents learn themselves.
+        learner: ``(context, config) -> Learner`` (``core_learner``); None: agents learn.
     """
 
     name: str
@@ -308,15 +241,6 @@ class Algorithm(Generic[C]):
         if not isinstance(agent, Agent):
             raise TypeError(f"{self.name}: expected an Agent, got {type(agent).__name__}")
         return agent
-
-    def make_learner(self, context: LearnerContext) -> Learner:
-        """The learner side for ``context``; ``ValueError`` for an algorithm without one."""
-        if self.learner is None:
-            raise ValueError(f"{self.name} has no learner side (its workers learn themselves)")
-        learner = self.learner(context, self.parse(context.config))
-        if not isinstance(learner, Learner):
-            raise TypeError(f"{self.name}: expected a Learner, got {type(learner).__name__}")
-        return learner
 
     def make_parameter_server(
         self, config: Mapping[str, Any] | None, context: ParameterServerContext

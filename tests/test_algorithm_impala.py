@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from relaax_zmq.config import AppConfig, parse_config
-from relaax_zmq.core import AgentContext, LearnerContext
+from relaax_zmq.core import AgentContext
+from relaax_zmq.core_learner import LearnerContext, make_learner
 from relaax_zmq.runtime.registry import load_algorithm
 from relaax_zmq.serial import SerialParameters
 from relaax_zmq.serial.runner import SerialRunner
@@ -73,7 +74,7 @@ def test_the_learner_needs_async_parameter_servers_and_the_actor_a_link() -> Non
 
     parameters = SerialParameters(config, load_spec(config))
     with pytest.raises(ValueError, match="expected parameter_servers.update: async"):
-        algorithm.make_learner(LearnerContext(config=CARTPOLE, parameters=parameters))
+        make_learner(algorithm, LearnerContext(config=CARTPOLE, parameters=parameters))
     with pytest.raises(ValueError, match="expected a link to the learners"):
         algorithm.make_agent(AgentContext(config=CARTPOLE, parameters=parameters))
 

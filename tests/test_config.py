@@ -27,6 +27,7 @@ from relaax_zmq.config import (
     to_mapping,
 )
 from relaax_zmq.errors import ConfigError
+from relaax_zmq.runtime.registry import algorithm_names
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -309,7 +310,7 @@ def test_errors_name_the_key_and_what_was_expected(overrides: dict, message: str
         ({"algorithm.name": None}, "algorithm: expected exactly one of name or path, got neither"),
         (
             {"algorithm.name": "da3cc"},
-            "algorithm.name: expected one of appo, cem, da3c, ddpg, dqn, impala, ppo, reinforce, trpo, got 'da3cc'",
+            f"algorithm.name: expected one of {', '.join(algorithm_names())}, got 'da3cc'",
         ),
         ({"workers.device": "gpu"}, "workers.device: expected cpu, cuda, cuda:N or mps, got 'gpu'"),
         (

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ROOT / "algorithms"
 BUILT_IN = sorted(p.name for p in ALGORITHMS.iterdir() if (p / "__init__.py").is_file())
 #: what algorithm packages may import of this project (plus their own relative imports)
-ALLOWED = ("relaax_zmq.core", "relaax_zmq.algorithms.common")
+ALLOWED = ("relaax_zmq.core", "relaax_zmq.core_learner", "relaax_zmq.algorithms.common")
 #: what the shared pieces must never reach into: the runtime roles
 RUNTIME = ("relaax_zmq.ps", "relaax_zmq.worker", "relaax_zmq.broker", "relaax_zmq.client")
 
@@ -35,9 +35,11 @@ def _project_imports(path: Path) -> list[str]:
     return [m for m in found if m.split(".")[0] == "relaax_zmq"]
 
 
-def test_core_is_at_most_250_lines() -> None:
+def test_core_is_at_most_255_lines_and_its_learner_part_100() -> None:
     lines = len((ROOT / "relaax_zmq" / "core.py").read_text().splitlines())
-    assert lines <= 250, lines
+    assert lines <= 255, lines
+    lines = len((ROOT / "relaax_zmq" / "core_learner.py").read_text().splitlines())
+    assert lines <= 100, lines
 
 
 @pytest.mark.parametrize("name", [n for n in BUILT_IN if n != "common"])
@@ -87,7 +89,7 @@ def test_no_built_in_overrides_act(name: str) -> None:
 
 
 def test_an_unknown_name_lists_the_installed_ones() -> None:
-    with pytest.raises(ConfigError, match="algorithm.name: expected one of cem, da3c.*got 'nope'"):
+    with pytest.raises(ConfigError, match="algorithm.name: expected one of .*appo, cem, da3c.*got 'nope'"):
         from_mapping(AlgorithmConfig, {"name": "nope"}, "algorithm")
 
 
@@ -104,4 +106,4 @@ def test_no_installed_module_is_over_400_lines() -> None:
 
 def test_relaax_zmq_keeps_only_the_plugin_api_and_errors_at_its_top() -> None:
     loose = sorted(p.name for p in (ROOT / "relaax_zmq").glob("*.py"))
-    assert loose == ["__init__.py", "core.py", "errors.py"], loose
+    assert loose == ["__init__.py", "core.py", "core_learner.py", "errors.py"], loose

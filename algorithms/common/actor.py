@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from relaax_zmq.core import AgentContext, ExperienceSink, StepBatch
+from relaax_zmq.core import AgentContext, StepBatch
+from relaax_zmq.core_learner import ExperienceSink
 
 from .agent import AgentCounters, TorchAgent
 from .memory import SessionMemory

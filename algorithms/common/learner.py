@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from relaax_zmq.core import Learner, LearnerContext, ParameterLink, names
+from relaax_zmq.core import ParameterLink, names
+from relaax_zmq.core_learner import Learner, LearnerContext
 
 from .flat import FlatModel
 

@@ -17,13 +17,12 @@ from relaax_zmq.core import (
     Agent,
     AgentContext,
     Algorithm,
-    Learner,
-    LearnerContext,
     OptimizerSpec,
     ParameterServerContext,
     ParameterServerSpec,
     ParamGroup,
 )
+from relaax_zmq.core_learner import Learner, LearnerContext
 
 from .config import InputConfig, OptimizerConfig
 from .flat import initial_vector, param_count

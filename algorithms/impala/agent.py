@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from relaax_zmq.core import AgentContext, ExperienceBatch, LearnerContext, names
+from relaax_zmq.core import AgentContext, names
+from relaax_zmq.core_learner import ExperienceBatch, LearnerContext
 
 from ..common.actor import UnrollActor
 from ..common.learner import TorchLearner

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from relaax_zmq.core import ExperienceBatch
+from relaax_zmq.core_learner import ExperienceBatch
 from relaax_zmq.learner.wire import TensorMessage
 
 #: Lag histogram buckets: 0, 1, 2-3, 4-7, ... , >= 2^(LAG_BUCKETS-2).

@@ -25,7 +25,7 @@ from typing import Any
 import zmq
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.core import Learner, LearnerContext
+from relaax_zmq.core_learner import Learner, LearnerContext, make_learner
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.learner import wire
 from relaax_zmq.learner.assembly import BatchAssembler
@@ -139,7 +139,8 @@ class LearnerDaemon:
             owner="learner",
         )
         use_threads(config.learner.torch_threads)
-        self.learner = self.algorithm.make_learner(
+        self.learner = make_learner(
+            self.algorithm,
             LearnerContext(
                 config=config.algorithm.config,
                 name=self.name,
@@ -147,7 +148,7 @@ class LearnerDaemon:
                 seed=config.environment.seed,
                 parameters=self.parameters,
                 metrics=metrics,
-            )
+            ),
         )
         self.assembler = BatchAssembler(self.learner.batch_size, config.learner.max_lag)
 
@@ -234,7 +235,9 @@ class LearnerDaemon:
         intake = status.get("intake", {})
         for key in ("items", "stale_items", "refused", "lag_max"):
             metrics.scalar(f"learner/{key}", float(intake.get(key, 0)))
-        metrics.scalar("learner/mean_lag", float(intake.get("lag_sum", 0)) / max(1, intake.get("items", 0)))
+        metrics.scalar(
+            "learner/mean_lag", float(intake.get("lag_sum", 0)) / max(1, intake.get("items", 0))
+        )
         metrics.scalar("learner/transitions_per_s", float(status.get("transitions_per_s", 0.0)))
         metrics.flush(int(status.get("global_step", 0)))
 

@@ -200,14 +200,14 @@ def replay_families(out: Families, status: Mapping[str, Any]) -> None:
 
 
 FAMILIES: dict[str, Callable[[Families, Mapping[str, Any]], None]] = {
-    "learners": learner_families,
-    "replay": replay_families,
     "broker": broker_families,
     "workers": worker_families,
     "shards": shard_families,
     "collector": collector_families,
     "gateway": gateway_families,
     "autoscaler": autoscaler_families,
+    "learners": learner_families,
+    "replay": replay_families,
 }
 
 

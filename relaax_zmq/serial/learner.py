@@ -14,7 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from relaax_zmq.config import AppConfig
-from relaax_zmq.core import Algorithm, Learner, LearnerContext, MetricsRecorder
+from relaax_zmq.core import Algorithm, MetricsRecorder
+from relaax_zmq.core_learner import Learner, LearnerContext, make_learner
 from relaax_zmq.learner.assembly import BatchAssembler
 from relaax_zmq.learner.wire import TensorMessage
 
@@ -32,7 +33,8 @@ class SerialLearner:
         recorder: MetricsRecorder | None = None,
     ) -> None:
         self.parameters = parameters
-        self.learner: Learner = algorithm.make_learner(
+        self.learner: Learner = make_learner(
+            algorithm,
             LearnerContext(
                 config=config.algorithm.config,
                 name="serial-learner",
@@ -40,7 +42,7 @@ class SerialLearner:
                 seed=config.environment.seed,
                 parameters=parameters,
                 metrics=recorder,
-            )
+            ),
         )
         if self.learner.source != "unrolls":
             raise ValueError(f"{algorithm.name}: serial mode feeds unrolls, not a replay")
