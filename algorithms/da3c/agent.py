@@ -22,12 +22,12 @@ from relaax_zmq.core import AgentContext, StepBatch, names
 
 from ..common.agent import TorchAgent, segment_episodes
 from ..common.losses import A3CLoss, a3c_loss
+from ..common.memory import SessionMemory
 from ..common.networks import ActorCritic, LSTMState, from_sections
 from ..common.normalizer import RewardScaler
 from ..common.recorder import Recorder, Segment
 from ..common.returns import gae_to_segment_ends
 from .config import DA3CConfig
-from ..common.memory import SessionMemory
 
 
 def build_model(config: DA3CConfig) -> ActorCritic:
