@@ -59,8 +59,16 @@ def test_socket_map_puts_curve_on_every_socket_off_the_host(tmp_path: Path) -> N
     assert roles["broker.frontend"] == ("broker", ("client",))
     assert roles["broker.backend"] == ("broker", ("worker",))
     assert roles["broker.admin"] == ("broker", ("admin",))
-    assert roles["ps[0].gradients"] == roles["ps[0].weights"] == ("shard", ("worker",))
-    assert roles["metrics.collector"] == ("metrics", ("client", "shard", "worker"))
+    # a central learner pushes gradients and reads weights with its own key
+    assert roles["ps[0].gradients"] == roles["ps[0].weights"] == ("shard", ("learner", "worker"))
+    assert roles["learner.ps[0].gradients"] == ("learner", "shard")
+    assert roles["learner[0].unrolls"] == ("learner", ("worker",))
+    assert roles["replay[0].insert"] == ("replay", ("worker",))
+    assert roles["replay[0].sample"] == ("replay", ("learner",))
+    assert roles["learner.replay[0]"] == ("learner", "replay")
+    assert roles["metrics.collector"] == (
+        "metrics", ("client", "learner", "replay", "shard", "worker"),
+    )  # fmt: skip
     assert roles["worker.ps[0].weights"] == ("worker", "shard")
     assert roles["ps.metrics"] == ("shard", "metrics")
     assert roles["admin.client"] == ("admin", "broker")
