@@ -82,11 +82,12 @@ CASES = (
     "cartpole-memory-da3c",
     "cartpole-impala",
     "cartpole-appo",
+    "cartpole-apex",
 )
 
 
 #: Algorithms judged by exploit sessions running alongside (module docstring).
-EXPLOIT_JUDGED = frozenset({"dqn", "cem"})
+EXPLOIT_JUDGED = frozenset({"dqn", "cem", "apex"})
 #: Exploit sessions of such a judge.
 JUDGES = 8
 

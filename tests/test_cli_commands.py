@@ -62,7 +62,7 @@ def test_new_with_a_gym_id_and_an_algorithm_fits_the_spaces(tmp_path) -> None:
     assert config.environment.run.endswith("template.py:WalkRunner")
     assert not config.environment.vectorized and config.algorithm.config["output"] == {"actions": 2}
     unknown = cli("new", tmp_path / "x", "-a", "sarsa")
-    assert unknown.returncode == 1 and "installed: appo, cem, da3c" in unknown.stderr
+    assert unknown.returncode == 1 and "installed: apex, appo, cem, da3c" in unknown.stderr
 
 
 def test_generate_copies_an_algorithm_that_the_app_then_loads_by_path(tmp_path) -> None:

@@ -13,6 +13,10 @@ peer), hands it to the ``BatchAssembler`` (schema, staleness) and learns on ever
 batch. Every ``heartbeat_interval`` it publishes its figures (status for /metrics, the
 metrics collector, a log line every ``STATS_LOG_INTERVAL``); the parameter link
 heartbeats to the shards as a worker's does.
+
+A replay learner (``Learner.source`` "replay", apex) has no PULL: ``_replay_loop``
+samples the replay servers through a ``ReplaySource`` (``learner/replay_source.py``),
+learns on each batch and sends its new priorities back; the heartbeat is the same.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from relaax_zmq.core_learner import Learner, LearnerContext, make_learner
 from relaax_zmq.errors import ProtocolError
 from relaax_zmq.learner import wire
 from relaax_zmq.learner.assembly import BatchAssembler
+from relaax_zmq.learner.replay_source import ReplaySource
 from relaax_zmq.metrics import MetricsSender
 from relaax_zmq.ps.client import ParameterClient
 from relaax_zmq.ps.plugin import load_spec
@@ -95,6 +100,7 @@ class LearnerDaemon:
         self.learner: Learner | None = None
         self.assembler: BatchAssembler | None = None
         self.parameters: ParameterClient | None = None
+        self.replay: ReplaySource | None = None  # a replay learner's intake (apex)
         self.published: dict[str, Any] | None = None  #: the last heartbeat's status (/metrics)
         self._context = context
         self._started = time.monotonic()
@@ -108,6 +114,14 @@ class LearnerDaemon:
         pull = None
         try:
             self._build(context, metrics)
+            assert self.learner is not None
+            if self.learner.source == "replay":  # -- the replay source (apex) --
+                self.replay = ReplaySource(
+                    self.config, self.learner, context, source=self.name, inproc=self.inproc
+                )
+                log.info("learner %s sampling %d replay servers", self.name, self.config.replay.shards)  # fmt: skip
+                self._replay_loop(stop, metrics)
+                return
             spec = socket_map(self.config, inproc=self.inproc)[f"learner[{self.index}].unrolls"]
             pull = open_socket(context, dataclasses.replace(spec, hwm=RECEIVE_HWM))
             log.info("learner %s listening at %s", self.name, spec.endpoint)
@@ -115,6 +129,8 @@ class LearnerDaemon:
         finally:
             if pull is not None:
                 pull.close(linger=0)
+            if self.replay is not None:
+                self.replay.close()
             if self.learner is not None:
                 self.learner.close()
             if self.parameters is not None:
@@ -172,6 +188,29 @@ class LearnerDaemon:
                     next_log = now + STATS_LOG_INTERVAL
                     log.info("learner %s: %s", self.name, _summary(self.published))
 
+    def _replay_loop(self, stop: StopFlag, metrics: MetricsSender) -> None:
+        """``_loop`` for a replay learner: sample, learn, send priorities; heartbeat."""
+        assert self.parameters is not None and self.replay is not None
+        interval = self.config.parameter_servers.heartbeat_interval
+        next_beat = next_log = time.monotonic()
+        while not stop.is_set():
+            self.parameters.poll()
+            if not self.parameters.ready:
+                time.sleep(POLL_MS / 1000)
+            elif (done := self.replay.step(POLL_MS / 1000)) is not None:
+                c = self.counters
+                c.learn_steps += 1
+                c.transitions += done[0]
+                c.learn_seconds += done[1]
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + interval
+                self.published = self.stats()
+                self._report(metrics)
+                if now >= next_log:
+                    next_log = now + STATS_LOG_INTERVAL
+                    log.info("learner %s: %s", self.name, _summary(self.published))
+
     def _drain(self, pull: zmq.Socket, max_bytes: int) -> None:
         assert self.assembler is not None and self.parameters is not None
         version = self.version()
@@ -217,6 +256,8 @@ class LearnerDaemon:
     def stats(self) -> dict[str, Any]:
         """The learner's status: its counters, its intake's and its learner's figures."""
         intake = dataclasses.asdict(self.assembler.counters) if self.assembler else {}
+        if self.replay is not None:  # a replay learner's intake: its replay client
+            intake = self.replay.stats()
         seconds = max(1e-9, time.monotonic() - self._started)
         return {
             "name": self.name,
