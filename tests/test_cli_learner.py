@@ -12,7 +12,7 @@ import pytest
 import yaml
 from test_cli_support import cli, free_ports
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # ~30 s: the slow suite
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
