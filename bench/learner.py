@@ -75,7 +75,7 @@ class TorchLink:
         return 1
 
     def add_statistics(self, delta) -> None:
-        pass
+        """No shared statistics: the benchmark's model normalises nothing."""
 
     def statistics(self):
         return None

@@ -44,6 +44,7 @@ __all__ = [
     "NATURE_CONVS",
     "Activation",
     "ActorCritic",
+    "actor_critic",
     "ActorCriticOutput",
     "ConvTorso",
     "Critic",
@@ -72,6 +73,18 @@ def from_sections(network: Callable[..., N], config: Any, **options: Any) -> N:
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
         **options,
+    )
+
+
+def actor_critic(config: Any) -> ActorCritic:
+    """An ``ActorCritic`` for a config with ``shared_torso``, ``lstm_size`` (the torso is
+    shared with an LSTM) and ``init_log_std``; conv for uint8 images, as ``from_sections``."""
+    return from_sections(
+        ActorCritic,
+        config,
+        shared_torso=config.shared_torso or config.lstm_size is not None,
+        lstm_size=config.lstm_size,
+        init_log_std=config.init_log_std,
     )
 
 

@@ -23,7 +23,7 @@ from relaax_zmq.core import AgentContext, StepBatch, names
 from ..common.agent import TorchAgent, segment_episodes
 from ..common.losses import A3CLoss, a3c_loss
 from ..common.memory import SessionMemory
-from ..common.networks import ActorCritic, LSTMState, from_sections
+from ..common.networks import ActorCritic, LSTMState, actor_critic
 from ..common.normalizer import RewardScaler
 from ..common.recorder import Recorder, Segment
 from ..common.returns import gae_to_segment_ends
@@ -32,13 +32,7 @@ from .config import DA3CConfig
 
 def build_model(config: DA3CConfig) -> ActorCritic:
     """Policy and value heads over a torso (shared with an LSTM), conv for images."""
-    return from_sections(
-        ActorCritic,
-        config,
-        shared_torso=config.shared_torso or config.lstm_size is not None,
-        lstm_size=config.lstm_size,
-        init_log_std=config.init_log_std,
-    )
+    return actor_critic(config)
 
 
 class Padded(NamedTuple):

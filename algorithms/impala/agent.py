@@ -16,7 +16,7 @@ from relaax_zmq.core_learner import ExperienceBatch, LearnerContext
 
 from ..common.actor import UnrollActor
 from ..common.learner import TorchLearner
-from ..common.networks import ActorCritic, from_sections
+from ..common.networks import ActorCritic, actor_critic
 from ..common.vtrace import appo_loss, impala_loss, vtrace
 from .config import APPOConfig, ImpalaConfig
 
@@ -26,13 +26,7 @@ TIME_MAJOR = frozenset({"obs", "action", "behaviour_log_prob", "reward", "done"}
 
 def build_model(config: ImpalaConfig) -> ActorCritic:
     """Policy and value heads (separate torsos unless ``shared_torso`` or an LSTM)."""
-    return from_sections(
-        ActorCritic,
-        config,
-        shared_torso=config.shared_torso or config.lstm_size is not None,
-        lstm_size=config.lstm_size,
-        init_log_std=config.init_log_std,
-    )
+    return actor_critic(config)
 
 
 class ImpalaActor(UnrollActor):

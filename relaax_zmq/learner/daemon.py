@@ -104,6 +104,7 @@ class LearnerDaemon:
         self.published: dict[str, Any] | None = None  #: the last heartbeat's status (/metrics)
         self._context = context
         self._started = time.monotonic()
+        self._next_beat = self._next_log = 0.0  # the first turn of a loop beats
 
     def run(self, stop: StopFlag) -> None:
         """Learn until ``stop`` is set; then close everything."""
@@ -172,27 +173,16 @@ class LearnerDaemon:
         self, stop: StopFlag, pull: zmq.Socket, metrics: MetricsSender, max_bytes: int
     ) -> None:
         assert self.parameters is not None and self.assembler is not None
-        interval = self.config.parameter_servers.heartbeat_interval
-        next_beat = next_log = time.monotonic()
         while not stop.is_set():
             if pull.poll(POLL_MS, zmq.POLLIN):
                 self._drain(pull, max_bytes)
             self.parameters.poll()
             self._learn()
-            now = time.monotonic()
-            if now >= next_beat:
-                next_beat = now + interval
-                self.published = self.stats()
-                self._report(metrics)
-                if now >= next_log:
-                    next_log = now + STATS_LOG_INTERVAL
-                    log.info("learner %s: %s", self.name, _summary(self.published))
+            self._beat(time.monotonic(), metrics)
 
     def _replay_loop(self, stop: StopFlag, metrics: MetricsSender) -> None:
         """``_loop`` for a replay learner: sample, learn, send priorities; heartbeat."""
         assert self.parameters is not None and self.replay is not None
-        interval = self.config.parameter_servers.heartbeat_interval
-        next_beat = next_log = time.monotonic()
         while not stop.is_set():
             self.parameters.poll()
             if not self.parameters.ready:
@@ -202,14 +192,19 @@ class LearnerDaemon:
                 c.learn_steps += 1
                 c.transitions += done[0]
                 c.learn_seconds += done[1]
-            now = time.monotonic()
-            if now >= next_beat:
-                next_beat = now + interval
-                self.published = self.stats()
-                self._report(metrics)
-                if now >= next_log:
-                    next_log = now + STATS_LOG_INTERVAL
-                    log.info("learner %s: %s", self.name, _summary(self.published))
+            self._beat(time.monotonic(), metrics)
+
+    def _beat(self, now: float, metrics: MetricsSender) -> None:
+        """Every heartbeat interval: publish the status, report it; log it every
+        ``STATS_LOG_INTERVAL``."""
+        if now < self._next_beat:
+            return
+        self._next_beat = now + self.config.parameter_servers.heartbeat_interval
+        self.published = self.stats()
+        self._report(metrics)
+        if now >= self._next_log:
+            self._next_log = now + STATS_LOG_INTERVAL
+            log.info("learner %s: %s", self.name, _summary(self.published))
 
     def _drain(self, pull: zmq.Socket, max_bytes: int) -> None:
         assert self.assembler is not None and self.parameters is not None
