@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import zmq
-from exchange_support import running_exchange
+from exchange_support import running_exchange, wait_until
 from test_ps_processes import start_shard, write_ps_app
 from test_ps_shards import clients
 
@@ -101,6 +101,8 @@ def test_a_frame_above_the_shard_limit_drops_only_that_pusher(tmp_path) -> None:
             _, versions, _ = client.weights()
             assert client.push(grad, list(versions), steps=1, episodes=0) == 1
             assert client.wait_consistent(10, newer_than=int(versions[0])), daemon.output()
+        # under load the 8 MB frame can trail the push: wait for its log line before stopping
+        wait_until(lambda: "dropped a message" in daemon.output(), 20, "the refused frame's log")
         assert daemon.proc.poll() is None, daemon.output()
         assert daemon.stop() == 0
         # the frame at the limit was refused by the decoder; the one above never arrived
