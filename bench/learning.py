@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -133,8 +134,9 @@ def write_case_app(case: str, seed: int, folder: Path) -> Path:
     return path
 
 
-def run_case(case: str, seed: int, budget: float) -> Outcome:
-    """One run of ``case`` through the real daemons (module docstring)."""
+def run_case(case: str, seed: int, budget: float, report_every: float | None = None) -> Outcome:
+    """One run of ``case`` through the real daemons (module docstring); with
+    ``report_every``, its mean and steps go to stderr that often (seconds)."""
     name, algorithm = task_of(case)
     task = TASKS[name]
     with tempfile.TemporaryDirectory(prefix=f"bench-{case}-") as tmp:
@@ -158,6 +160,8 @@ def run_case(case: str, seed: int, budget: float) -> Outcome:
                 start,
                 min(budget, task.budget),
                 threads[0],
+                lambda text: print(f"{case} seed {seed}: {text}", file=sys.stderr, flush=True),
+                report_every,
             )
             for r, thread in zip(runners, threads, strict=True):
                 r.stop()
@@ -171,11 +175,18 @@ def _watch(
     start: float,
     budget: float,
     thread: threading.Thread,
+    report: Callable[[str], None] | None = None,
+    report_every: float | None = None,
 ) -> Outcome:
-    """Poll ``progress`` until the mean reaches ``threshold``, the budget ends or clients stop."""
+    """Poll ``progress`` until the mean reaches ``threshold``, the budget ends or clients
+    stop; ``report`` gets a line of progress every ``report_every`` seconds."""
+    reported = start
     while True:
         mean, steps = progress()
         elapsed = time.monotonic() - start
+        if report is not None and report_every and time.monotonic() - reported >= report_every:
+            report(f"{elapsed:.0f} s, {steps} steps, mean {mean:.1f}")
+            reported = time.monotonic()
         if mean >= threshold:
             return Outcome(True, elapsed, steps, mean)
         if elapsed >= budget or not thread.is_alive():
@@ -256,12 +267,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="runs per case (seeds 0..N-1)")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds per run at most")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 baseline")
+    parser.add_argument(
+        "--progress", type=float, default=None, metavar="S", help="each run's mean every S s"
+    )
     args = parser.parse_args(argv)
     figures: dict[str, dict[str, Any]] = {}
     rows = [["case", "task", "solved", "median s", "slowest s", "median steps", "best mean"]]
     cases = [c for c in args.cases.split(",") if c]
     runs: list[tuple[str, str, Callable[[int], Outcome]]] = [
-        (c, TASKS[task_of(c)[0]].name, lambda s, c=c: run_case(c, s, args.budget)) for c in cases
+        (c, TASKS[task_of(c)[0]].name, lambda s, c=c: run_case(c, s, args.budget, args.progress))
+        for c in cases
     ]
     if not args.no_sb3:
         runs.append(("sb3-ppo", "CartPole-v1", lambda s: run_sb3_ppo(s, args.budget)))

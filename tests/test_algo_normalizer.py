@@ -174,3 +174,21 @@ def test_reward_scaler_scale_segment_ends_the_episode_only_at_its_last_step():
     expected = by_steps.scale("a", [1.0, 2.0, 4.0], [False, True, False])
     np.testing.assert_allclose(np.concatenate([first, second]), expected, rtol=1e-6)
     assert by_segment.scale_segment("b", np.zeros(0), episode_ended=True).shape == (0,)
+
+
+def test_reward_scaler_scale_rows_keeps_each_session_s_return_as_scale_does():
+    rows, by_scale = RewardScaler(gamma=0.9, clip=None), RewardScaler(gamma=0.9, clip=None)
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        rewards, dones = rng.normal(0.0, 3.0, size=3), rng.random(3) < 0.4
+        got = rows.scale_rows(["a", "b", "c"], rewards, dones)
+        for i, session in enumerate("abc"):  # the same returns, folded one at a time
+            by_scale.scale(session, rewards[i : i + 1], dones[i : i + 1])
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, rewards / float(rows.rms.std), rtol=1e-5)
+        assert rows._returns == pytest.approx(by_scale._returns)
+    np.testing.assert_allclose(rows.rms.mean, by_scale.rms.mean, rtol=1e-9)
+    np.testing.assert_allclose(rows.rms.var, by_scale.rms.var, rtol=1e-9)
+    assert rows.scale_rows([], [], []).shape == (0,)
+    with pytest.raises(ValueError, match="sessions and dones: expected 2 each, got 1 and 2"):
+        rows.scale_rows(["a"], [1.0, 2.0], [False, False])

@@ -139,3 +139,71 @@ def test_the_learner_recomputes_the_actor_s_log_probabilities_exactly(lstm_size)
     assert max(abs(r - 1.0) for r in ratios) < 1e-6, ratios
     if lstm_size is not None:  # the first unroll starts from zeros anyway; the second does not
         assert zeroed[0] == ratios[0] and abs(zeroed[1] - 1.0) > 1e-5, zeroed
+
+
+class KeptUnrolls:
+    """An ``ExperienceSink`` that keeps every message it is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, np.ndarray]] = []
+
+    def send(self, fields, *, version: int, steps: int, episodes: int) -> bool:
+        self.sent.append({k: np.array(v[0]) for k, v in fields.items()})
+        return True
+
+
+def test_normalize_rewards_scales_each_training_reward_before_a_truncation_s_bootstrap() -> None:
+    """Rows that carry a reward (not an episode's first, not exploit) are scaled by the
+    running return's std as they arrive; a truncated episode's bootstrap value (already in
+    the scaled units the critic learns) is added after, unscaled."""
+    import torch
+
+    from relaax_zmq.algorithms.common.normalizer import RewardScaler
+    from relaax_zmq.core import StepBatch
+    from relaax_zmq.ps.plugin import load_spec
+
+    config = {**PENDULUM, "normalize_rewards": True, "unroll_length": 3, "gamma": 0.9}
+    settings = app("impala", "Pendulum-v1", config)
+    sink = KeptUnrolls()
+    parameters = SerialParameters(settings, load_spec(settings))
+    agent = load_algorithm(settings.algorithm).make_agent(
+        AgentContext(config=config, parameters=parameters, experience=sink)
+    )
+    training, exploit = np.array([1, 2], np.uint64), np.array([9], np.uint64)
+    agent.open_sessions(training, exploit=False)
+    agent.open_sessions(exploit, exploit=True)
+    rng = np.random.default_rng(3)
+    reference = RewardScaler(0.9)
+    expected: dict[int, list[float]] = {1: [], 2: []}
+    nan = float("nan")
+    for t in range(5):  # session 2's episode is truncated at its third reward, then restarts
+        rewards = np.array([nan, nan, nan] if t == 0 else [*rng.normal(-5, 3, 2), -99.0])
+        rewards[1] = nan if t == 4 else rewards[1]
+        truncated = np.array([False, t == 3, False])
+        obs = rng.normal(size=(3, 3)).astype(np.float32)
+        rows = [0] if t == 4 else [0, 1]
+        if t > 0:
+            scaled = reference.scale_rows([1, 2][: len(rows)], rewards[rows], truncated[rows])
+            for sid, value in zip((1, 2), scaled.tolist(), strict=False):
+                expected[sid].append(value)
+        if t == 3:
+            with torch.no_grad():
+                value = float(agent.model(torch.as_tensor(obs[1:2])).value[0])
+            expected[2][-1] += 0.9 * value
+        agent.act(
+            StepBatch(
+                session_ids=np.concatenate([training, exploit]),
+                rewards=rewards.astype(np.float32),
+                states=obs,
+                terminal=np.zeros(3, bool),
+                truncated=truncated,
+                exploit=np.array([False, False, True]),
+            )
+        )
+    assert len(sink.sent) == 2  # each training session's first unroll of 3 rewards
+    shipped = {round(float(u["reward"][0]), 5): u for u in sink.sent}
+    for sid in (1, 2):
+        unroll = shipped[round(expected[sid][0], 5)]
+        np.testing.assert_allclose(unroll["reward"], expected[sid][:3], rtol=1e-5)
+    np.testing.assert_array_equal(shipped[round(expected[2][0], 5)]["done"], [0, 0, 1])
+    assert float(reference.rms.std) > 3.0  # the scaling mattered: raw rewards are far off

@@ -11,6 +11,7 @@ state each unroll started from.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from relaax_zmq.core_learner import ExperienceSink
 
 from .agent import AgentCounters, TorchAgent
 from .memory import SessionMemory
+from .normalizer import RewardScaler
 from .unrolls import LOG_PROB, VALUE, Unroll, UnrollRecorder
 
 
@@ -32,7 +34,15 @@ class UnrollActor(TorchAgent):
     #: mode) the learner's step lands first and the next unroll is acted on its result
     learns_before_acting = True
 
-    def __init__(self, context: AgentContext, config: Any, model: nn.Module, *, name: str) -> None:
+    def __init__(
+        self,
+        context: AgentContext,
+        config: Any,
+        model: nn.Module,
+        *,
+        name: str,
+        reward_scaler: RewardScaler | None = None,
+    ) -> None:
         if context.experience is None:
             raise ValueError(
                 f"{name}: expected a link to the learners to ship unrolls to "
@@ -52,7 +62,14 @@ class UnrollActor(TorchAgent):
             config.gamma,
             starts,
         )
-        super().__init__(context, config, model, name=name, recorder=recorder)  # type: ignore[arg-type]
+        super().__init__(
+            context,
+            config,
+            model,
+            name=name,
+            recorder=recorder,
+            reward_scaler=reward_scaler,  # type: ignore[arg-type]
+        )
         self.counters = AgentCounters()
         self.shipped = 0
         self.dropped = 0
@@ -76,6 +93,23 @@ class UnrollActor(TorchAgent):
             extras = {"h": memory[0].cpu().numpy(), "c": memory[1].cpu().numpy()}
         extras.update({LOG_PROB: log_probs.cpu().numpy(), VALUE: output.value.cpu().numpy()})
         return actions.cpu().numpy(), extras
+
+    def cut(self, batch: StepBatch, states: np.ndarray) -> list[Unroll]:  # type: ignore[override]
+        """Full unrolls; with a ``reward_scaler`` the rewards are scaled as they arrive, so
+        that a truncation's bootstrap value (in the scaled units) adds to scaled rewards."""
+        scaler = self.reward_scaler
+        if scaler is not None:
+            rows = ~(batch.starts | np.asarray(batch.exploit, bool))
+            if rows.any():
+                rewards = batch.rewards.copy()
+                sessions = batch.session_ids[rows].tolist()
+                rewards[rows] = scaler.scale_rows(sessions, rewards[rows], batch.ends[rows])
+                batch = replace(batch, rewards=rewards)
+        return self.recorder.step(batch, states)  # type: ignore[return-value]
+
+    def scale_rewards(self, segments: list[Any]) -> list[Any]:
+        """The unrolls as they are: their rewards were scaled on arrival (``cut``)."""
+        return segments
 
     def close_sessions(self, session_ids: np.ndarray) -> None:
         super().close_sessions(session_ids)

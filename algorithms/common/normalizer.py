@@ -186,6 +186,31 @@ class RewardScaler:
         ends[-1:] = episode_ended
         return self.scale(session, rewards, ends)
 
+    def scale_rows(self, sessions: Any, rewards: Any, dones: Any) -> np.ndarray:
+        """``scale`` for one reward each of distinct sessions (the rows of one step), at once.
+
+        The step's running returns are folded into ``rms`` together, then each reward is
+        divided by the std that results. Returns float32 (B,).
+        """
+        rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        ends = np.asarray(dones, dtype=bool).reshape(-1)
+        keys = list(sessions)
+        if ends.shape != rewards.shape or len(keys) != rewards.shape[0]:
+            raise ValueError(
+                f"sessions and dones: expected {rewards.shape[0]} each, "
+                f"got {len(keys)} and {ends.shape[0]}"
+            )
+        if not keys:
+            return np.zeros(0, np.float32)
+        running = np.fromiter((self._returns.get(k, 0.0) for k in keys), np.float64, len(keys))
+        running = self.gamma * running + rewards
+        self.rms.update(running)
+        scaled = rewards / float(self.rms.std)
+        self._returns.update(zip(keys, np.where(ends, 0.0, running).tolist(), strict=True))
+        if self.clip is not None:
+            scaled = np.clip(scaled, -self.clip, self.clip)
+        return scaled.astype(np.float32)
+
     def reset(self, session: Hashable) -> None:
         """Forget a session's running return (e.g. when it is closed)."""
         self._returns.pop(session, None)

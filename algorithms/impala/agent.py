@@ -17,6 +17,7 @@ from relaax_zmq.core_learner import ExperienceBatch, LearnerContext
 from ..common.actor import UnrollActor
 from ..common.learner import TorchLearner
 from ..common.networks import ActorCritic, actor_critic
+from ..common.normalizer import RewardScaler
 from ..common.vtrace import appo_loss, impala_loss, vtrace
 from .config import APPOConfig, ImpalaConfig
 
@@ -34,7 +35,8 @@ class ImpalaActor(UnrollActor):
 
     def __init__(self, context: AgentContext, config: ImpalaConfig) -> None:
         name = "appo" if isinstance(config, APPOConfig) else "impala"
-        super().__init__(context, config, build_model(config), name=name)
+        scaler = RewardScaler(config.gamma) if config.normalize_rewards else None
+        super().__init__(context, config, build_model(config), name=name, reward_scaler=scaler)
 
 
 class ImpalaLearner(TorchLearner):

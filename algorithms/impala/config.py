@@ -38,6 +38,9 @@ class ImpalaConfig:
     vtrace_lambda: float = option(1.0, ge=0, le=1, doc="lambda of V-trace's traces")
     value_coef: float = option(0.5, ge=0, doc="weight of the value loss 0.5 * (v_s - V)^2")
     entropy_coef: float = option(0.01, ge=0, doc="weight of the entropy bonus")
+    normalize_rewards: bool = option(
+        False, doc="divide rewards by the running std of the discounted return (per actor)"
+    )
     wait_timeout: float = option(
         5.0, gt=0, doc="longest wait of the learner for the version holding its last push"
     )
