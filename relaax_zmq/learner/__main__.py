@@ -6,44 +6,35 @@ algorithm without a learner side); supervisord restarts it after a crash (docs/l
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
-import zmq
-
-from relaax_zmq.errors import AuthError, ConfigError
+from relaax_zmq.config import AppConfig
 from relaax_zmq.learner.daemon import LearnerDaemon
-from relaax_zmq.observability import serve_metrics
-from relaax_zmq.runtime.daemon import StopFlag, load_daemon_config
+from relaax_zmq.runtime.daemon_main import IndexedDaemon, Served
 
 PROG = "relaax-zmq-learner"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description="Serve one central learner.")
-    parser.add_argument("--config", required=True, type=Path, help="app YAML file")
-    parser.add_argument("--index", type=int, default=0, help="learner index (default 0)")
-    return parser.parse_args(argv)
+def build(config: AppConfig, index: int) -> Served:
+    """Learner ``index`` of the app (``ConfigError`` for an algorithm without a learner)."""
+    daemon = LearnerDaemon(config, index)
+    return Served(daemon.name, lambda: daemon.published, daemon.run)
+
+
+DAEMON = IndexedDaemon(
+    PROG,
+    "Serve one central learner.",
+    "--index",
+    "learner index (default 0)",
+    metrics="learners",
+    role="learner",
+    build=build,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a learner until a signal stops it; the exit status."""
-    args = parse_args(argv)
-    config = load_daemon_config(args.config, PROG)
-    stop = StopFlag().install()
-    try:
-        daemon = LearnerDaemon(config, args.index)
-    except (ConfigError, ValueError) as exc:
-        raise SystemExit(f"{PROG}: {exc}") from None
-    try:
-        with serve_metrics(
-            config, "learners", daemon.name, lambda: daemon.published, index=args.index
-        ):
-            daemon.run(stop)
-    except (zmq.ZMQError, AuthError, OSError) as exc:
-        raise SystemExit(f"{PROG}: learner {args.index}: {exc}") from None
-    return 0
+    return DAEMON.main(argv)
 
 
 if __name__ == "__main__":
