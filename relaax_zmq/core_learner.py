@@ -40,7 +40,7 @@ class ExperienceBatch:
     versions: np.ndarray  # (N,) int64
     steps: int = 0
     episodes: int = 0
-    keys: np.ndarray | None = None  # (N,) uint64: replay items (priority updates name them)
+    keys: np.ndarray | None = None  # (N,) int64: replay items (priority updates name them)
     weights: np.ndarray | None = None  # (N,) float32: importance-sampling weights
 
     def __len__(self) -> int:
@@ -66,10 +66,13 @@ class Learner(ABC):
     The learner daemon feeds it ``batch_size`` items at a time: unrolls the actors sent
     (``source`` "unrolls"), or transitions sampled from the replay servers ("replay").
     ``learn`` makes one (or more) gradient steps through ``LearnerContext.parameters``
-    and returns the items' new priorities for a replay batch (None otherwise)."""
+    and returns the items' new priorities for a replay batch (None otherwise). A replay
+    batch's importance weights are (N * P(i)) ** -``beta`` over the N items held, divided
+    by the largest any of them has."""
 
     source: Literal["unrolls", "replay"] = "unrolls"
     batch_size: int = 1
+    beta: float = 1.0  # replay samples' importance exponent in [0, 1] (0: no correction)
 
     @abstractmethod
     def learn(self, batch: ExperienceBatch) -> np.ndarray | None:

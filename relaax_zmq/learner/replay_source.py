@@ -44,7 +44,7 @@ class ReplaySource:
             config,
             context,
             batch_size=learner.batch_size,
-            beta=float(getattr(learner, "beta", 1.0)),
+            beta=float(learner.beta),
             source=source,
             inproc=inproc,
         )

@@ -89,7 +89,7 @@ class SerialLearner:
         why = self.replay.insert(message)
         if why:
             raise ValueError(f"serial replay: {why}")
-        n, beta = self.learner.batch_size, float(getattr(self.learner, "beta", 1.0))
+        n, beta = self.learner.batch_size, float(self.learner.beta)
         ratio = self.replay.limiter.samples_per_insert is not None
         while self.replay.can_sample(n):
             batch = batch_from_message(self.replay.sample(n, beta, {}, "serial"))
