@@ -56,13 +56,18 @@ def test_a_gaussian_policy_learns_through_the_learner_within_bounds(name: str) -
     assert run.steps >= 2_000
 
 
-def test_appo_takes_epochs_steps_per_batch_and_reports_its_clip_fraction() -> None:
-    config = {**CARTPOLE, "epochs": 3, "batch_size": 4, "unroll_length": 8}
+def test_appo_takes_epochs_times_minibatches_steps_per_batch_and_reports_its_clip_fraction():
+    config = {**CARTPOLE, "epochs": 3, "minibatches": 2, "batch_size": 4, "unroll_length": 8}
     runner = SerialRunner(app("appo", "CartPole-v1", config, clients=4))
+    learner = runner.learner.learner
+    seen: list[int] = []
+    loss = learner._loss
+    learner._loss = lambda t: (seen.append(t["obs"].shape[1]), loss(t))[1]
     runner.run(max_steps=1_000)
     assert runner.learner is not None
     figures = runner.learner.learner.stats()
-    assert figures["pushes"] == 3 * runner.learner.learn_steps > 0
+    assert figures["pushes"] == 3 * 2 * runner.learner.learn_steps > 0
+    assert set(seen) == {2}  # each minibatch holds 2 of the batch's 4 unrolls
     assert 0.0 <= figures["clip_fraction"] <= 1.0
     assert figures["steps"] == runner.learner.learn_steps * 4 * 8  # counted once per batch
 
@@ -77,6 +82,12 @@ def test_the_learner_needs_async_parameter_servers_and_the_actor_a_link() -> Non
         make_learner(algorithm, LearnerContext(config=CARTPOLE, parameters=parameters))
     with pytest.raises(ValueError, match="expected a link to the learners"):
         algorithm.make_agent(AgentContext(config=CARTPOLE, parameters=parameters))
+
+
+def test_appo_refuses_more_minibatches_than_unrolls_in_a_batch() -> None:
+    algorithm = load_algorithm(app("appo", "CartPole-v1", CARTPOLE).algorithm)
+    with pytest.raises(ValueError, match=r"minibatches.*at most batch_size \(4.*got 5"):
+        algorithm.parse({**CARTPOLE, "batch_size": 4, "minibatches": 5})
 
 
 @pytest.mark.parametrize(
@@ -127,10 +138,10 @@ def test_the_learner_recomputes_the_actor_s_log_probabilities_exactly(lstm_size)
             for k, v in batch.fields.items()
         }
         with torch.no_grad():
-            ratios.append(learner._loss(t, 0.99 * (1 - t["done"]))[1]["mean_rho"])
+            ratios.append(learner._loss(t)[1]["mean_rho"])
             if lstm_size is not None:
                 t["h"], t["c"] = torch.zeros_like(t["h"]), torch.zeros_like(t["c"])
-                zeroed.append(learner._loss(t, 0.99 * (1 - t["done"]))[1]["mean_rho"])
+                zeroed.append(learner._loss(t)[1]["mean_rho"])
         return learn(batch)
 
     learner.learn = checked

@@ -9,6 +9,8 @@ clipped surrogate on V-trace advantages for ``appo`` (``epochs`` steps per batch
 
 from __future__ import annotations
 
+import zlib
+
 import torch
 
 from relaax_zmq.core import AgentContext, names
@@ -46,6 +48,8 @@ class ImpalaLearner(TorchLearner):
         self.appo = isinstance(config, APPOConfig)
         name = "appo" if self.appo else "impala"
         super().__init__(context, config, build_model(config), name=name)
+        seed = zlib.crc32(f"{context.seed}/{name}/minibatches".encode())
+        self.generator = torch.Generator().manual_seed(seed)
 
     def learn(self, batch: ExperienceBatch) -> None:
         config, device = self.config, self.device
@@ -54,20 +58,29 @@ class ImpalaLearner(TorchLearner):
             else torch.as_tensor(v, device=device)
             for k, v in batch.fields.items()
         }  # fmt: skip
-        discounts = config.gamma * (1.0 - tensors["done"])
-        epochs = config.epochs if self.appo else 1
+        epochs, minibatches = (config.epochs, config.minibatches) if self.appo else (1, 1)
+        count = len(batch.versions)
         for _ in range(epochs):
-            self.fresh_weights()
-            loss, figures = self._loss(tensors, discounts)
-            figures[names.GRADIENT_NORM] = self.push(loss, batch.steps, batch.episodes)
-            batch = ExperienceBatch(batch.fields, batch.versions)  # steps count once
-            self.record(figures)
+            order = torch.randperm(count, generator=self.generator) if minibatches > 1 else None
+            for part in range(minibatches):
+                rows = None if order is None else order[part::minibatches].to(device)
+                self.fresh_weights()
+                loss, figures = self._loss(self._rows(tensors, rows))
+                figures[names.GRADIENT_NORM] = self.push(loss, batch.steps, batch.episodes)
+                batch = ExperienceBatch(batch.fields, batch.versions)  # steps count once
+                self.record(figures)
         return None
 
-    def _loss(
-        self, t: dict[str, torch.Tensor], discounts: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    @staticmethod
+    def _rows(t: dict[str, torch.Tensor], rows: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The unrolls ``rows`` of the time-major batch (all of them for None)."""
+        if rows is None:
+            return t
+        return {k: v[:, rows] if k in TIME_MAJOR else v[rows] for k, v in t.items()}
+
+    def _loss(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         config = self.config
+        discounts = config.gamma * (1.0 - t["done"])
         if self.model.core is None:
             output = self.model.unroll(t["obs"])
         else:  # from the state the actor started the unroll with, reset after each done

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from relaax_zmq.core import option
+from relaax_zmq.core import ConfigError, option
 
 from ..common.config import InputConfig, OptimizerConfig, OutputConfig
 
@@ -51,6 +51,17 @@ class APPOConfig(ImpalaConfig):
     """``algorithm.config`` of ``appo``: PPO's clipped surrogate on V-trace advantages."""
 
     clip: float = option(0.2, gt=0, doc="surrogate clip range of the probability ratio")
-    epochs: int = option(1, ge=1, doc="gradient steps on each learner batch")
+    epochs: int = option(1, ge=1, doc="passes over each learner batch")
+    minibatches: int = option(
+        1, ge=1, doc="gradient steps per pass, each on a random share of the batch's unrolls"
+    )
     normalize_advantages: bool = option(True, doc="standardise the advantages of each batch")
     vtrace_lambda: float = option(0.95, ge=0, le=1, doc="lambda of V-trace's traces")
+
+    def validate_config(self, path: str) -> None:
+        if self.minibatches > self.batch_size:
+            raise ConfigError(
+                f"{path}.minibatches",
+                f"expected at most batch_size ({self.batch_size}: each minibatch takes whole "
+                f"unrolls), got {self.minibatches}",
+            )
