@@ -84,6 +84,10 @@ CASES = (
     "cartpole-impala",
     "cartpole-appo",
     "cartpole-apex",
+    "pendulum-impala",
+    "pendulum-appo",
+    "lunarlander-appo",
+    "lunarlander-apex",
 )
 
 

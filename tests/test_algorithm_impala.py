@@ -107,11 +107,19 @@ def test_bad_config_is_refused_naming_the_key(config: dict, message: str) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["cartpole-impala", "cartpole-appo"])
-def test_the_preset_solves_cartpole_through_the_real_daemons(case: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "budget"),
+    [
+        ("cartpole-impala", 240),
+        ("cartpole-appo", 240),
+        ("pendulum-appo", 240),
+        ("pendulum-impala", 600),
+    ],
+)
+def test_the_preset_solves_its_task_through_the_real_daemons(case: str, budget: float) -> None:
     from bench.learning import run_case
 
-    outcome = run_case(case, seed=1, budget=240)
+    outcome = run_case(case, seed=1, budget=budget)
     assert outcome.solved, outcome
 
 
