@@ -4,7 +4,8 @@ Actors (``ImpalaActor``, one per worker) act with the shards' newest weights and
 unrolls. The learner (``ImpalaLearner``) stacks ``batch_size`` unrolls time-major, runs
 the model over all T+1 observations at once, computes V-trace targets and advantages
 (``algorithms.common.vtrace``) and pushes the gradient of the IMPALA loss, or of PPO's
-clipped surrogate on V-trace advantages for ``appo`` (``epochs`` steps per batch).
+clipped surrogate on V-trace advantages for ``appo`` (``epochs`` passes over each batch,
+each in ``minibatches`` steps on random shares of its unrolls).
 """
 
 from __future__ import annotations
