@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def status(config: AppConfig, until: Any = None, timeout: float = 10.0) -> dict[
     url = f"http://127.0.0.1:{config.prometheus.replay}/metrics"
     deadline, found = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
-        try:
+        with suppress(OSError):  # not serving yet (starting, restarting): ask again
             with urllib.request.urlopen(url, timeout=2) as answer:
                 text = answer.read().decode()
             found = {
@@ -113,8 +113,6 @@ def status(config: AppConfig, until: Any = None, timeout: float = 10.0) -> dict[
             }
             if "size" in found and (until is None or until(found)):
                 return found
-        except OSError:
-            pass
         time.sleep(0.1)
     return found
 
