@@ -29,7 +29,7 @@ import torch
 from relaax_zmq.core import AgentContext, StepBatch, names
 from relaax_zmq.core_learner import ExperienceBatch, ExperienceSink, LearnerContext
 
-from ..common.agent import AgentCounters, TorchAgent, segment_episodes
+from ..common.agent import AgentCounters, WindowedAgent, segment_episodes
 from ..common.flat import load_flat
 from ..common.learner import TorchLearner
 from ..common.losses import dqn_td_targets, td_loss
@@ -53,7 +53,7 @@ class ApexCounters(AgentCounters):
     dropped: int = 0  # messages it dropped (queue full past send_timeout) or not sent
 
 
-class ApexActor(TorchAgent):
+class ApexActor(WindowedAgent):
     """Explores with per-session epsilons and ships prioritized transitions (module docstring)."""
 
     counters: ApexCounters
@@ -82,14 +82,9 @@ class ApexActor(TorchAgent):
                 self._slot(sid)
 
     def close_sessions(self, session_ids: np.ndarray) -> None:
-        self._flush(session_ids)
+        super().close_sessions(session_ids)  # flushes the windows first
         for sid in session_ids.tolist():
             self.slots.pop(sid, None)
-        super().close_sessions(session_ids)
-
-    def end_episodes(self, session_ids: np.ndarray) -> None:
-        self._flush(session_ids)
-        super().end_episodes(session_ids)
 
     def _slot(self, sid: int) -> int:
         """The session's exploration slot: the lowest free one at its first sight."""
@@ -109,17 +104,11 @@ class ApexActor(TorchAgent):
         epsilons[training] = self.levels[slots % len(self.levels)]
         return epsilons
 
-    def _flush(self, session_ids: np.ndarray) -> None:
+    def flush_windows(self, session_ids: np.ndarray) -> None:
         for sid in session_ids.tolist():
             self.pending += self.nstep.flush(sid)
 
     # -- acting -------------------------------------------------------------------------------
-
-    def cut(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
-        restarted = batch.starts & ~batch.exploit
-        if restarted.any():  # a new episode without an end flag: close the open windows
-            self._flush(batch.session_ids[restarted])
-        return super().cut(batch, states)
 
     def policy(
         self, observations: torch.Tensor, batch: StepBatch

@@ -329,3 +329,29 @@ def segment_episodes(segments: list[Segment]) -> int:
 def stack_states(segments: list[Segment]) -> np.ndarray:
     """(sum T, *obs): every segment's states, in order."""
     return np.concatenate([s.states for s in segments])
+
+
+class WindowedAgent(TorchAgent):
+    """A ``TorchAgent`` that keeps open n-step windows per training session (dqn, apex).
+
+    ``flush_windows`` closes a session's windows; it runs when its episode ends (``end_episodes``),
+    when it closes and when a new episode starts without an end flag (a client reset).
+    """
+
+    @abstractmethod
+    def flush_windows(self, session_ids: np.ndarray) -> None:
+        """Close the open windows of these sessions (bootstrapping from what was seen)."""
+
+    def cut(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
+        restarted = batch.starts & ~batch.exploit
+        if restarted.any():  # a new episode without an end flag: close the open windows
+            self.flush_windows(batch.session_ids[restarted])
+        return super().cut(batch, states)
+
+    def end_episodes(self, session_ids: np.ndarray) -> None:
+        self.flush_windows(session_ids)
+        super().end_episodes(session_ids)
+
+    def close_sessions(self, session_ids: np.ndarray) -> None:
+        self.flush_windows(session_ids)
+        super().close_sessions(session_ids)

@@ -27,7 +27,7 @@ import torch
 
 from relaax_zmq.core import AgentContext, StepBatch, names
 
-from ..common.agent import AgentCounters, TorchAgent, segment_episodes
+from ..common.agent import AgentCounters, WindowedAgent, segment_episodes
 from ..common.flat import load_flat
 from ..common.losses import dqn_td_targets, td_loss
 from ..common.networks import QNetwork, from_sections
@@ -49,7 +49,7 @@ class DqnCounters(AgentCounters):
     target_syncs: int = 0  # target network reloads
 
 
-class DqnAgent(TorchAgent):
+class DqnAgent(WindowedAgent):
     """Gorila DQN (see the module docstring)."""
 
     counters: DqnCounters
@@ -93,12 +93,6 @@ class DqnAgent(TorchAgent):
         """Steps of this worker's training sessions (the epsilon and beta schedules' clock)."""
         return self.counters.steps - self.counters.exploit_steps
 
-    def cut(self, batch: StepBatch, states: np.ndarray) -> list[Segment]:
-        restarted = batch.starts & ~batch.exploit
-        if restarted.any():  # a new episode without an end flag: close the open windows
-            self._flush(batch.session_ids[restarted])
-        return super().cut(batch, states)
-
     def policy(
         self, observations: torch.Tensor, batch: StepBatch
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -115,15 +109,7 @@ class DqnAgent(TorchAgent):
 
     # -- sessions -----------------------------------------------------------------------------
 
-    def end_episodes(self, session_ids: np.ndarray) -> None:
-        self._flush(session_ids)
-        super().end_episodes(session_ids)
-
-    def close_sessions(self, session_ids: np.ndarray) -> None:
-        self._flush(session_ids)
-        super().close_sessions(session_ids)
-
-    def _flush(self, session_ids: np.ndarray) -> None:
+    def flush_windows(self, session_ids: np.ndarray) -> None:
         self.feeder.flush(session_ids.tolist())
 
     # -- learning -----------------------------------------------------------------------------
