@@ -72,6 +72,48 @@ def test_appo_takes_epochs_times_minibatches_steps_per_batch_and_reports_its_cli
     assert figures["steps"] == runner.learner.learn_steps * 4 * 8  # counted once per batch
 
 
+@pytest.mark.parametrize(("ratio", "replays"), [(2.0, [2, 2, 2, 2]), (0.5, [0, 1, 0, 1])])
+def test_replay_steps_on_held_unrolls_ratio_batches_per_fresh_batch(ratio, replays) -> None:
+    config = {**CARTPOLE, "batch_size": 4, "unroll_length": 8}
+    config.update(replay_ratio=ratio, replay_capacity=6)
+    runner = SerialRunner(app("impala", "CartPole-v1", config, clients=4))
+    learner = runner.learner.learner
+    shipped: set[bytes] = set()  # every unroll the learner received
+    stepped: list[list[bytes]] = []  # the unrolls of each gradient step
+    update, loss = learner._update, learner._loss
+
+    def fresh(tensors, count, steps, episodes):
+        if steps:  # a fresh batch (a replayed one counts no steps)
+            shipped.update(unroll_keys(tensors))
+        return update(tensors, count, steps, episodes)
+
+    learner._update = fresh
+    learner._loss = lambda t: (stepped.append(unroll_keys(t)), loss(t))[1]
+    runner.run(max_steps=4 * 4 * 8 + 1)  # four fresh batches
+    steps_per_batch = [1 + n for n in replays]
+    assert runner.learner.learn_steps == 4
+    assert learner.stats()["replayed_batches"] == sum(replays)
+    assert len(stepped) == learner.stats()["pushes"] == sum(steps_per_batch)
+    assert learner.stats()["steps"] == 4 * 4 * 8  # replayed transitions are not counted again
+    assert len(learner.replay) == 6 and all(set(s) <= shipped for s in stepped)
+    sizes = [len(s) for s in stepped]
+    assert sizes == [4] * len(sizes)  # each replayed batch: batch_size distinct unrolls
+    assert all(len(set(s)) == len(s) for s in stepped)
+
+
+def unroll_keys(t: dict) -> list[bytes]:
+    """Each unroll of a time-major batch, as the bytes of its observations and actions."""
+    obs, action = t["obs"].transpose(0, 1), t["action"].transpose(0, 1)
+    return [o.numpy().tobytes() + a.numpy().tobytes() for o, a in zip(obs, action, strict=True)]
+
+
+def test_replay_needs_room_for_a_batch() -> None:
+    algorithm = load_algorithm(app("impala", "CartPole-v1", CARTPOLE).algorithm)
+    with pytest.raises(ValueError, match=r"replay_capacity.*batch_size \(8\).*got 4"):
+        algorithm.parse({**CARTPOLE, "replay_ratio": 1.0, "replay_capacity": 4})
+    assert algorithm.parse({**CARTPOLE, "replay_capacity": 0}).replay_ratio == 0.0
+
+
 def test_the_learner_needs_async_parameter_servers_and_the_actor_a_link() -> None:
     config = app("impala", "CartPole-v1", CARTPOLE, update="sync")
     algorithm = load_algorithm(config.algorithm)

@@ -5,7 +5,9 @@ unrolls. The learner (``ImpalaLearner``) stacks ``batch_size`` unrolls time-majo
 the model over all T+1 observations at once, computes V-trace targets and advantages
 (``algorithms.common.vtrace``) and pushes the gradient of the IMPALA loss, or of PPO's
 clipped surrogate on V-trace advantages for ``appo`` (``epochs`` passes over each batch,
-each in ``minibatches`` steps on random shares of its unrolls).
+each in ``minibatches`` steps on random shares of its unrolls). With ``replay_ratio``,
+the learner also steps on batches drawn from its last ``replay_capacity`` unrolls
+(``algorithms.common.unroll_replay``), IMPALA's experience replay.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..common.actor import UnrollActor
 from ..common.learner import TorchLearner
 from ..common.networks import ActorCritic, actor_critic
 from ..common.normalizer import RewardScaler
+from ..common.unroll_replay import UnrollReplay
 from ..common.vtrace import appo_loss, impala_loss, vtrace
 from .config import APPOConfig, ImpalaConfig
 
@@ -51,26 +54,49 @@ class ImpalaLearner(TorchLearner):
         super().__init__(context, config, build_model(config), name=name)
         seed = zlib.crc32(f"{context.seed}/{name}/minibatches".encode())
         self.generator = torch.Generator().manual_seed(seed)
+        self.replay = (
+            UnrollReplay(config.replay_capacity, TIME_MAJOR, self.generator)
+            if config.replay_ratio > 0
+            else None
+        )
+        self.replay_credit = 0.0  # replay_ratio accrues per fresh batch; each 1 is a batch
+        self.figures["replayed_batches"] = 0
 
     def learn(self, batch: ExperienceBatch) -> None:
-        config, device = self.config, self.device
+        """Steps on the fresh ``batch``, then on the batches its ``replay_ratio`` earns."""
         tensors = {  # time-major: (T+1, N, ...) and (T, N, ...); an LSTM's start state (N, H)
-            k: torch.as_tensor(v, device=device).transpose(0, 1) if k in TIME_MAJOR
-            else torch.as_tensor(v, device=device)
+            k: torch.as_tensor(v, device=self.device).transpose(0, 1) if k in TIME_MAJOR
+            else torch.as_tensor(v, device=self.device)
             for k, v in batch.fields.items()
         }  # fmt: skip
+        self._update(tensors, len(batch), batch.steps, batch.episodes)
+        if self.replay is None:
+            return None
+        self.replay.add(tensors)
+        self.replay_credit += self.config.replay_ratio
+        while self.replay_credit >= 1.0:
+            self.replay_credit -= 1.0
+            count = min(self.batch_size, len(self.replay))
+            self._update(self.replay.sample(count), count, 0, 0)
+            self.figures["replayed_batches"] += 1
+        return None
+
+    def _update(
+        self, tensors: dict[str, torch.Tensor], count: int, steps: int, episodes: int
+    ) -> None:
+        """The gradient steps of one batch of ``count`` unrolls (appo: epochs x minibatches);
+        its ``steps`` and ``episodes`` are counted with the first push."""
+        config = self.config
         epochs, minibatches = (config.epochs, config.minibatches) if self.appo else (1, 1)
-        count = len(batch.versions)
         for _ in range(epochs):
             order = torch.randperm(count, generator=self.generator) if minibatches > 1 else None
             for part in range(minibatches):
-                rows = None if order is None else order[part::minibatches].to(device)
+                rows = None if order is None else order[part::minibatches].to(self.device)
                 self.fresh_weights()
                 loss, figures = self._loss(self._rows(tensors, rows))
-                figures[names.GRADIENT_NORM] = self.push(loss, batch.steps, batch.episodes)
-                batch = ExperienceBatch(batch.fields, batch.versions)  # steps count once
+                figures[names.GRADIENT_NORM] = self.push(loss, steps, episodes)
+                steps = episodes = 0
                 self.record(figures)
-        return None
 
     @staticmethod
     def _rows(t: dict[str, torch.Tensor], rows: torch.Tensor | None) -> dict[str, torch.Tensor]:

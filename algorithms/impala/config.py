@@ -41,9 +41,26 @@ class ImpalaConfig:
     normalize_rewards: bool = option(
         False, doc="divide rewards by the running std of the discounted return (per actor)"
     )
+    replay_ratio: float = option(
+        0.0,
+        ge=0,
+        doc="batches replayed from the learner's recent unrolls per fresh batch (IMPALA's "
+        "experience replay; 0: none, 0.5: one every other batch)",
+    )
+    replay_capacity: int = option(
+        0, ge=0, doc="unrolls the learner keeps to replay (a ring: the oldest is overwritten)"
+    )
     wait_timeout: float = option(
         5.0, gt=0, doc="longest wait of the learner for the version holding its last push"
     )
+
+    def validate_config(self, path: str) -> None:
+        if self.replay_ratio > 0 and self.replay_capacity < self.batch_size:
+            raise ConfigError(
+                f"{path}.replay_capacity",
+                f"expected at least batch_size ({self.batch_size}) unrolls with replay_ratio "
+                f"{self.replay_ratio}, got {self.replay_capacity}",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +76,7 @@ class APPOConfig(ImpalaConfig):
     vtrace_lambda: float = option(0.95, ge=0, le=1, doc="lambda of V-trace's traces")
 
     def validate_config(self, path: str) -> None:
+        super().validate_config(path)
         if self.minibatches > self.batch_size:
             raise ConfigError(
                 f"{path}.minibatches",
