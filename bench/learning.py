@@ -88,6 +88,7 @@ CASES = (
     "pendulum-appo",
     "lunarlander-appo",
     "lunarlander-apex",
+    "lunarlander-impala",
 )
 
 

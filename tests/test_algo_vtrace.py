@@ -254,6 +254,23 @@ def test_impala_loss_value_figures_and_gradients():
     assert inputs["behaviour_log_probs"].grad is None and inputs["bootstrap_value"].grad is None
 
 
+def test_impala_loss_can_standardise_its_advantages():
+    inputs, entropy, returns = loss_inputs(seed=14, spread=0.8)
+    logp, values = inputs["target_log_probs"], inputs["values"]
+    loss, figures = impala_loss(
+        logp, entropy, values, returns, value_coef=0.5, entropy_coef=0.0, normalize_advantages=True
+    )
+    pg = returns.pg_advantages.numpy().ravel()
+    standard = (pg - pg.mean()) / (pg.std() + 1e-8)
+    policy = -np.mean(logp.detach().numpy().ravel() * standard)
+    assert math.isclose(figures["policy_loss"], policy, rel_tol=1e-9)
+    raw, _ = impala_loss(logp, entropy, values, returns, value_coef=0.5, entropy_coef=0.0)
+    assert not math.isclose(float(raw.detach()), float(loss.detach()), rel_tol=1e-3)
+    loss.backward()
+    want = -torch.as_tensor(standard.reshape(logp.shape), dtype=logp.dtype) / logp.numel()
+    torch.testing.assert_close(logp.grad, want)
+
+
 @pytest.mark.parametrize("normalize", [True, False])
 def test_appo_loss_value_and_gradients(normalize):
     inputs, entropy, returns = loss_inputs(seed=12, spread=0.5)

@@ -118,15 +118,20 @@ def impala_loss(
     *,
     value_coef: float,
     entropy_coef: float,
+    normalize_advantages: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """IMPALA loss ``policy + value_coef * value - entropy_coef * mean(entropy)``.
 
-    ``policy = -mean(log pi * pg_advantages)``, ``value = 0.5 * mean((vs - values)^2)``.
+    ``policy = -mean(log pi * pg_advantages)`` (the advantages standardised over the whole
+    batch when ``normalize_advantages``), ``value = 0.5 * mean((vs - values)^2)``.
     Returns the loss and the figures ``policy_loss``, ``value_loss``, ``entropy``, ``mean_rho``.
     """
     what, shape = "that of returns.vs", tuple(returns.vs.shape)
     _check_shapes(shape, what, target_log_probs=target_log_probs, entropy=entropy, values=values)
-    policy = losses.policy_gradient_loss(target_log_probs, returns.pg_advantages)
+    advantages = returns.pg_advantages
+    if normalize_advantages:
+        advantages = losses.normalize_advantages(advantages, eps=1e-8)
+    policy = losses.policy_gradient_loss(target_log_probs, advantages)
     return _total(policy, values, entropy, returns, value_coef, entropy_coef)
 
 

@@ -137,6 +137,7 @@ class ImpalaLearner(TorchLearner):
                 returns,
                 value_coef=config.value_coef,
                 entropy_coef=config.entropy_coef,
+                normalize_advantages=config.normalize_advantages,
             )
         return appo_loss(
             target_log_probs,

@@ -41,6 +41,11 @@ class ImpalaConfig:
     normalize_rewards: bool = option(
         False, doc="divide rewards by the running std of the discounted return (per actor)"
     )
+    normalize_advantages: bool = option(
+        False,
+        doc="standardise the advantages of each batch (entropy_coef then means the same "
+        "at every reward scale)",
+    )
     replay_ratio: float = option(
         0.0,
         ge=0,
