@@ -1,6 +1,6 @@
-"""The learner daemon for real: an impala app's shards, learner, broker and worker as
-processes (``LocalStack``), CartPole clients in this process. The learner is scraped over
-its /metrics endpoint, fed a malformed message, killed with SIGKILL mid-run and started
+"""The learner daemon for real: an impala app's shards, learner (replaying one batch from
+its ring after each fresh one), broker and worker as processes (``LocalStack``), CartPole
+clients in this process. The learner is scraped over its /metrics endpoint, fed a malformed message, killed with SIGKILL mid-run and started
 again: the actors keep acting, drop what they cannot ship (memory stays bounded), and the
 new learner goes on from the shards' weights and global step."""
 
@@ -38,6 +38,17 @@ def scrape(port: int) -> dict[str, float]:
     return found
 
 
+def algorithm_figures(port: int) -> dict[str, float]:
+    """The algorithm's learner figures (``relaax_learner_algorithm{stat=...}``) by stat."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    pattern = r'relaax_learner_algorithm\{[^}]*stat="(\w+)"[^}]*\} (\S+)$'
+    return {
+        m.group(1): float(m.group(2))
+        for m in map(re.compile(pattern).match, text.splitlines())
+        if m
+    }
+
+
 def wait_for(check, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -54,6 +65,7 @@ def wait_for(check, timeout: float, what: str):
 def learner_app(folder: Path) -> tuple[Path, int]:
     app = yaml.safe_load((CONF / "cartpole-impala.yaml").read_text())
     app["environment"].update({"seed": 3, "clients": 16, "blocks": 1})
+    app["algorithm"]["config"].update({"replay_ratio": 1.0, "replay_capacity": 32})
     on_free_ports(app)
     port = free_port_range(1)
     app["prometheus"] = {"learners": port}
@@ -76,6 +88,8 @@ def test_the_learner_survives_a_bad_peer_and_a_kill_and_training_goes_on(tmp_pat
         try:
             first = wait_for(lambda: (f := scrape(port)).get("learn_steps_total", 0) > 20 and f,
                              30, "the learner's first steps")  # fmt: skip
+            figures = algorithm_figures(port)  # one replayed batch after each fresh one
+            assert 0 < figures["replayed_batches"] <= figures["pushes"] / 2, figures
 
             context = zmq.Context()  # a peer sending garbage: counted, nothing else
             bad = context.socket(zmq.PUSH)
