@@ -20,6 +20,13 @@ from collections.abc import Mapping
 import torch
 
 
+def select_unrolls(
+    fields: Mapping[str, torch.Tensor], rows: torch.Tensor, time_major: frozenset[str]
+) -> dict[str, torch.Tensor]:
+    """The unrolls ``rows`` of a batch (axis 1 of the ``time_major`` fields, else axis 0)."""
+    return {k: v[:, rows] if k in time_major else v[rows] for k, v in fields.items()}
+
+
 class UnrollReplay:
     """A ring of ``capacity`` unrolls; ``time_major`` names the fields with a time axis.
 
@@ -61,7 +68,8 @@ class UnrollReplay:
                 f"replay: expected the fields {sorted(self.fields)}, got {sorted(batch)}"
             )
         skip = max(0, count - self.capacity)
-        slots = (self.next + torch.arange(count - skip)) % self.capacity
+        device = next(iter(self.fields.values())).device
+        slots = (self.next + torch.arange(count - skip, device=device)) % self.capacity
         for key, value in batch.items():  # all checked before any is written
             stored = self.fields[key]
             if self._unit(key, value) != self._unit(key, stored) or value.dtype != stored.dtype:
@@ -70,12 +78,10 @@ class UnrollReplay:
                     f"per unroll, got {self._unit(key, value)} {value.dtype}"
                 )
         for key, value in batch.items():
-            stored = self.fields[key]
-            slots_here = slots.to(stored.device)
             if key in self.time_major:
-                stored[:, slots_here] = value[:, skip:]
+                self.fields[key][:, slots] = value[:, skip:]
             else:
-                stored[slots_here] = value[skip:]
+                self.fields[key][slots] = value[skip:]
         self.next = (self.next + count - skip) % self.capacity
         self.size = min(self.capacity, self.size + count - skip)
 
@@ -85,7 +91,7 @@ class UnrollReplay:
             raise ValueError("replay: nothing to sample before the first add")
         rows = torch.randperm(self.size, generator=self.generator)[:count]
         rows = rows.to(next(iter(self.fields.values())).device)
-        return {k: v[:, rows] if k in self.time_major else v[rows] for k, v in self.fields.items()}
+        return select_unrolls(self.fields, rows, self.time_major)
 
     def _count(self, batch: Mapping[str, torch.Tensor]) -> int:
         counts = {int(v.shape[1] if k in self.time_major else v.shape[0]) for k, v in batch.items()}

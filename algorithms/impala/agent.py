@@ -23,7 +23,7 @@ from ..common.actor import UnrollActor
 from ..common.learner import TorchLearner
 from ..common.networks import ActorCritic, actor_critic
 from ..common.normalizer import RewardScaler
-from ..common.unroll_replay import UnrollReplay
+from ..common.unroll_replay import UnrollReplay, select_unrolls
 from ..common.vtrace import appo_loss, impala_loss, vtrace
 from .config import APPOConfig, ImpalaConfig
 
@@ -93,17 +93,11 @@ class ImpalaLearner(TorchLearner):
             for part in range(minibatches):
                 rows = None if order is None else order[part::minibatches].to(self.device)
                 self.fresh_weights()
-                loss, figures = self._loss(self._rows(tensors, rows))
+                share = tensors if rows is None else select_unrolls(tensors, rows, TIME_MAJOR)
+                loss, figures = self._loss(share)
                 figures[names.GRADIENT_NORM] = self.push(loss, steps, episodes)
                 steps = episodes = 0
                 self.record(figures)
-
-    @staticmethod
-    def _rows(t: dict[str, torch.Tensor], rows: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """The unrolls ``rows`` of the time-major batch (all of them for None)."""
-        if rows is None:
-            return t
-        return {k: v[:, rows] if k in TIME_MAJOR else v[rows] for k, v in t.items()}
 
     def _loss(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         config = self.config
